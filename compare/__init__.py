@@ -1,0 +1,1 @@
+"""One answer() interface over every answer path, evaluation, and reports."""

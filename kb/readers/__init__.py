@@ -1,0 +1,58 @@
+"""Readers turn the bytes of one file into a `Document`. One module per family of formats;
+each reader is `read(data: bytes, name: str) -> Document` and raises `BadInput` with a plain reason."""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+from typing import Callable
+
+from kb.errors import BadInput
+from kb.records import Document
+from kb.readers import docx, faq, html, pdf, text
+
+Reader = Callable[[bytes, str], Document]
+
+READERS: dict[str, Reader] = {
+    ".csv": faq.read_csv,
+    ".tsv": faq.read_csv,
+    ".xlsx": faq.read_xlsx,
+    ".json": faq.read_json,
+    ".jsonl": faq.read_jsonl,
+    ".pdf": pdf.read_pdf,
+    ".md": text.read_markdown,
+    ".markdown": text.read_markdown,
+    ".txt": text.read_text,
+    ".html": html.read_html,
+    ".htm": html.read_html,
+    ".docx": docx.read_docx,
+}
+
+# What a web server's Content-Type maps to, for URLs.
+CONTENT_TYPES = {
+    "text/html": ".html",
+    "application/xhtml+xml": ".html",
+    "application/pdf": ".pdf",
+    "text/plain": ".txt",
+    "text/markdown": ".md",
+    "text/csv": ".csv",
+    "application/json": ".json",
+}
+
+
+def supported(name: str) -> bool:
+    return PurePath(name).suffix.lower() in READERS
+
+
+def read(data: bytes, name: str, ext: str | None = None) -> Document:
+    """Read one file's bytes, choosing the reader by extension (or `ext` for web content)."""
+    ext = (ext or PurePath(name).suffix).lower()
+    reader = READERS.get(ext)
+    if reader is None:
+        raise BadInput(unsupported_message(ext))
+    return reader(data, name)
+
+
+def unsupported_message(ext: str) -> str:
+    kinds = ", ".join(sorted(READERS))
+    what = f"'{ext}' files are" if ext else "files without an extension are"
+    return f"{what} not supported. Supported: {kinds}"

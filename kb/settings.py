@@ -1,0 +1,147 @@
+"""One settings object for kbchat, read from `settings.toml` in the knowledge base directory.
+
+Every field has a default and a one-line help text (shown by `kbchat settings` and the app).
+Values are validated where the object is built, with messages that name the field.
+
+    >>> Settings(chunk_size=600).chunk_size
+    600
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kb.errors import BadInput
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SETTINGS_FILE = "settings.toml"
+
+
+def _opt(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class Settings:
+    # Chunking. ~800 characters is ~200 tokens: inside MiniLM's 256-token window, and small enough
+    # that a cited passage is one idea.
+    chunk_size: int = _opt(800, "Target length of a passage, in characters.")
+    chunk_overlap: int = _opt(120, "Characters repeated between neighbouring passages, so a fact cut at a boundary is still found.")
+    # Ingestion
+    max_file_mb: float = _opt(50.0, "Files bigger than this (in MB) are refused instead of being read slowly.")
+    fetch_timeout_s: float = _opt(15.0, "Seconds to wait for one web page before giving up on it.")
+    user_agent: str = _opt("kbchat/0.1 (knowledge-base builder)", "How kbchat names itself to websites it reads.")
+    # Models: empty means the packaged default.
+    embedder_path: str = _opt("", "A local sentence-transformers model folder; empty uses the packaged all-MiniLM-L6-v2.")
+    generator_path: str = _opt("", "A local Hugging Face model folder or .gguf file; empty uses the packaged SmolLM2-135M-Instruct.")
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            want = type(f.default)
+            if want is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+                setattr(self, f.name, value)
+            if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
+                raise BadInput(f"Setting '{f.name}' must be a {_TYPE_WORDS[want]}, not {value!r}.")
+        if not 100 <= self.chunk_size <= 8000:
+            raise BadInput(f"Setting 'chunk_size' must be between 100 and 8000 characters, not {self.chunk_size}.")
+        if not 0 <= self.chunk_overlap <= self.chunk_size // 2:
+            raise BadInput(
+                f"Setting 'chunk_overlap' must be between 0 and half of chunk_size ({self.chunk_size // 2}), "
+                f"not {self.chunk_overlap}."
+            )
+        if self.max_file_mb <= 0:
+            raise BadInput(f"Setting 'max_file_mb' must be more than 0, not {self.max_file_mb}.")
+        if self.fetch_timeout_s <= 0:
+            raise BadInput(f"Setting 'fetch_timeout_s' must be more than 0 seconds, not {self.fetch_timeout_s}.")
+
+    # -- reading and writing -------------------------------------------------------------------
+    @classmethod
+    def load(cls, kb_dir: str | os.PathLike) -> "Settings":
+        """The settings of a knowledge base: its settings.toml over the defaults."""
+        path = Path(kb_dir) / SETTINGS_FILE
+        if not path.exists():
+            return cls()
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise BadInput(f"{path} is not valid TOML ({e}). Fix the file or delete it to use the defaults.") from None
+        return cls.from_dict(values, where=str(path))
+
+    @classmethod
+    def from_dict(cls, values: dict, where: str = "settings") -> "Settings":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise BadInput(
+                f"Unknown setting {', '.join(map(repr, unknown))} in {where}. Known settings: {', '.join(sorted(known))}."
+            )
+        return cls(**values)
+
+    def save(self, kb_dir: str | os.PathLike) -> Path:
+        """Write the settings that differ from the defaults, with their help as comments."""
+        path = Path(kb_dir) / SETTINGS_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = ["# kbchat settings. Delete a line to go back to its default."]
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value != f.default:
+                lines += [f"# {f.metadata['help']}", f"{f.name} = {_toml_value(value)}"]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        tmp.replace(path)  # atomic: a crash never leaves a half-written settings file
+        return path
+
+    def updated(self, **changes) -> "Settings":
+        """A copy with some fields changed and validated; string values are parsed to the field's type."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        parsed = {}
+        for name, value in changes.items():
+            if name not in fields:
+                raise BadInput(f"Unknown setting '{name}'. Known settings: {', '.join(sorted(fields))}.")
+            parsed[name] = _parse(name, value, type(fields[name].default)) if isinstance(value, str) else value
+        return dataclasses.replace(self, **parsed)
+
+    @staticmethod
+    def describe() -> list[tuple[str, object, str]]:
+        """(name, default, help) for every setting, for help screens."""
+        return [(f.name, f.default, f.metadata["help"]) for f in dataclasses.fields(Settings)]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_TYPE_WORDS = {int: "whole number", float: "number", str: "text", bool: "true or false"}
+
+
+def _parse(name: str, text: str, want: type):
+    if want is str:
+        return text
+    try:
+        if want is bool:
+            if text.lower() in ("true", "yes", "1", "on"):
+                return True
+            if text.lower() in ("false", "no", "0", "off"):
+                return False
+            raise ValueError
+        return want(text)
+    except ValueError:
+        raise BadInput(f"Setting '{name}' must be a {_TYPE_WORDS[want]}, not {text!r}.") from None
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'

@@ -1,0 +1,221 @@
+"""The knowledge base on disk: one SQLite file of sources and chunks in the knowledge base folder.
+
+Every change is one transaction: a source is replaced with all its chunks or not at all, so a
+crash or Ctrl-C leaves the previous consistent state. A `revision` number goes up with every
+change, so derived data (the vector index, a fine-tuned adapter) can tell it is out of date.
+
+    >>> store = Store(tmp_dir)                       # doctest: +SKIP
+    >>> [s.uri for s in store.sources()]             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+from kb.errors import BadInput, NotFound
+from kb.records import Chunk, FaqPair, Source
+
+DB_FILE = "kbchat.db"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sources (
+    uri TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    title TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    ingested_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL REFERENCES sources(uri) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    location TEXT NOT NULL,
+    text TEXT NOT NULL,
+    question TEXT,
+    answer TEXT
+);
+CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks(source, position);
+"""
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+class Store:
+    """SQLite-backed sources and chunks of one knowledge base folder."""
+
+    def __init__(self, kb_dir: str | os.PathLike, create: bool = True):
+        self.dir = Path(kb_dir)
+        self.path = self.dir / DB_FILE
+        if not self.path.exists() and not create:
+            raise NotFound(f"There is no knowledge base at {self.dir}. Add documents with: kbchat ingest PATH")
+        if self.dir.exists() and not self.dir.is_dir():
+            raise BadInput(f"{self.dir} is a file, not a knowledge base folder. Choose another --kb folder.")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()  # one connection shared by the API's worker threads
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.executescript(_SCHEMA)
+            version = self._meta("schema_version")
+        except sqlite3.DatabaseError as e:
+            raise BadInput(f"{self.path} is not a readable kbchat knowledge base ({e}). Use another --kb folder.") from None
+        if version is None:
+            self._set_meta("schema_version", str(SCHEMA_VERSION))
+        elif int(version) > SCHEMA_VERSION:
+            raise BadInput(f"{self.path} was written by a newer kbchat; upgrade kbchat to open it.")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- meta ----------------------------------------------------------------------------------
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    @property
+    def revision(self) -> int:
+        """Goes up by one with every change to the sources or chunks."""
+        with self._lock:
+            return int(self._meta("revision") or 0)
+
+    def _bump(self) -> None:
+        self._set_meta("revision", str(int(self._meta("revision") or 0) + 1))
+
+    # -- reading -------------------------------------------------------------------------------
+    def sources(self) -> list[Source]:
+        sql = """SELECT s.uri, s.kind, s.title, s.content_hash, s.size_bytes, s.ingested_at,
+                        COUNT(c.id), COUNT(c.question)
+                 FROM sources s LEFT JOIN chunks c ON c.source = s.uri
+                 GROUP BY s.uri ORDER BY s.ingested_at, s.uri"""
+        with self._lock:
+            return [Source(*row) for row in self._db.execute(sql)]
+
+    def source(self, uri: str) -> Source | None:
+        return next((s for s in self.sources() if s.uri == uri), None)
+
+    def chunks(self, source: str | None = None) -> list[Chunk]:
+        sql = "SELECT id, source, location, text, question, answer FROM chunks"
+        args: tuple = ()
+        if source is not None:
+            sql += " WHERE source = ?"
+            args = (source,)
+        with self._lock:
+            return [_chunk(row) for row in self._db.execute(sql + " ORDER BY source, position", args)]
+
+    def get_chunks(self, ids: list[str]) -> list[Chunk]:
+        """The chunks with these ids, in the order asked; ids not in the store are left out."""
+        found: dict[str, Chunk] = {}
+        with self._lock:
+            for start in range(0, len(ids), 500):  # SQLite limits the number of ? parameters
+                part = ids[start : start + 500]
+                sql = f"SELECT id, source, location, text, question, answer FROM chunks WHERE id IN ({','.join('?' * len(part))})"
+                found.update((row[0], _chunk(row)) for row in self._db.execute(sql, part))
+        return [found[i] for i in ids if i in found]
+
+    def chunk_ids(self) -> set[str]:
+        with self._lock:
+            return {row[0] for row in self._db.execute("SELECT id FROM chunks")}
+
+    def faqs(self) -> list[Chunk]:
+        """Every FAQ pair in the knowledge base, as its chunk (chunk.faq holds the pair)."""
+        return [c for c in self.chunks() if c.faq]
+
+    def faq_hash(self) -> str:
+        """A fingerprint of the FAQ content: a fine-tuned adapter records it to tell when it is stale."""
+        h = hashlib.sha256()
+        for q, a in sorted((c.faq.question, c.faq.answer) for c in self.faqs()):
+            h.update(f"{q}\x00{a}\x00".encode())
+        return h.hexdigest()[:16]
+
+    def count(self) -> tuple[int, int]:
+        """(number of sources, number of chunks)"""
+        with self._lock:
+            return (
+                self._db.execute("SELECT COUNT(*) FROM sources").fetchone()[0],
+                self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0],
+            )
+
+    def find_source(self, name: str) -> Source:
+        """A source by its uri, by a path that resolves to it, or by a unique file name."""
+        sources = self.sources()
+        for s in sources:
+            if s.uri == name:
+                return s
+        resolved = str(Path(name).expanduser().resolve())
+        for s in sources:
+            if s.uri == resolved:
+                return s
+        matches = [s for s in sources if Path(s.uri).name == name or s.uri.rstrip("/").endswith("/" + name)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise BadInput(f"'{name}' matches {len(matches)} sources; give the full path or URL: " + ", ".join(s.uri for s in matches))
+        raise NotFound(f"No source named '{name}' in the knowledge base. See the list with: kbchat sources")
+
+    # -- writing -------------------------------------------------------------------------------
+    def replace_source(self, source: Source, chunks: list[Chunk]) -> str:
+        """Store a source and exactly its chunks, replacing any previous version, atomically.
+        Returns "added" or "updated"."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                existed = self._db.execute("SELECT 1 FROM sources WHERE uri = ?", (source.uri,)).fetchone()
+                self._db.execute("DELETE FROM sources WHERE uri = ?", (source.uri,))  # cascades to chunks
+                self._db.execute(
+                    "INSERT INTO sources(uri, kind, title, content_hash, size_bytes, ingested_at) VALUES (?,?,?,?,?,?)",
+                    (source.uri, source.kind, source.title, source.content_hash, source.size_bytes, source.ingested_at),
+                )
+                self._db.executemany(
+                    "INSERT INTO chunks(id, source, position, location, text, question, answer) VALUES (?,?,?,?,?,?,?)",
+                    [
+                        (c.id, source.uri, i, c.location, c.text, c.faq.question if c.faq else None, c.faq.answer if c.faq else None)
+                        for i, c in enumerate(chunks)
+                    ],
+                )
+                self._bump()
+                self._db.execute("COMMIT")
+            except BaseException:  # KeyboardInterrupt included: never leave half a source
+                self._db.execute("ROLLBACK")
+                raise
+        return "updated" if existed else "added"
+
+    def remove_source(self, uri: str) -> int:
+        """Delete a source and its chunks; returns how many chunks went."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                n = self._db.execute("SELECT COUNT(*) FROM chunks WHERE source = ?", (uri,)).fetchone()[0]
+                if not self._db.execute("DELETE FROM sources WHERE uri = ?", (uri,)).rowcount:
+                    raise NotFound(f"No source '{uri}' in the knowledge base. See the list with: kbchat sources")
+                self._bump()
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return n
+
+
+def _chunk(row) -> Chunk:
+    cid, source, location, text, question, answer = row
+    faq = FaqPair(question, answer, location) if question is not None else None
+    return Chunk(cid, source, location, text, faq)

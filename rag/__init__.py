@@ -1,0 +1,1 @@
+"""Retrieval-augmented answers: embeddings, the FAISS index, hybrid search, grounded generation."""

@@ -1,0 +1,1 @@
+"""Every interface to kbchat: the `kbchat` CLI, the Streamlit app, the HTTP API and the widget."""

@@ -1,0 +1,226 @@
+"""The `kbchat` command line: one command per verb, a thin layer over the library.
+
+Heavy libraries are imported inside the commands that need them, so `kbchat --help` is instant.
+Domain errors become a one-line message and exit status 1; Ctrl-C becomes exit status 130.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from kb.errors import KbchatError
+
+DEFAULT_KB = "kbchat_data"
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KbchatError as e:
+            click.secho(f"Error: {e}", fg="red", err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.secho("\nStopped. Work finished before the interruption is saved; the rest is unchanged.", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--kb", "kb_dir", metavar="DIR", envvar="KBCHAT_HOME", default=DEFAULT_KB, show_default=True,
+              help="Knowledge base folder (else $KBCHAT_HOME, else ./kbchat_data).")
+@click.version_option(package_name="kbchat")
+@click.pass_context
+def cli(ctx: click.Context, kb_dir: str) -> None:
+    """kbchat: turn your business documents into a customer chatbot.
+
+    Start with `kbchat ingest FILES_OR_FOLDERS_OR_URLS`, then `kbchat sources`.
+    """
+    ctx.obj = Path(kb_dir)
+
+
+def _store(ctx: click.Context, create: bool = True):
+    from kb.store import Store
+
+    return Store(ctx.obj, create=create)
+
+
+def _settings(ctx: click.Context):
+    from kb.settings import Settings
+
+    return Settings.load(ctx.obj)
+
+
+def _echo_json(value) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+# -- ingest ----------------------------------------------------------------------------------------
+_MARKS = {"added": ("+", "green"), "updated": ("~", "cyan"), "unchanged": ("=", None), "failed": ("x", "red"), "skipped": ("-", "yellow")}
+
+
+@cli.command()
+@click.argument("targets", nargs=-1, required=True, metavar="PATH_OR_URL...")
+@click.option("--crawl", "crawl_pages", type=click.IntRange(min=1, max=10_000), default=None, metavar="N",
+              help="For URLs: follow links on the same site, up to N pages in all.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.pass_context
+def ingest(ctx: click.Context, targets: tuple[str, ...], crawl_pages: int | None, as_json: bool) -> None:
+    """Add files, folders (recursively) and web pages to the knowledge base.
+
+    Formats: FAQ spreadsheets (.csv .tsv .xlsx) and FAQ files (.json .jsonl) with question and
+    answer columns, .pdf, .md, .txt, .html, .docx, and http(s) URLs. Re-ingesting an unchanged
+    file changes nothing; a changed file replaces its own passages.
+    """
+    from kb.ingest import ingest as run_ingest
+
+    settings = _settings(ctx)
+    results = []
+    with _store(ctx) as store:
+        for r in run_ingest(store, list(targets), settings, crawl_pages or 0):
+            results.append(r)
+            if not as_json:
+                _print_result(r)
+        n_sources, n_chunks = store.count()
+    failed = sum(r.failed for r in results)
+    if as_json:
+        _echo_json([dataclasses.asdict(r) for r in results])
+    else:
+        counts = {s: sum(r.status == s for r in results) for s in _MARKS}
+        summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        click.echo(f"\n{summary or 'nothing to do'}. The knowledge base has {n_sources} sources and {n_chunks} passages.")
+        if failed:
+            click.secho(f"{failed} file{'s' if failed > 1 else ''} could not be added; the reasons are above.", fg="red")
+    if failed:
+        ctx.exit(1)
+
+
+def _print_result(r) -> None:
+    mark, colour = _MARKS[r.status]
+    line = f"{mark} {r.status:<9} {r.target}"
+    if r.status in ("added", "updated", "unchanged"):
+        what = f"{r.n_faqs} FAQ pairs" if r.n_faqs else f"{r.n_chunks} passages"
+        line += f"  ({r.kind}, {what})"
+    if r.reason:
+        line += f": {r.reason}"
+    click.secho(line, fg=colour, err=r.failed)
+    for w in r.warnings:
+        click.secho(f"    ! {w}", fg="yellow")
+
+
+# -- sources, remove, chunks -------------------------------------------------------------------------
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+@click.pass_context
+def sources(ctx: click.Context, as_json: bool) -> None:
+    """List the documents in the knowledge base."""
+    from kb.errors import NotFound
+
+    try:
+        store = _store(ctx, create=False)
+    except NotFound:
+        items = []
+    else:
+        with store:
+            items = store.sources()
+    if as_json:
+        _echo_json([dataclasses.asdict(s) for s in items])
+        return
+    if not items:
+        click.echo(f"The knowledge base at {ctx.obj} is empty. Add documents with: kbchat ingest PATH_OR_URL")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Knowledge base: {ctx.obj}", title_justify="left")
+    for col, kw in [("Source", {}), ("Type", {}), ("Passages", {"justify": "right"}),
+                    ("FAQ pairs", {"justify": "right"}), ("Added (UTC)", {})]:
+        table.add_column(col, **kw)
+    for s in items:
+        table.add_row(s.uri, s.kind, str(s.n_chunks), str(s.n_faqs), s.ingested_at.replace("T", " ")[:16])
+    Console().print(table)
+
+
+@cli.command()
+@click.argument("names", nargs=-1, required=True, metavar="SOURCE...")
+@click.pass_context
+def remove(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Delete sources and their passages (by path, URL, or file name as `kbchat sources` shows)."""
+    with _store(ctx, create=False) as store:
+        for name in names:
+            source = store.find_source(name)
+            n = store.remove_source(source.uri)
+            click.echo(f"Removed {source.uri} ({n} passages).")
+
+
+@cli.command()
+@click.argument("name", metavar="SOURCE")
+@click.option("--json", "as_json", is_flag=True, help="Print the passages as JSON.")
+@click.pass_context
+def chunks(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Show the passages kbchat made of one source."""
+    with _store(ctx, create=False) as store:
+        source = store.find_source(name)
+        items = store.chunks(source.uri)
+    if as_json:
+        _echo_json([dataclasses.asdict(c) for c in items])
+        return
+    for n, c in enumerate(items, start=1):
+        click.secho(f"--- {n}/{len(items)}  {c.location or source.title}  [{c.id}]", bold=True)
+        click.echo(c.text)
+
+
+# -- settings -------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--set", "changes", multiple=True, metavar="NAME=VALUE", help="Change a setting (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON.")
+@click.pass_context
+def settings(ctx: click.Context, changes: tuple[str, ...], as_json: bool) -> None:
+    """Show or change this knowledge base's settings (kept in settings.toml)."""
+    from kb.errors import BadInput
+    from kb.settings import Settings
+
+    current = _settings(ctx)
+    if changes:
+        parsed = {}
+        for change in changes:
+            name, sep, value = change.partition("=")
+            if not sep:
+                raise BadInput(f"'{change}' is not NAME=VALUE, for example: --set chunk_size=600")
+            parsed[name.strip()] = value.strip()
+        current = current.updated(**parsed)
+        path = current.save(ctx.obj)
+        click.echo(f"Saved {path}. Re-ingest your documents for chunking changes to take effect.")
+    if as_json:
+        _echo_json(current.to_dict())
+        return
+    for name, default, help_text in Settings.describe():
+        value = getattr(current, name)
+        mark = "" if value == default else "   (changed)"
+        click.echo(f"{name} = {value!r}{mark}\n    {help_text}")
+
+
+# -- demo -----------------------------------------------------------------------------------------
+@cli.command(hidden=True)
+@click.pass_context
+def demo(ctx: click.Context) -> None:
+    """The terminal demo `make demo` runs after ingesting sample_data/."""
+    ctx.invoke(sources)
+    with _store(ctx, create=False) as store:
+        faqs = store.faqs()
+    if faqs:
+        click.echo(f"\n{len(faqs)} FAQ pairs are ready. A sample:")
+        click.echo(faqs[0].text)
+
+
+def main() -> None:
+    cli(prog_name="kbchat")
+
+
+if __name__ == "__main__":
+    main()
