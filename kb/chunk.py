@@ -18,6 +18,7 @@ import re
 from kb.records import Chunk, Document, Section, chunk_id  # noqa: F401 (Section: doctest)
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+_LIST_ITEM = re.compile(r"\n(?=\s{0,3}(?:[-*+\u2022]|\d+[.)])\s)")
 
 
 def faq_text(question: str, answer: str) -> str:
@@ -40,47 +41,45 @@ def chunk_document(doc: Document, source: str, size: int, overlap: int) -> list[
 def split_text(text: str, size: int, overlap: int) -> list[str]:
     """Pack the text's units (paragraphs, else sentences, else words) into pieces <= size."""
     pieces: list[str] = []
-    current: list[tuple[str, bool]] = []  # (unit, starts a paragraph)
+    current: list[tuple[str, str]] = []  # (unit, the separator that goes before it)
 
-    def joined(parts: list[tuple[str, bool]]) -> str:
-        out = ""
-        for i, (unit, new_para) in enumerate(parts):
-            out += ("" if i == 0 else "\n\n" if new_para else " ") + unit
-        return out
+    def joined(parts: list[tuple[str, str]]) -> str:
+        return "".join((sep if i else "") + unit for i, (unit, sep) in enumerate(parts))
 
-    def fits(parts: list[tuple[str, bool]]) -> bool:
+    def fits(parts: list[tuple[str, str]]) -> bool:
         return sum(len(u) for u, _ in parts) + 2 * (len(parts) - 1) <= size
 
-    for unit, table_header, new_para in _units(text.strip(), size):
+    for unit, table_header, sep in _units(text.strip(), size):
         continues_table = table_header is not None and not unit.startswith(table_header)
-        if current and not fits(current + [(unit, new_para)]):
+        if current and not fits(current + [(unit, sep)]):
             pieces.append(joined(current))
             if continues_table:
                 current = []  # no overlap inside a table: the repeated header gives the context
                 unit = f"{table_header}\n{unit}"
             else:
                 current = _tail(current, overlap)
-                while current and not fits(current + [(unit, new_para)]):
+                while current and not fits(current + [(unit, sep)]):
                     current.pop(0)
         elif continues_table and current and current[-1][0].startswith(table_header):
             current[-1] = (current[-1][0] + "\n" + unit, current[-1][1])  # one table stays one block
             continue
-        current.append((unit, new_para))
+        current.append((unit, sep))
     if current:
         pieces.append(joined(current))
     return [p for p in (piece.strip() for piece in pieces) if p]
 
 
-def _units(text: str, size: int) -> list[tuple[str, str | None, bool]]:
-    """Paragraphs, cut further where one is longer than size. Each unit comes with the header of
-    the Markdown table it belongs to (or None) and whether it starts a paragraph."""
-    units: list[tuple[str, str | None, bool]] = []
+def _units(text: str, size: int) -> list[tuple[str, str | None, str]]:
+    """Paragraphs, cut further where one is longer than size: a list into its items, prose into
+    sentences. Each unit comes with the header of the Markdown table it belongs to (or None) and
+    the separator that joins it to the unit before ("\n\n" paragraph, "\n" list item, " ")."""
+    units: list[tuple[str, str | None, str]] = []
     for para in re.split(r"\n\s*\n", text):
         para = para.strip()
         if not para:
             continue
         if len(para) <= size:
-            units.append((para, None, True))
+            units.append((para, None, "\n\n"))
         elif _is_table(para):
             lines = para.split("\n")
             head = "\n".join(lines[:2])  # header row and its |---| rule
@@ -93,14 +92,15 @@ def _units(text: str, size: int) -> list[tuple[str, str | None, bool]]:
             if group:
                 units.append(_table_unit(head, group, first=not any(u[1] == head for u in units)))
         else:
-            pieces = [w for sentence in _SENTENCE_END.split(para) for w in _hard_wrap(sentence, size)]
-            units += [(w, None, i == 0) for i, w in enumerate(pieces)]
+            for i, item in enumerate(_LIST_ITEM.split(para)):
+                pieces = [w for sentence in _SENTENCE_END.split(item) for w in _hard_wrap(sentence, size)]
+                units += [(w, None, "\n\n" if i == j == 0 else "\n" if j == 0 else " ") for j, w in enumerate(pieces)]
     return units
 
 
-def _table_unit(head: str, rows: list[str], first: bool) -> tuple[str, str, bool]:
+def _table_unit(head: str, rows: list[str], first: bool) -> tuple[str, str, str]:
     # The first rows carry the header in their text; later rows get it when they open a piece.
-    return ("\n".join([head] + rows) if first else "\n".join(rows)), head, True
+    return ("\n".join([head] + rows) if first else "\n".join(rows)), head, "\n\n"
 
 
 def _is_table(para: str) -> bool:
@@ -129,19 +129,19 @@ def _hard_wrap(sentence: str, size: int) -> list[str]:
     return out
 
 
-def _tail(parts: list[tuple[str, bool]], overlap: int) -> list[tuple[str, bool]]:
+def _tail(parts: list[tuple[str, str]], overlap: int) -> list[tuple[str, str]]:
     """The trailing units of a piece that fit in `overlap` characters; if even the last one does
     not fit, its last words up to `overlap` characters."""
     if overlap <= 0 or not parts:
         return []
-    tail: list[tuple[str, bool]] = []
+    tail: list[tuple[str, str]] = []
     total = 0
-    for unit, new_para in reversed(parts):
+    for unit, sep in reversed(parts):
         if total + len(unit) > overlap:
             break
-        tail.insert(0, (unit, new_para))
+        tail.insert(0, (unit, sep))
         total += len(unit) + 2
     if tail:
         return tail
     words = parts[-1][0][-overlap:].split(" ", 1)
-    return [(words[1], True)] if len(words) == 2 and words[1] else []
+    return [(words[1], "\n\n")] if len(words) == 2 and words[1] else []

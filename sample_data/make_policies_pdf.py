@@ -100,7 +100,7 @@ SECTIONS = [
             "- Pieces glazed on the bottom will be returned to the owner "
             "unfired, with a note asking them to clean the foot.",
             "If glaze from your piece runs onto a kiln shelf, a shelf repair fee "
-            "of $25 is charged, because the shelf must be ground down and "
+            "of $35 is charged, because the shelf must be ground down and "
             "re-coated with kiln wash. Our kiln technician decides whether a "
             "shelf repair is needed.",
         ],

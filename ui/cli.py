@@ -93,22 +93,27 @@ def ingest(ctx: click.Context, targets: tuple[str, ...], crawl_pages: int | None
     else:
         counts = {s: sum(r.status == s for r in results) for s in _MARKS}
         summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-        click.echo(f"\n{summary or 'nothing to do'}. The knowledge base has {n_sources} sources and {n_chunks} passages.")
+        click.echo(f"\n{summary or 'nothing to do'}. The knowledge base has "
+                   f"{_plural(n_sources, 'source')} and {_plural(n_chunks, 'passage')}.")
         if failed:
             click.secho(f"{failed} file{'s' if failed > 1 else ''} could not be added; the reasons are above.", fg="red")
     if failed:
         ctx.exit(1)
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def _print_result(r) -> None:
     mark, colour = _MARKS[r.status]
     line = f"{mark} {r.status:<9} {r.target}"
     if r.status in ("added", "updated", "unchanged"):
-        what = f"{r.n_faqs} FAQ pairs" if r.n_faqs else f"{r.n_chunks} passages"
+        what = _plural(r.n_faqs, "FAQ pair") if r.n_faqs else _plural(r.n_chunks, "passage")
         line += f"  ({r.kind}, {what})"
     if r.reason:
         line += f": {r.reason}"
-    click.secho(line, fg=colour, err=r.failed)
+    click.secho(line, fg=colour)
     for w in r.warnings:
         click.secho(f"    ! {w}", fg="yellow")
 

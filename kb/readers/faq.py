@@ -127,16 +127,16 @@ def read_xlsx(data: bytes, name: str) -> Document:
             try:
                 p, w = pairs_from_rows(rows, f"sheet '{sheet.title}'", label)
             except BadInput as e:
-                errors.append(str(e))
+                errors.append((sheet.title, str(e)))
                 continue
             pairs += p
             warnings += w
     finally:
         book.close()
     if not pairs and errors:
-        raise BadInput(errors[0])
+        raise BadInput(errors[0][1])
     # Extra sheets without Q/A columns (notes, prices) are worth a mention, not a failure.
-    warnings += [f"{e}; sheet skipped" for e in errors]
+    warnings += [f"sheet '{title}' has no question and answer columns; skipped" for title, _ in errors]
     return Document(kind="faq", title=name, faqs=pairs, warnings=warnings)
 
 

@@ -3,6 +3,8 @@ with trafilatura as Markdown so headings become the sections' locations."""
 
 from __future__ import annotations
 
+import re
+
 from kb.errors import BadInput
 from kb.readers.text import decode_text, markdown_sections
 from kb.records import Document
@@ -31,6 +33,8 @@ def read_html(data: bytes, name: str, url: str | None = None) -> Document:
         markdown = trafilatura.extract(html, favor_recall=True, **options) or markdown
     if not markdown or not markdown.strip():
         raise BadInput("no readable text was found on the page (it may be built by JavaScript, or empty)")
+    # Source indentation survives inside list items ("- text\n          more text"): rejoin it.
+    markdown = re.sub(r"\n[ \t]+(?![-*+] |\d+\. )", " ", markdown)
     meta = trafilatura.extract_metadata(html)
     title = (meta.title if meta and meta.title else None) or name
     return Document(kind="html", title=title, sections=markdown_sections(markdown))
