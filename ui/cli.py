@@ -143,12 +143,29 @@ def sources(ctx: click.Context, as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(title=f"Knowledge base: {ctx.obj}", title_justify="left")
-    for col, kw in [("Source", {}), ("Type", {}), ("Passages", {"justify": "right"}),
-                    ("FAQ pairs", {"justify": "right"}), ("Added (UTC)", {})]:
+    for col, kw in [("Source", {"no_wrap": True}), ("Type", {}), ("Passages", {"justify": "right"}),
+                    ("FAQ pairs", {"justify": "right", "no_wrap": True}), ("Added, UTC", {"no_wrap": True}),
+                    ("Where", {"overflow": "fold", "min_width": 12})]:
         table.add_column(col, **kw)
     for s in items:
-        table.add_row(s.uri, s.kind, str(s.n_chunks), str(s.n_faqs), s.ingested_at.replace("T", " ")[:16])
+        name, where = _split_uri(s.uri)
+        table.add_row(name, s.kind, str(s.n_chunks), str(s.n_faqs), s.ingested_at.replace("T", " ")[:16], where)
     Console().print(table)
+
+
+def _split_uri(uri: str) -> tuple[str, str]:
+    """('faq.csv', '/home/me/docs') for a file; ('/about', 'https://example.com') for a page."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    if parts.scheme in ("http", "https"):
+        return parts.path or "/", f"{parts.scheme}://{parts.netloc}"
+    folder = Path(uri).parent
+    try:
+        where = str(folder.relative_to(Path.cwd())) or "."
+    except ValueError:
+        where = str(folder).replace(str(Path.home()), "~", 1)
+    return Path(uri).name, where
 
 
 @cli.command()

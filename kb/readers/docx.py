@@ -33,7 +33,8 @@ def read_docx(data: bytes, name: str) -> Document:
         if style == "Title":
             blocks.append(f"# {text}")
         elif style.startswith("Heading") and style[-1:].isdigit():
-            blocks.append("#" * min(int(style.split()[-1]), 6) + " " + text)
+            # One level below "Title", so a document title heads its sections' paths.
+            blocks.append("#" * min(int(style.split()[-1]) + 1, 6) + " " + text)
         elif style.startswith("List"):
             blocks.append(f"- {text}")
         else:
