@@ -102,16 +102,19 @@ class Store:
         self._set_meta("revision", str(int(self._meta("revision") or 0) + 1))
 
     # -- reading -------------------------------------------------------------------------------
+    _SOURCES_SQL = """SELECT s.uri, s.kind, s.title, s.content_hash, s.size_bytes, s.ingested_at,
+                             COUNT(c.id), COUNT(c.question)
+                      FROM sources s LEFT JOIN chunks c ON c.source = s.uri {where}
+                      GROUP BY s.uri ORDER BY s.ingested_at, s.uri"""
+
     def sources(self) -> list[Source]:
-        sql = """SELECT s.uri, s.kind, s.title, s.content_hash, s.size_bytes, s.ingested_at,
-                        COUNT(c.id), COUNT(c.question)
-                 FROM sources s LEFT JOIN chunks c ON c.source = s.uri
-                 GROUP BY s.uri ORDER BY s.ingested_at, s.uri"""
         with self._lock:
-            return [Source(*row) for row in self._db.execute(sql)]
+            return [Source(*row) for row in self._db.execute(self._SOURCES_SQL.format(where=""))]
 
     def source(self, uri: str) -> Source | None:
-        return next((s for s in self.sources() if s.uri == uri), None)
+        with self._lock:
+            row = self._db.execute(self._SOURCES_SQL.format(where="WHERE s.uri = ?"), (uri,)).fetchone()
+        return Source(*row) if row else None
 
     def chunks(self, source: str | None = None) -> list[Chunk]:
         sql = "SELECT id, source, location, text, question, answer FROM chunks"

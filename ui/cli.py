@@ -145,7 +145,7 @@ def sources(ctx: click.Context, as_json: bool) -> None:
     table = Table(title=f"Knowledge base: {ctx.obj}", title_justify="left")
     for col, kw in [("Source", {"no_wrap": True}), ("Type", {}), ("Passages", {"justify": "right"}),
                     ("FAQ pairs", {"justify": "right", "no_wrap": True}), ("Added, UTC", {"no_wrap": True}),
-                    ("Where", {"overflow": "fold", "min_width": 12})]:
+                    ("Where", {"overflow": "fold"})]:
         table.add_column(col, **kw)
     for s in items:
         name, where = _split_uri(s.uri)

