@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from kb import readers  # noqa: E402
-from kb.ingest import ingest  # noqa: E402
+from kb.ingest import ingest, walk_folder  # noqa: E402
 from kb.settings import Settings  # noqa: E402
 from kb.store import Store  # noqa: E402
 
@@ -34,7 +34,7 @@ def main() -> None:
         docs = Path(tmp) / "docs"
         for i in range(args.copies):
             shutil.copytree(ROOT / "sample_data", docs / f"copy_{i:03d}")
-        files = [p for p in sorted(docs.rglob("*")) if p.is_file() and readers.supported(p.name) and p.name != "eval_questions.jsonl"]
+        files = [path for path, skip_reason in walk_folder(docs) if not skip_reason]
 
         for path in files[:4]:  # warm-up: the first call of each reader imports its library
             readers.read(path.read_bytes(), path.name)

@@ -57,7 +57,7 @@ def ingest(store: Store, targets: list[str], settings: Settings, crawl_pages: in
         if not path.exists():
             yield IngestResult(target, "failed", reason="no such file or folder")
         elif path.is_dir():
-            for file, ignored_reason in _walk(path):
+            for file, ignored_reason in walk_folder(path):
                 if ignored_reason:
                     yield IngestResult(str(file), "skipped", reason=ignored_reason)
                 else:
@@ -66,7 +66,7 @@ def ingest(store: Store, targets: list[str], settings: Settings, crawl_pages: in
             yield _ingest_file(store, path, settings)
 
 
-def _walk(folder: Path) -> Iterator[tuple[Path, str]]:
+def walk_folder(folder: Path) -> Iterator[tuple[Path, str]]:
     """Files under a folder in a stable order, with a reason for the ones not to ingest.
     Hidden files and folders are passed over silently; `.kbchatignore` patterns apply below it."""
     patterns: dict[Path, list[str]] = {}
