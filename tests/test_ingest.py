@@ -54,9 +54,12 @@ def test_a_bad_file_in_a_batch_is_reported_and_the_rest_goes_on(kbchat, copy_dat
     [
         (["/nonexistent/file.pdf"], "no such file or folder"),
         (["{data}/image.png"], "'.png' files are not supported"),
+        (["{data}/old.xls"], "'.xls' files are not supported. Save it as .xlsx or .csv and ingest that."),
     ],
 )
-def test_bad_arguments_get_one_line(kbchat, data, args, message):
+def test_bad_arguments_get_one_line(kbchat, data, args, message, tmp_path):
+    (tmp_path / "old.xls").write_bytes(b"\xd0\xcf\x11\xe0 an old Excel file")
+    data = tmp_path if "old.xls" in args[0] else data
     result = kbchat("ingest", *[a.format(data=data) for a in args])
     assert result.exit_code == 1
     assert message in result.output

@@ -52,7 +52,13 @@ def read(data: bytes, name: str, ext: str | None = None) -> Document:
     return reader(data, name)
 
 
+# Older or related formats an owner is likely to have, and what to save them as.
+_CONVERT_HINTS = {".xls": ".xlsx or .csv", ".doc": ".docx", ".odt": ".docx", ".ods": ".xlsx", ".rtf": ".docx",
+                  ".pages": ".docx", ".numbers": ".xlsx", ".pptx": ".pdf", ".ppt": ".pdf", ".key": ".pdf"}
+
+
 def unsupported_message(ext: str) -> str:
     kinds = ", ".join(sorted(READERS))
     what = f"'{ext}' files are" if ext else "files without an extension are"
-    return f"{what} not supported. Supported: {kinds}"
+    hint = f" Save it as {_CONVERT_HINTS[ext]} and ingest that." if ext in _CONVERT_HINTS else ""
+    return f"{what} not supported.{hint} Supported: {kinds}"
