@@ -14,6 +14,7 @@ import hashlib
 import os
 import sqlite3
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -176,45 +177,47 @@ class Store:
         raise NotFound(f"No source named '{name}' in the knowledge base. See the list with: kbchat sources")
 
     # -- writing -------------------------------------------------------------------------------
-    def replace_source(self, source: Source, chunks: list[Chunk]) -> str:
-        """Store a source and exactly its chunks, replacing any previous version, atomically.
-        Returns "added" or "updated"."""
+    @contextmanager
+    def _transaction(self):
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception, Ctrl-C included. An interrupt
+        can land inside COMMIT itself; then SQLite has either committed or not, and only an open
+        transaction is rolled back."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                existed = self._db.execute("SELECT 1 FROM sources WHERE uri = ?", (source.uri,)).fetchone()
-                self._db.execute("DELETE FROM sources WHERE uri = ?", (source.uri,))  # cascades to chunks
-                self._db.execute(
-                    "INSERT INTO sources(uri, kind, title, content_hash, size_bytes, ingested_at) VALUES (?,?,?,?,?,?)",
-                    (source.uri, source.kind, source.title, source.content_hash, source.size_bytes, source.ingested_at),
-                )
-                self._db.executemany(
-                    "INSERT INTO chunks(id, source, position, location, text, question, answer) VALUES (?,?,?,?,?,?,?)",
-                    [
-                        (c.id, source.uri, i, c.location, c.text, c.faq.question if c.faq else None, c.faq.answer if c.faq else None)
-                        for i, c in enumerate(chunks)
-                    ],
-                )
+                yield
                 self._bump()
                 self._db.execute("COMMIT")
-            except BaseException:  # KeyboardInterrupt included: never leave half a source
-                self._db.execute("ROLLBACK")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
+
+    def replace_source(self, source: Source, chunks: list[Chunk]) -> str:
+        """Store a source and exactly its chunks, replacing any previous version, atomically.
+        Returns "added" or "updated"."""
+        with self._transaction():
+            existed = self._db.execute("SELECT 1 FROM sources WHERE uri = ?", (source.uri,)).fetchone()
+            self._db.execute("DELETE FROM sources WHERE uri = ?", (source.uri,))  # cascades to chunks
+            self._db.execute(
+                "INSERT INTO sources(uri, kind, title, content_hash, size_bytes, ingested_at) VALUES (?,?,?,?,?,?)",
+                (source.uri, source.kind, source.title, source.content_hash, source.size_bytes, source.ingested_at),
+            )
+            self._db.executemany(
+                "INSERT INTO chunks(id, source, position, location, text, question, answer) VALUES (?,?,?,?,?,?,?)",
+                [
+                    (c.id, source.uri, i, c.location, c.text, c.faq.question if c.faq else None, c.faq.answer if c.faq else None)
+                    for i, c in enumerate(chunks)
+                ],
+            )
         return "updated" if existed else "added"
 
     def remove_source(self, uri: str) -> int:
         """Delete a source and its chunks; returns how many chunks went."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                n = self._db.execute("SELECT COUNT(*) FROM chunks WHERE source = ?", (uri,)).fetchone()[0]
-                if not self._db.execute("DELETE FROM sources WHERE uri = ?", (uri,)).rowcount:
-                    raise NotFound(f"No source '{uri}' in the knowledge base. See the list with: kbchat sources")
-                self._bump()
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            n = self._db.execute("SELECT COUNT(*) FROM chunks WHERE source = ?", (uri,)).fetchone()[0]
+            if not self._db.execute("DELETE FROM sources WHERE uri = ?", (uri,)).rowcount:
+                raise NotFound(f"No source '{uri}' in the knowledge base. See the list with: kbchat sources")
         return n
 
 

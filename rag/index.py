@@ -110,6 +110,8 @@ class VectorIndex:
         self._loaded = True
         if not self.path.exists():
             return ""
+        if not zipfile.is_zipfile(self.path):  # np.load would try to unpickle it
+            return f"the saved vector index {self.path.name} is damaged or not a kbchat index file"
         try:
             with np.load(self.path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
@@ -188,9 +190,9 @@ class VectorIndex:
         gone = [cid for cid in self.ids if cid not in wanted]
         stale_on_disk = old_revision >= 0 and old_revision != revision and not self._synced_here
         behind_its_back = old_revision == revision and bool(new_ids or gone)
-        self._remove(gone)
+        self.remove(gone)
         if new_ids:
-            self._add(new_ids, embedder.embed([wanted[cid] for cid in new_ids]))
+            self.add(new_ids, embedder.embed([wanted[cid] for cid in new_ids]))
         self.revision, self.model = revision, fingerprint
         self.save()
         self._synced_here = True
@@ -204,6 +206,8 @@ class VectorIndex:
             report.message = f"The saved {what} did not match the knowledge base at the same revision ({revision}); resynced it: {counts}."
         elif stale_on_disk:
             report.message = f"The saved {what} was out of date (revision {old_revision}, knowledge base at {revision}); updated it: {counts}."
+        elif old_revision < 0 and report.changed:
+            report.message = f"Built the {what}: embedded {len(new_ids)}."
         elif report.changed:
             report.message = f"Updated the {what}: {counts}."
         return report
@@ -212,7 +216,8 @@ class VectorIndex:
         self.ids, self.vectors, self._row, self._key_to_id = [], np.zeros((0, 0), dtype=np.float32), {}, {}
         self._faiss, self._tombstones, self.revision = None, set(), -1
 
-    def _add(self, ids: list[str], vectors: np.ndarray) -> None:
+    def add(self, ids: list[str], vectors: np.ndarray) -> None:
+        """Add vectors for chunk ids that are not in the index (sync does this for new chunks)."""
         start = len(self.ids)
         self.vectors = vectors if start == 0 else np.concatenate([self.vectors, vectors])
         self.ids.extend(ids)
@@ -223,11 +228,16 @@ class VectorIndex:
         if self._faiss is None or want != self._faiss_kind:
             self._faiss = self._build_faiss()  # first vectors, or just crossed the HNSW threshold
         else:
-            keys = np.array([faiss_key(cid) for cid in ids], dtype=np.int64)
-            self._faiss.add_with_ids(vectors, keys)
-            self._tombstones -= set(keys.tolist())  # a re-added chunk is live again
+            keys = [faiss_key(cid) for cid in ids]
+            # A chunk deleted and added back is still in the HNSW graph with the same vector (same
+            # id, same text, same model): bring it back to life instead of adding a duplicate.
+            fresh = [i for i, key in enumerate(keys) if key not in self._tombstones]
+            self._tombstones -= set(keys)
+            if fresh:
+                self._faiss.add_with_ids(vectors[fresh], np.array([keys[i] for i in fresh], dtype=np.int64))
 
-    def _remove(self, ids: list[str]) -> None:
+    def remove(self, ids: list[str]) -> None:
+        """Drop chunk ids from the index; ids it does not hold are ignored."""
         if not ids:
             return
         gone = set(ids)

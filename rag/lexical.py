@@ -79,7 +79,7 @@ class Lexical:
 
         self.revision = revision
         self.ids = [c.id for c in chunks]
-        self._row = {cid: i for i, cid in enumerate(self.ids)}
+        self.row = {cid: i for i, cid in enumerate(self.ids)}  # chunk id -> position in scores()
         self._bm25 = None
         corpus = [tokenize(c.text) for c in chunks]
         if any(corpus):

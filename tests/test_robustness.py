@@ -82,7 +82,7 @@ def test_ctrl_c_during_ingest_stops_cleanly(tmp_path, data, kbchat_exe):
     proc = _start_and_wait_for_sources(kbchat_exe + ["--kb", str(kb_dir), "ingest", str(folder)], kb_dir)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err
     assert "Stopped. Work finished before the interruption is saved" in err
     assert "Traceback" not in err
     _assert_consistent(kb_dir)
@@ -116,11 +116,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         body = page[1].encode()
-        self.send_response(200)
-        self.send_header("Content-Type", page[0] + "; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", page[0] + "; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the slow page's client gave up, as the test wants
 
     def log_message(self, *args):
         pass

@@ -1,0 +1,258 @@
+"""Retrieval benchmark: quality of dense / BM25 / fused search, the FAQ threshold, and latency.
+
+    .venv/bin/python bench/retrieval.py            # full: 10k and 100k chunk knowledge bases
+    .venv/bin/python bench/retrieval.py --quick    # a smoke run: 2k chunks, fewer queries
+
+Every figure is printed with its ratio to a baseline from the same run: fused and BM25 top-1 against
+dense top-1, search p50 against the 20 ms goal, embedding throughput against the 90 sentences/s
+measured on 2 cores (shared/MODELS.md).
+
+Quality sets:
+  * sample_data/eval_questions.jsonl: sample_data ingested as a user would; a question with a
+    `faq_question` is right when the top hit is that FAQ's chunk. Doc-only questions (`source`) are
+    right when one of their `expected` strings is in the top hit (or the top 3).
+  * ../shared/data/covidqa_question_similarity_en.csv: question_1 of the similar==1 rows become FAQ
+    chunks (question only); question_2 is the query; right when the top hit is its question_1.
+
+Synthetic knowledge bases for latency: chunk texts are generated business sentences, each with a
+unique reference so every chunk differs. Embedding 100k chunks with MiniLM takes ~20 min on 2 cores,
+so only a pool of distinct base sentences is embedded with the real model; each chunk's vector is
+its base sentence's vector plus small Gaussian noise, re-normalized. Queries are embedded for real.
+The index structure (flat below 20k vectors, HNSW above), BM25 corpus size and the per-query work
+are those of a real knowledge base of that size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kb.ingest import ingest  # noqa: E402
+from kb.records import Chunk, FaqPair, Source, chunk_id  # noqa: E402
+from kb.settings import Settings  # noqa: E402
+from kb.store import Store, now_iso  # noqa: E402
+from rag.embed import Embedder  # noqa: E402
+from rag.retrieve import FAQ_THRESHOLD, Retriever  # noqa: E402
+
+SAMPLE = ROOT / "sample_data"
+COVIDQA = ROOT.parent / "shared" / "data" / "covidqa_question_similarity_en.csv"
+SEARCH_GOAL_MS = 20.0
+BASELINE_EMBED_PER_S = 90.0  # shared/MODELS.md, short questions, 2 cores
+MODES = ("dense", "lexical", "hybrid")
+
+
+# -- quality -----------------------------------------------------------------------------------
+def sample_store(folder: Path) -> Store:
+    store = Store(folder)
+    failed = [r for r in ingest(store, [str(SAMPLE)], Settings()) if r.failed]
+    if failed:
+        raise SystemExit(f"sample_data did not ingest: {[(r.target, r.reason) for r in failed]}")
+    return store
+
+
+def eval_rows() -> list[dict]:
+    return [json.loads(line) for line in (SAMPLE / "eval_questions.jsonl").read_text().splitlines() if line.strip()]
+
+
+def covidqa_store(folder: Path) -> tuple[Store, list[tuple[str, str]]]:
+    with open(COVIDQA, newline="", encoding="utf-8") as f:
+        pairs = [(r["question_2"], r["question_1"]) for r in csv.DictReader(f) if r["similar"].strip() == "1"]
+    questions = list(dict.fromkeys(q1 for _, q1 in pairs))
+    seen: set[str] = set()
+    chunks = [Chunk(chunk_id("covidqa", q, seen), "covidqa", f"row {i}", q, FaqPair(q, "", f"row {i}")) for i, q in enumerate(questions)]
+    store = Store(folder)
+    store.replace_source(Source("covidqa", "faq", "covidqa", "-", 0, now_iso()), chunks)
+    return store, pairs
+
+
+def faq_top1(retriever: Retriever, pairs: list[tuple[str, str]], mode: str) -> float:
+    right = 0
+    for query, faq_q in pairs:
+        hits = retriever.search(query, 1, mode=mode)
+        right += bool(hits and hits[0].chunk.faq and hits[0].chunk.faq.question == faq_q)
+    return right / len(pairs)
+
+
+def faq_topk(retriever: Retriever, pairs: list[tuple[str, str]], mode: str, k: int) -> float:
+    return sum(
+        any(h.chunk.faq and h.chunk.faq.question == faq_q for h in retriever.search(query, k, mode=mode)) for query, faq_q in pairs
+    ) / len(pairs)
+
+
+def doc_hit_rate(retriever: Retriever, rows: list[dict], mode: str, k: int) -> float:
+    right = 0
+    for row in rows:
+        text = " ".join(h.chunk.text for h in retriever.search(row["question"], k, mode=mode)).lower()
+        right += any(e.lower() in text for e in row["expected"])
+    return right / len(rows)
+
+
+def quality(tmp: Path) -> None:
+    rows = eval_rows()
+    faq_pairs = [(r["question"], r["faq_question"]) for r in rows if "faq_question" in r]
+    doc_rows = [r for r in rows if "source" in r]
+    sample = Retriever(sample_store(tmp / "sample"))
+    sample.sync()
+    store, covid_pairs = covidqa_store(tmp / "covidqa")
+    covid = Retriever(store)
+    covid.sync()
+
+    print(f"\n== Top-1 quality (fusion weight {sample.lexical_weight}) ==")
+    sets = [
+        (f"sample FAQ paraphrases (n={len(faq_pairs)})", lambda m: faq_top1(sample, faq_pairs, m)),
+        (f"covidqa paraphrase pairs (n={len(covid_pairs)})", lambda m: faq_top1(covid, covid_pairs, m)),
+        ("sample FAQ paraphrases, right FAQ in top 3", lambda m: faq_topk(sample, faq_pairs, m, 3)),
+        (f"sample doc questions, fact in top 1 (n={len(doc_rows)})", lambda m: doc_hit_rate(sample, doc_rows, m, 1)),
+        (f"sample doc questions, fact in top 3 (n={len(doc_rows)})", lambda m: doc_hit_rate(sample, doc_rows, m, 3)),
+    ]
+    for name, run in sets:
+        scores = {m: run(m) for m in MODES}
+        base = scores["dense"] or 1e-9
+        print(
+            f"{name:48} dense {scores['dense']:.3f} | BM25 {scores['lexical']:.3f} ({scores['lexical'] / base:.2f}x)"
+            f" | fused {scores['hybrid']:.3f} ({scores['hybrid'] / base:.2f}x dense)"
+        )
+    faq_threshold(sample, rows)
+
+
+def faq_threshold(retriever: Retriever, rows: list[dict]) -> None:
+    """Best-FAQ cosine for reworded FAQ questions (right and wrong matches apart), doc-only and
+    out-of-scope questions, and what each threshold would let through, on the score alone and
+    with hybrid search agreeing (the rule Retriever.faq_answer applies)."""
+    groups: dict[str, list[tuple[float, bool]]] = {"faq, right match": [], "faq, wrong match": [], "doc-only": [], "out of scope": []}
+    for row in rows:
+        chunk, score = retriever.match_faq(row["question"])
+        top = retriever.search(row["question"], 1)
+        agree = bool(top) and top[0].chunk.id == chunk.id
+        if "faq_question" in row:
+            group = "faq, right match" if chunk.faq.question == row["faq_question"] else "faq, wrong match"
+        else:
+            group = "doc-only" if row.get("in_scope") else "out of scope"
+        groups[group].append((score, agree))
+    print("\n== FAQ fast path: cosine of the best curated question ==")
+    for name, values in groups.items():
+        if values:
+            q = np.percentile([s for s, _ in values], [0, 25, 50, 75, 100])
+            print(f"{name:18} n={len(values):3}  min {q[0]:.2f}  p25 {q[1]:.2f}  median {q[2]:.2f}  p75 {q[3]:.2f}  max {q[4]:.2f}")
+    n_faq = len(groups["faq, right match"]) + len(groups["faq, wrong match"])
+    for need_agree in (False, True):
+        print("score >= threshold" + (" and hybrid top-1 is the same FAQ:" if need_agree else " alone:"))
+        print("  threshold  right FAQ given   wrong FAQ  doc-only  out-of-scope  precision")
+        for t in (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85):
+            n = {g: sum(s >= t and (a or not need_agree) for s, a in v) for g, v in groups.items()}
+            right, wrong = n["faq, right match"], n["faq, wrong match"] + n["doc-only"] + n["out of scope"]
+            mark = "  <- default" if need_agree and abs(t - FAQ_THRESHOLD) < 1e-9 else ""
+            print(f"    {t:.2f}    {right:3}/{n_faq} ({right / max(n_faq, 1):.2f})   {n['faq, wrong match']:3}"
+                  f"        {n['doc-only']:3}       {n['out of scope']:3}          {right / max(right + wrong, 1):.2f}{mark}")
+
+
+# -- speed -------------------------------------------------------------------------------------
+_SUBJECTS = ["The beginner course", "Our studio", "The membership", "Kids' Clay Club", "The glaze kitchen", "Open studio",
+             "The private lesson", "Firing", "The gift card", "The shop", "Parking", "The kiln room", "A taster session"]
+_VERBS = ["costs", "includes", "runs on", "is limited to", "needs", "is booked through", "opens at", "closes after", "covers"]
+_OBJECTS = ["$45 per person", "six weekly sessions", "25 lb of clay", "Tuesday evenings", "8 students", "a staff escort",
+            "cone 6 glazes", "the front desk", "10 am to 9 pm", "14 pottery wheels", "a 24-inch shelf", "(555) 314-2760"]
+
+
+def synthetic_text(rng: random.Random) -> str:
+    return " ".join(f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)}." for _ in range(rng.randint(3, 6)))
+
+
+class PooledEmbedder(Embedder):
+    """Bench only: embeds each distinct base sentence once with the real model and gives every
+    chunk built on it a noisy copy (see the module docstring). Queries go through unchanged."""
+
+    def __init__(self, pool_vectors: dict[str, np.ndarray], seed: int = 0):
+        super().__init__()
+        self.pool = pool_vectors
+        self.rng = np.random.default_rng(seed)
+
+    def embed(self, texts, batch_size=64):
+        bases = [t.split(" [ref ")[0] for t in texts]
+        if not all(b in self.pool for b in bases):
+            return super().embed(texts, batch_size)
+        v = np.stack([self.pool[b] for b in bases]) + self.rng.normal(0, 0.03, (len(texts), len(next(iter(self.pool.values())))))
+        return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def speed(tmp: Path, sizes: list[int], pool_size: int, n_queries: int) -> None:
+    rng = random.Random(7)
+    embedder = Embedder()
+    base_texts = list(dict.fromkeys(synthetic_text(rng) for _ in range(pool_size)))
+    embedder.embed(base_texts[:8])  # load and warm the model before timing
+    start = time.perf_counter()
+    base_vectors = embedder.embed(base_texts)
+    rate = len(base_texts) / (time.perf_counter() - start)
+    print(f"\n== Speed (device {embedder.device}) ==")
+    print(f"embedding throughput: {rate:.0f} chunks/s on {len(base_texts)} chunks of ~{int(np.mean([len(t) for t in base_texts]))} chars"
+          f" ({rate / BASELINE_EMBED_PER_S:.2f}x the {BASELINE_EMBED_PER_S:.0f}/s short-question baseline)")
+    pool = dict(zip(base_texts, base_vectors))
+    queries = [q for q, _ in covidqa_pairs_for_queries()][:n_queries] + [
+        "how much is a taster session", "what is your phone number", "(555) 314-2760", "do you sell gift cards"]
+    for n in sizes:
+        store = Store(tmp / f"synthetic{n}")
+        per_source = 1000
+        for s in range(0, n, per_source):
+            seen: set[str] = set()
+            uri = f"synthetic://{s // per_source}"
+            texts = [f"{rng.choice(base_texts)} [ref {s + i}]" for i in range(min(per_source, n - s))]
+            store.replace_source(Source(uri, "text", uri, str(s), 0, now_iso()),
+                                 [Chunk(chunk_id(uri, t, seen), uri, f"part {i}", t) for i, t in enumerate(texts)])
+        retriever = Retriever(store)
+        retriever.embedder = PooledEmbedder(pool)
+        start = time.perf_counter()
+        retriever.sync()
+        build_s = time.perf_counter() - start
+        retriever.embedder = embedder  # queries: the real model
+        timings: dict[str, list[float]] = {"search": [], "embed query": [], "dense": [], "bm25": []}
+        for q in queries:
+            t0 = time.perf_counter()
+            retriever.search(q, 5)
+            t1 = time.perf_counter()
+            qv = embedder.embed_one(q)
+            t2 = time.perf_counter()
+            retriever.passages.search(qv, 50)
+            t3 = time.perf_counter()
+            retriever.lexical.scores(q)
+            t4 = time.perf_counter()
+            for name, dt in zip(timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                timings[name].append(dt * 1000)
+        p50 = statistics.median(timings["search"])
+        p95 = float(np.percentile(timings["search"], 95))
+        print(f"{n:>7} chunks ({retriever.passages.kind}, index built in {build_s:.1f} s): search p50 {p50:.1f} ms"
+              f" ({p50 / SEARCH_GOAL_MS:.2f}x the {SEARCH_GOAL_MS:.0f} ms goal), p95 {p95:.1f} ms; of which p50 "
+              + ", ".join(f"{k} {statistics.median(v):.1f} ms" for k, v in timings.items() if k != "search"))
+        store.close()
+
+
+def covidqa_pairs_for_queries() -> list[tuple[str, str]]:
+    with open(COVIDQA, newline="", encoding="utf-8") as f:
+        return [(r["question_2"], r["question_1"]) for r in csv.DictReader(f)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small smoke run of the speed part (2k chunks, 20 queries); the quality part is always full")
+    parser.add_argument("--sizes", type=int, nargs="+", help="knowledge base sizes in chunks (default 10000 100000)")
+    args = parser.parse_args()
+    sizes, pool, n_queries = ([2000], 200, 20) if args.quick else ([10_000, 100_000], 2000, 200)
+    sizes = args.sizes or sizes
+    with tempfile.TemporaryDirectory() as tmp:
+        quality(Path(tmp))
+        speed(Path(tmp), sizes, pool, n_queries)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""Hybrid retrieval: dense vectors first, BM25 as a small boost, and the FAQ fast path.
+
+Fusion rule (see `fuse`): score = cosine + LEXICAL_WEIGHT * bm25 / max_bm25, over the union of the
+dense and BM25 candidates, every candidate scored by both (its exact cosine is read from the index).
+Cosine stays the main signal; BM25 only re-orders passages whose cosines are close, which is where
+an exact price, name or phone number should win. Reciprocal rank fusion was measured and rejected:
+it throws away how far apart the scores are, and on paraphrased FAQ questions it let a weak BM25
+list pull the right answer down (top-1 0.95 -> 0.85 on a public FAQ paraphrase set).
+
+    >>> retriever = Retriever(store, settings)             # doctest: +SKIP
+    >>> [h.chunk.location for h in retriever.search("how much is a taster session", 3)]  # doctest: +SKIP
+    >>> retriever.match_faq("when do you open")             # doctest: +SKIP
+    (Chunk(..., faq=FaqPair(question='What are your opening hours?', ...)), 0.83)
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from kb.errors import BadInput
+from kb.records import Chunk
+from kb.settings import Settings
+from kb.store import Store
+from rag.embed import Embedder
+from rag.index import HNSW_THRESHOLD, SyncReport, VectorIndex, faq_question
+from rag.lexical import Lexical, lexical_for
+
+LEXICAL_WEIGHT = 0.1  # calibrated in bench/retrieval.py; 0 is dense only
+CANDIDATES = 50  # from each of dense and BM25; the fused top-k is re-ranked within their union
+# The FAQ fast path gives a curated answer when the question's cosine to a curated question reaches
+# this AND hybrid search ranks the same FAQ first. Set for precision: a wrong curated answer is worse
+# than generating one. On sample_data/eval_questions.jsonl (bench/retrieval.py) this passed 9 of 117
+# reworded FAQ questions with 1 wrong FAQ, and none of 48 doc-only or out-of-scope questions; at
+# 0.70 twice as many passed but 1 in 5 was wrong. MiniLM matches reworded questions poorly
+# (the right FAQ is the closest question only 56% of the time), so this is deliberately strict.
+FAQ_THRESHOLD = 0.75
+
+
+@dataclass
+class Hit:
+    chunk: Chunk
+    score: float  # the fused score the hits are ranked by
+    dense: float | None  # cosine of the question and the passage
+    lexical: float | None  # raw BM25 score; 0.0 when no query word is in the passage
+
+
+def fuse(dense: float, bm25: float, bm25_max: float, weight: float = LEXICAL_WEIGHT) -> float:
+    """Cosine plus a bounded BM25 bonus (at most `weight`), so BM25 can decide between passages
+    whose cosines are within `weight` of each other, never overturn a clear dense winner.
+
+    >>> round(fuse(0.62, 4.0, 8.0), 3), round(fuse(0.60, 8.0, 8.0), 3)
+    (0.67, 0.7)
+    """
+    return dense + (weight * bm25 / bm25_max if bm25_max > 0 else 0.0)
+
+
+class Retriever:
+    """Searches one knowledge base. Cheap to build; the embedding model loads on the first search,
+    and the indexes are synced with the store whenever its revision moves."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings | None = None,
+        lexical_weight: float = LEXICAL_WEIGHT,
+        faq_threshold: float = FAQ_THRESHOLD,
+        hnsw_threshold: int = HNSW_THRESHOLD,
+    ):
+        if lexical_weight < 0:
+            raise BadInput(f"lexical_weight must be 0 or more, not {lexical_weight}.")
+        self.store = store
+        self.settings = settings or Settings.load(store.dir)
+        self.lexical_weight = lexical_weight
+        self.faq_threshold = faq_threshold
+        self.embedder = Embedder(self.settings)
+        self.passages = VectorIndex(store.dir, "passages", hnsw_threshold=hnsw_threshold)
+        self.faqs = VectorIndex(store.dir, "faq", text_of=faq_question, hnsw_threshold=hnsw_threshold)
+        self.lexical: Lexical | None = None
+        self.messages: list[str] = []  # what the last sync had to fix or update, for the caller to show
+        self._synced_revision: int | None = None
+        self._lock = threading.RLock()
+
+    def sync(self) -> list[str]:
+        """Bring both vector indexes and BM25 in line with the store; returns what was done, in
+        words (empty when nothing changed). Search calls this itself when the store moved."""
+        with self._lock:
+            revision = self.store.revision
+            chunks = self.store.chunks()
+            reports: list[SyncReport] = [
+                self.passages.sync(self.store, self.embedder, chunks),
+                self.faqs.sync(self.store, self.embedder, chunks),
+            ]
+            self.lexical = lexical_for(self.store, chunks)
+            self._synced_revision = revision
+            self.messages = [r.message for r in reports if r.message]
+            return self.messages
+
+    def _ensure_synced(self) -> None:
+        if self._synced_revision is None or self._synced_revision != self.store.revision:
+            self.sync()
+
+    def search(self, query: str, k: int = 5, mode: str = "hybrid") -> list[Hit]:
+        """The k best passages for a question. `mode` "dense" or "lexical" uses one signal only
+        (for evaluation)."""
+        if mode not in ("hybrid", "dense", "lexical"):
+            raise BadInput(f"Search mode must be 'hybrid', 'dense' or 'lexical', not {mode!r}.")
+        if not query.strip() or k <= 0:
+            return []
+        self._ensure_synced()
+        if not self.lexical.ids:
+            return []  # an empty knowledge base: no need to load the model
+        with self._lock:
+            ranked = self._rank(query, k, mode)
+        chunks = {c.id: c for c in self.store.get_chunks([cid for cid, *_ in ranked])}
+        return [Hit(chunks[cid], score, dense, lex) for cid, score, dense, lex in ranked if cid in chunks]
+
+    def _rank(self, query: str, k: int, mode: str) -> list[tuple[str, float, float | None, float | None]]:
+        lexical = self.lexical
+        bm25 = lexical.scores(query) if mode != "dense" else None
+        if mode == "lexical":
+            top = [i for i in np.argsort(-bm25, kind="stable")[:k] if bm25[i] > 0]
+            return [(lexical.ids[i], float(bm25[i]), None, float(bm25[i])) for i in top]
+        qvec = self.embedder.embed_one(query)
+        dense_hits = self.passages.search(qvec, max(k, CANDIDATES))
+        if mode == "dense":
+            return [(cid, s, s, None) for cid, s in dense_hits[:k]]
+        candidates = dict(dense_hits)
+        bm25_max = float(bm25.max(initial=0.0))
+        if bm25_max > 0:
+            for i in np.argsort(-bm25, kind="stable")[:CANDIDATES]:
+                if bm25[i] > 0:
+                    candidates.setdefault(lexical.ids[i], None)
+            missing = [cid for cid, s in candidates.items() if s is None]
+            candidates.update(zip(missing, self.passages.scores(qvec, missing)))
+        row = lexical.row
+        fused = []
+        for cid, cos in candidates.items():
+            if cos is None:  # in BM25 but not embedded: cannot happen after a sync, skip rather than guess
+                continue
+            lex = float(bm25[row[cid]]) if cid in row else 0.0
+            fused.append((cid, fuse(cos, lex, bm25_max, self.lexical_weight), cos, lex))
+        fused.sort(key=lambda t: -t[1])
+        return fused[:k]
+
+    def match_faq(self, query: str) -> tuple[Chunk, float] | None:
+        """The curated FAQ whose question is closest to this one, with its cosine; None when the
+        knowledge base has no FAQs. The caller compares the score with `faq_threshold`."""
+        if not query.strip():
+            return None
+        self._ensure_synced()
+        with self._lock:
+            best = self.faqs.search(self.embedder.embed_one(query), 1)
+        if not best:
+            return None
+        cid, score = best[0]
+        chunks = self.store.get_chunks([cid])
+        return (chunks[0], score) if chunks else None
+
+    def faq_answer(self, query: str) -> tuple[Chunk, float] | None:
+        """The fast path's decision: match_faq, kept only when it clears `faq_threshold` and the
+        hybrid passage search also ranks that FAQ first. Two signals agreeing halves the wrong
+        curated answers at the same threshold (measured in bench/retrieval.py)."""
+        match = self.match_faq(query)
+        if match is None or match[1] < self.faq_threshold:
+            return None
+        top = self.search(query, 1)
+        return match if top and top[0].chunk.id == match[0].id else None
