@@ -21,6 +21,8 @@ GENERATOR_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no "Loading weights" bars in a customer-facing CLI
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def _package_dir(module: str) -> Path | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -86,3 +87,23 @@ def test_settings_round_trip(tmp_path):
     s.save(tmp_path)
     assert Settings.load(tmp_path) == s
     assert "# Target length of a passage" in (tmp_path / "settings.toml").read_text()
+
+
+def test_search_shows_ranked_passages_with_source_and_location(tmp_path):
+    from click.testing import CliRunner
+
+    from tests.conftest import SAMPLE
+    from ui.cli import cli
+
+    kb = str(tmp_path / "kb")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--kb", kb, "ingest", str(SAMPLE / "faq.csv")]).exit_code == 0
+    result = runner.invoke(cli, ["--kb", kb, "search", "--json", "-k", "3", "what is your phone number"])
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.stdout)
+    assert len(hits) == 3 and hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
+    assert "(555) 314-2760" in hits[0]["text"] and hits[0]["location"].startswith("row ")
+    result = runner.invoke(cli, ["--kb", kb, "search", "  "])
+    assert result.exit_code == 1 and "The question is empty" in result.output
+    result = runner.invoke(cli, ["--kb", str(tmp_path / "none"), "search", "hours"])
+    assert result.exit_code == 1 and "There is no knowledge base" in result.output

@@ -227,17 +227,55 @@ def settings(ctx: click.Context, changes: tuple[str, ...], as_json: bool) -> Non
         click.echo(f"{name} = {value!r}{mark}\n    {help_text}")
 
 
+# -- search ---------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("query")
+@click.option("-k", "k", type=click.IntRange(1, 100), default=5, show_default=True, help="How many passages to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print the ranked passages as JSON.")
+@click.pass_context
+def search(ctx: click.Context, query: str, k: int, as_json: bool) -> None:
+    """Show the passages that best match a question, with scores, source and location."""
+    hits = _search(ctx, query, k, quiet=as_json)
+    if as_json:
+        _echo_json([{"score": h.score, "dense": h.dense, "lexical": h.lexical, **dataclasses.asdict(h.chunk)} for h in hits])
+        return
+    if not hits:
+        click.echo("No passage matches that question.")
+    for n, h in enumerate(hits, start=1):
+        name, _ = _split_uri(h.chunk.source)
+        where = f"{name}, {h.chunk.location}" if h.chunk.location else name
+        click.secho(f"[{n}] score {h.score:.3f}  {where}", bold=True)
+        click.echo(h.chunk.text.strip() + "\n")
+
+
+def _search(ctx: click.Context, query: str, k: int, quiet: bool = False):
+    from kb.errors import BadInput, EmptyKnowledgeBase
+
+    if not query.strip():
+        raise BadInput("The question is empty. Type a question, for example: kbchat search \"opening hours\"")
+    from rag.retrieve import Retriever
+
+    with _store(ctx, create=False) as store:
+        if not store.count()[1]:
+            raise EmptyKnowledgeBase(f"The knowledge base at {ctx.obj} has no documents yet. Ingest something first: kbchat ingest PATH_OR_URL")
+        retriever = Retriever(store, _settings(ctx))
+        for message in retriever.sync():
+            if not quiet:
+                click.secho(message, fg="yellow", err=True)
+        return retriever.search(query, k)
+
+
 # -- demo -----------------------------------------------------------------------------------------
+DEMO_QUESTION = "How much does the beginner wheel course cost?"
+
+
 @cli.command(hidden=True)
 @click.pass_context
 def demo(ctx: click.Context) -> None:
     """The terminal demo `make demo` runs after ingesting sample_data/."""
     ctx.invoke(sources)
-    with _store(ctx, create=False) as store:
-        faqs = store.faqs()
-    if faqs:
-        click.echo(f"\n{len(faqs)} FAQ pairs are ready. A sample:")
-        click.echo(faqs[0].text)
+    click.secho(f"\nAsking: {DEMO_QUESTION}\nThe best passages in your documents:\n", bold=True)
+    ctx.invoke(search, query=DEMO_QUESTION, k=3, as_json=False)
 
 
 def main() -> None:
