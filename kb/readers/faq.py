@@ -155,15 +155,16 @@ def _pair_from_object(obj, label: str) -> tuple[FaqPair | None, str | None]:
     return FaqPair(q, a, label), None
 
 
-def _collect(items: list, label: str) -> Document:
+def _collect(items: list[tuple[str, object]], title: str) -> Document:
+    """FAQ pairs from (label, object) items, e.g. ("item 3", {...}) or ("line 7", {...})."""
     pairs, warnings = [], []
-    for n, obj in enumerate(items, start=1):
-        pair, warning = _pair_from_object(obj, f"{label} {n}")
+    for label, obj in items:
+        pair, warning = _pair_from_object(obj, label)
         if pair:
             pairs.append(pair)
         if warning:
             warnings.append(warning)
-    return Document(kind="faq", faqs=pairs, warnings=warnings)
+    return Document(kind="faq", title=title, faqs=pairs, warnings=warnings)
 
 
 def read_json(data: bytes, name: str) -> Document:
@@ -178,9 +179,7 @@ def read_json(data: bytes, name: str) -> Document:
         value = lists[0] if len(lists) == 1 else [value]
     if not isinstance(value, list):
         raise BadInput("expected a list of objects with question and answer keys")
-    doc = _collect(value, "item")
-    doc.title = name
-    return doc
+    return _collect([(f"item {n}", obj) for n, obj in enumerate(value, start=1)], name)
 
 
 def read_jsonl(data: bytes, name: str) -> Document:
@@ -190,14 +189,9 @@ def read_jsonl(data: bytes, name: str) -> Document:
         if not line.strip():
             continue
         try:
-            items.append((n, json.loads(line)))
+            items.append((f"line {n}", json.loads(line)))
         except json.JSONDecodeError as e:
             bad.append(f"line {n}: not valid JSON ({e.msg}); skipped")
-    pairs, warnings = [], list(bad)
-    for n, obj in items:
-        pair, warning = _pair_from_object(obj, f"line {n}")
-        if pair:
-            pairs.append(pair)
-        if warning:
-            warnings.append(warning)
-    return Document(kind="faq", title=name, faqs=pairs, warnings=warnings)
+    doc = _collect(items, name)
+    doc.warnings = bad + doc.warnings
+    return doc
