@@ -141,7 +141,12 @@ def half_linears(model) -> None:
             self.in_features, self.out_features = linear.in_features, linear.out_features
 
         def forward(self, x):
-            y = torch.nn.functional.linear(x.to(torch.float16), self.weight).to(x.dtype)
+            if x.numel() // x.shape[-1] > 1:
+                # Many rows (the prompt): compute-bound, and float32 matmuls are far faster on CPU.
+                y = torch.nn.functional.linear(x, self.weight.to(x.dtype))
+            else:
+                # One row (each decoded token): memory-bound, so reading half the bytes wins.
+                y = torch.nn.functional.linear(x.to(torch.float16), self.weight).to(x.dtype)
             return y if self.bias is None else y + self.bias
 
     head = model.get_output_embeddings()
