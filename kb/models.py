@@ -65,3 +65,10 @@ def generator_path(override: str = "") -> Path:
     if path is None or not path.is_file():
         raise ModelMissing(f"The language model package is not installed. {_install_hint(GENERATOR_PACKAGE)}")
     return path
+
+
+def default_device() -> str:
+    """"cuda" when a GPU is usable, else "cpu": every model in kbchat runs on either."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kb.errors import BadInput
+from kb.files import atomic_write
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -90,15 +91,13 @@ class Settings:
     def save(self, kb_dir: str | os.PathLike) -> Path:
         """Write the settings that differ from the defaults, with their help as comments."""
         path = Path(kb_dir) / SETTINGS_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
         lines = ["# kbchat settings. Delete a line to go back to its default."]
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if value != f.default:
                 lines += [f"# {f.metadata['help']}", f"{f.name} = {_toml_value(value)}"]
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        tmp.replace(path)  # atomic: a crash never leaves a half-written settings file
+        text = "\n".join(lines) + "\n"
+        atomic_write(path, lambda f: f.write(text.encode("utf-8")))
         return path
 
     def updated(self, **changes) -> "Settings":

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kb.models import embedder_path
+from kb.models import default_device, embedder_path
 from kb.settings import Settings
 
 BATCH_SIZE = 64  # measured ~90 short sentences/s on 2 cores at 64; larger batches gain nothing on CPU
@@ -23,11 +23,6 @@ BATCH_SIZE = 64  # measured ~90 short sentences/s on 2 cores at 64; larger batch
 _models: dict[tuple[str, str], object] = {}  # (model folder, device) -> SentenceTransformer
 _load_lock = threading.Lock()
 
-
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class Embedder:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterator
 
 from kb.errors import BadInput, ModelMissing
-from kb.models import generator_path
+from kb.models import default_device, generator_path
 
 CACHE_ENV = "KBCHAT_CACHE"  # where converted models are kept; default ~/.cache/kbchat
 DEFAULT_MAX_NEW_TOKENS = 200
@@ -58,11 +58,6 @@ class LoadedModel:
 _LOADED: dict[tuple, LoadedModel] = {}
 _LOAD_LOCK = threading.Lock()
 
-
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def load_model(path: str = "", device: str | None = None, fast: bool | None = None) -> LoadedModel:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Callable
 
 import numpy as np
 
+from kb.files import atomic_write
 from kb.records import Chunk
 from kb.store import Store
 
@@ -157,11 +157,11 @@ class VectorIndex:
         self.dir.mkdir(parents=True, exist_ok=True)
         meta = {"format": FORMAT_VERSION, "revision": self.revision, "model": self.model, "dim": int(self.vectors.shape[1])}
         ids = np.array(self.ids, dtype=str) if self.ids else np.zeros(0, dtype="<U1")
-        _atomic_write(self.path, lambda f: np.savez(f, vectors=self.vectors, ids=ids, meta=np.array(json.dumps(meta))))
+        atomic_write(self.path, lambda f: np.savez(f, vectors=self.vectors, ids=ids, meta=np.array(json.dumps(meta))))
         if self.kind == "hnsw" and self._faiss is not None:
             import faiss
 
-            _atomic_write(self.hnsw_path, lambda f: f.write(faiss.serialize_index(self._faiss).tobytes()))
+            atomic_write(self.hnsw_path, lambda f: f.write(faiss.serialize_index(self._faiss).tobytes()))
         elif self.hnsw_path.exists():
             self.hnsw_path.unlink()  # shrank below the threshold: a stale graph must not be reloaded later
 
@@ -308,15 +308,3 @@ class VectorIndex:
         sims = iter((self.vectors[present] @ np.asarray(query_vector, dtype=np.float32)).tolist()) if present else iter(())
         return [next(sims) if r is not None else None for r in rows]
 
-
-def _atomic_write(path: Path, write: Callable) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
