@@ -117,12 +117,14 @@ class Store:
             row = self._db.execute(self._SOURCES_SQL.format(where="WHERE s.uri = ?"), (uri,)).fetchone()
         return Source(*row) if row else None
 
-    def chunks(self, source: str | None = None) -> list[Chunk]:
-        sql = "SELECT id, source, location, text, question, answer FROM chunks"
+    def chunks(self, source: str | None = None, faqs_only: bool = False) -> list[Chunk]:
+        sql = "SELECT id, source, location, text, question, answer FROM chunks WHERE 1"
         args: tuple = ()
         if source is not None:
-            sql += " WHERE source = ?"
+            sql += " AND source = ?"
             args = (source,)
+        if faqs_only:
+            sql += " AND question IS NOT NULL"
         with self._lock:
             return [_chunk(row) for row in self._db.execute(sql + " ORDER BY source, position", args)]
 
@@ -142,7 +144,7 @@ class Store:
 
     def faqs(self) -> list[Chunk]:
         """Every FAQ pair in the knowledge base, as its chunk (chunk.faq holds the pair)."""
-        return [c for c in self.chunks() if c.faq]
+        return self.chunks(faqs_only=True)
 
     def faq_hash(self) -> str:
         """A fingerprint of the FAQ content: a fine-tuned adapter records it to tell when it is stale."""

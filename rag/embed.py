@@ -9,6 +9,7 @@ same folder and device, so the UI, the API and the tests pay the load once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from pathlib import Path
@@ -46,11 +47,12 @@ class Embedder:
             self._device = default_device()
         return self._device
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         """Names the model's weights, so a saved index can tell it was built by another model.
         Built from the folder name, its config and its weight file sizes, not the absolute path,
-        so a knowledge base copied to another machine keeps its vectors."""
+        so a knowledge base copied to another machine keeps its vectors. Computed once: every
+        sync asks for it."""
         h = hashlib.sha256(self.path.name.encode())
         for name in ("config.json", "modules.json", "sentence_bert_config.json"):
             file = self.path / name

@@ -113,17 +113,16 @@ class Retriever:
         if not self.lexical.ids:
             return []  # an empty knowledge base: no need to load the model
         with self._lock:
-            ranked = self._rank(query, k, mode)
+            ranked = self._rank(query, k, mode, None if mode == "lexical" else self.embedder.embed_one(query))
         chunks = {c.id: c for c in self.store.get_chunks([cid for cid, *_ in ranked])}
         return [Hit(chunks[cid], score, dense, lex) for cid, score, dense, lex in ranked if cid in chunks]
 
-    def _rank(self, query: str, k: int, mode: str) -> list[tuple[str, float, float | None, float | None]]:
+    def _rank(self, query: str, k: int, mode: str, qvec) -> list[tuple[str, float, float | None, float | None]]:
         lexical = self.lexical
         bm25 = lexical.scores(query) if mode != "dense" else None
         if mode == "lexical":
             top = [i for i in np.argsort(-bm25, kind="stable")[:k] if bm25[i] > 0]
             return [(lexical.ids[i], float(bm25[i]), None, float(bm25[i])) for i in top]
-        qvec = self.embedder.embed_one(query)
         dense_hits = self.passages.search(qvec, max(k, CANDIDATES))
         if mode == "dense":
             return [(cid, s, s, None) for cid, s in dense_hits[:k]]
@@ -152,7 +151,10 @@ class Retriever:
             return None
         self._ensure_synced()
         with self._lock:
-            best = self.faqs.search(self.embedder.embed_one(query), 1)
+            return self._match_faq(self.embedder.embed_one(query))
+
+    def _match_faq(self, qvec) -> tuple[Chunk, float] | None:
+        best = self.faqs.search(qvec, 1)
         if not best:
             return None
         cid, score = best[0]
@@ -162,9 +164,15 @@ class Retriever:
     def faq_answer(self, query: str) -> tuple[Chunk, float] | None:
         """The fast path's decision: match_faq, kept only when it clears `faq_threshold` and the
         hybrid passage search also ranks that FAQ first. Two signals agreeing halves the wrong
-        curated answers at the same threshold (measured in bench/retrieval.py)."""
-        match = self.match_faq(query)
-        if match is None or match[1] < self.faq_threshold:
+        curated answers at the same threshold (measured in bench/retrieval.py). The question is
+        embedded once for both: this is the path that must answer in milliseconds."""
+        if not query.strip():
             return None
-        top = self.search(query, 1)
-        return match if top and top[0].chunk.id == match[0].id else None
+        self._ensure_synced()
+        with self._lock:
+            qvec = self.embedder.embed_one(query)
+            match = self._match_faq(qvec)
+            if match is None or match[1] < self.faq_threshold:
+                return None
+            top = self._rank(query, 1, "hybrid", qvec)
+        return match if top and top[0][0] == match[0].id else None
