@@ -131,7 +131,8 @@ def _hard_wrap(sentence: str, size: int) -> list[str]:
 
 def _tail(parts: list[tuple[str, str]], overlap: int) -> list[tuple[str, str]]:
     """The trailing units of a piece that fit in `overlap` characters; if even the last one does
-    not fit, its last words up to `overlap` characters."""
+    not fit, its last words up to `overlap` characters. A table is never cut: a slice of it would
+    be half a row with no header, so it gives no overlap."""
     if overlap <= 0 or not parts:
         return []
     tail: list[tuple[str, str]] = []
@@ -143,5 +144,7 @@ def _tail(parts: list[tuple[str, str]], overlap: int) -> list[tuple[str, str]]:
         total += len(unit) + 2
     if tail:
         return tail
+    if parts[-1][0].lstrip().startswith("|"):
+        return []
     words = parts[-1][0][-overlap:].split(" ", 1)
     return [(words[1], "\n\n")] if len(words) == 2 and words[1] else []

@@ -27,7 +27,7 @@ from kb.web import crawl, is_url
 
 IGNORE_FILE = ".kbchatignore"
 # Bump when a reader or the chunker changes its output, so unchanged files are read again.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"
 
 
 @dataclass

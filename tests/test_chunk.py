@@ -96,3 +96,15 @@ def test_chunk_ids_are_stable_and_unique():
     assert first[0].id == chunk_id("/x/a.txt", "Same text.")
     # The same text in another source is another chunk.
     assert chunk_document(doc, "/y/b.txt", 800, 0)[0].id != first[0].id
+
+
+def test_overlap_never_cuts_a_table_row():
+    # A table just under the size, then prose: the prose piece must not open with half a row.
+    rows = "\n".join(f"| Private lesson for {i} people | by appointment | ${i * 40} per hour |" for i in range(1, 9))
+    text = f"| Lesson | When | Price |\n|---|---|---|\n{rows}\n\n" + "Clay and firing are included in every class. " * 6
+    pieces = split_text(text, 800, 120)
+    assert len(pieces) >= 2
+    for piece in pieces:
+        for line in piece.split("\n"):
+            if "|" in line:
+                assert line.startswith("|") and line.endswith("|"), line
