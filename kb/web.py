@@ -54,6 +54,8 @@ def fetch(url: str, settings: Settings, session=None) -> Page:
             final = urldefrag(r.url)[0]
     except requests.exceptions.Timeout:
         raise BadInput(f"{host} did not answer within {settings.fetch_timeout_s:g} s (setting fetch_timeout_s)") from None
+    except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema):
+        raise BadInput(f"'{url}' is not a complete web address; write it like https://example.com/page") from None
     except requests.exceptions.ConnectionError:
         raise BadInput(f"could not connect to {host}; check the address and your connection") from None
     except requests.exceptions.RequestException as e:

@@ -172,6 +172,8 @@ def test_crawl_limit_counts_pages(kbchat, site):
 def test_unreachable_and_disallowed_urls(kbchat, site):
     result = kbchat("ingest", f"{site}/private/secret.html")
     assert result.exit_code == 1 and "robots.txt does not allow reading this page" in result.output
+    result = kbchat("ingest", "http://")
+    assert result.exit_code == 1 and "'http://' is not a complete web address; write it like https://" in result.output
     result = kbchat("ingest", "http://127.0.0.1:9/nothing")
     assert result.exit_code == 1 and "could not connect to 127.0.0.1:9" in result.output
     assert "Traceback" not in result.output
