@@ -83,3 +83,68 @@ def chunk_id(source: str, text: str, seen: set[str] | None = None) -> str:
         cid = f"{base}-{n}"
     seen.add(cid)
     return cid
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A passage an answer relies on. `n` is the number the answer text cites it by ([1], [2])."""
+
+    n: int
+    chunk_id: str
+    source: str  # the Source uri
+    location: str
+    snippet: str  # the cited passage, shortened for display
+    score: float  # how well the passage matched the question (cosine, or fused score)
+
+
+@dataclass
+class Answer:
+    """What every answer path returns (rag, base, tuned, rag+tuned), so comparison, UI and API
+    never need to know which path made it.
+
+    `method` says how the text was made: "faq" (a curated FAQ answer, word for word), "generated"
+    (written by the model and checked against the sources), "quoted" (the model's wording did not
+    survive the check, so the best sentences of the sources are quoted), "model" (a path without
+    retrieval: nothing to check against), or "refused" (the owner's fallback message).
+    """
+
+    path: str
+    question: str
+    text: str
+    method: str
+    citations: list[Citation] = field(default_factory=list)
+    confidence: float = 0.0  # 0..1, how sure retrieval is that the knowledge base covers the question
+    retrieval_ms: float = 0.0
+    generation_ms: float = 0.0
+    n_tokens: int = 0  # tokens the model generated (0 when it did not run)
+    model: str = ""  # the model (and adapter) that wrote the text; "" when no model ran
+    notes: list[str] = field(default_factory=list)  # plain words for the owner: truncation, language, staleness
+
+    @property
+    def refused(self) -> bool:
+        return self.method == "refused"
+
+    @property
+    def from_faq(self) -> bool:
+        return self.method == "faq"
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        return self.n_tokens / (self.generation_ms / 1000) if self.n_tokens and self.generation_ms > 0 else None
+
+    @property
+    def total_ms(self) -> float:
+        return self.retrieval_ms + self.generation_ms
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict with the derived fields spelled out."""
+        from dataclasses import asdict
+
+        d = asdict(self)
+        d.update(refused=self.refused, from_faq=self.from_faq, tokens_per_s=self.tokens_per_s, total_ms=self.total_ms)
+        for key in ("confidence", "retrieval_ms", "generation_ms", "total_ms", "tokens_per_s"):
+            if d[key] is not None:
+                d[key] = round(d[key], 3 if key == "confidence" else 1)
+        for c in d["citations"]:
+            c["score"] = round(c["score"], 3)
+        return d

@@ -43,6 +43,17 @@ class Settings:
     # Models: empty means the packaged default.
     embedder_path: str = _opt("", "A local sentence-transformers model folder; empty uses the packaged all-MiniLM-L6-v2.")
     generator_path: str = _opt("", "A local Hugging Face model folder or .gguf file; empty uses the packaged SmolLM2-135M-Instruct.")
+    # Answering. Defaults measured on sample_data/eval_questions.jsonl with bench/answers.py.
+    top_k: int = _opt(3, "How many passages the answer is written from.")
+    faq_threshold: float = _opt(0.75, "How close (0-1) a question must be to a curated FAQ question for its answer to be given word for word.")
+    refusal_threshold: float = _opt(0.35, "Questions whose best passage matches less than this (0-1) get the fallback message instead of a guess.")
+    lexical_weight: float = _opt(0.15, "How much exact-word matching (BM25) adds to meaning-based search; 0 turns it off.")
+    fallback_message: str = _opt(
+        "Sorry, I don't have that information. Please contact us directly and we'll be glad to help.",
+        "What the chatbot says when your documents do not answer a question. Add your phone or email.",
+    )
+    max_new_tokens: int = _opt(120, "The longest answer the model may write, in tokens (about 3/4 of a word each).")
+    max_question_chars: int = _opt(1000, "Longer questions are cut to this many characters (with a note).")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -62,6 +73,19 @@ class Settings:
             )
         if self.max_file_mb <= 0:
             raise BadInput(f"Setting 'max_file_mb' must be more than 0, not {self.max_file_mb}.")
+        for name in ("faq_threshold", "refusal_threshold"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise BadInput(f"Setting '{name}' must be between 0 and 1, not {getattr(self, name)}.")
+        if not 0 <= self.lexical_weight <= 1:
+            raise BadInput(f"Setting 'lexical_weight' must be between 0 and 1, not {self.lexical_weight}.")
+        if not 1 <= self.top_k <= 20:
+            raise BadInput(f"Setting 'top_k' must be between 1 and 20, not {self.top_k}.")
+        if not 1 <= self.max_new_tokens <= 2000:
+            raise BadInput(f"Setting 'max_new_tokens' must be between 1 and 2000, not {self.max_new_tokens}.")
+        if not 20 <= self.max_question_chars <= 20000:
+            raise BadInput(f"Setting 'max_question_chars' must be between 20 and 20000, not {self.max_question_chars}.")
+        if not self.fallback_message.strip():
+            raise BadInput("Setting 'fallback_message' must not be empty: it is what customers see when there is no answer.")
         if self.fetch_timeout_s <= 0:
             raise BadInput(f"Setting 'fetch_timeout_s' must be more than 0 seconds, not {self.fetch_timeout_s}.")
 

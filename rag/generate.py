@@ -183,7 +183,7 @@ class Generator:
 
     def stream(self, messages: list[dict], max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> Iterator[str]:
         """Text pieces as they are generated. Joined, they equal `complete(...).text`."""
-        for piece, _ in self._stream(messages, max_new_tokens):
+        for piece, _ in self.stream_counted(messages, max_new_tokens):
             if piece:
                 yield piece
 
@@ -192,16 +192,17 @@ class Generator:
         first = None
         pieces: list[str] = []
         n_tokens = 0
-        for piece, n_tokens in self._stream(messages, max_new_tokens):
+        for piece, n_tokens in self.stream_counted(messages, max_new_tokens):
             if first is None:
                 first = time.perf_counter() - start
             pieces.append(piece)
         seconds = time.perf_counter() - start
         return Completion("".join(pieces).strip(), n_tokens, seconds, first or seconds)
 
-    def _stream(self, messages: list[dict], max_new_tokens: int) -> Iterator[tuple[str, int]]:
+    def stream_counted(self, messages: list[dict], max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> Iterator[tuple[str, int]]:
         """(text piece, tokens so far). Decoding runs in a worker thread; pieces arrive through
-        transformers' TextIteratorStreamer, so the caller can show them as they come."""
+        transformers' TextIteratorStreamer, so the caller can show them as they come. A caller that
+        stops reading early (closes the iterator) stops the decoding too."""
         import torch
         from transformers import TextIteratorStreamer
 
@@ -212,6 +213,7 @@ class Generator:
         streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=True, skip_special_tokens=True)
         counter = _TokenCounter()
         error: list[BaseException] = []
+        stop = threading.Event()
 
         def work():
             try:
@@ -219,7 +221,7 @@ class Generator:
                     loaded.model.generate(
                         ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
                         do_sample=False, streamer=streamer, logits_processor=[counter],
-                        pad_token_id=loaded.tokenizer.eos_token_id,
+                        stopping_criteria=[_StopWhen(stop)], pad_token_id=loaded.tokenizer.eos_token_id,
                     )
             except BaseException as e:  # surfaced in the caller's thread below
                 error.append(e)
@@ -227,11 +229,26 @@ class Generator:
 
         worker = threading.Thread(target=work, daemon=True)
         worker.start()
-        for piece in streamer:
-            yield piece, counter.n
-        worker.join()
+        try:
+            for piece in streamer:
+                yield piece, counter.n
+        finally:
+            stop.set()  # the caller stopped reading: end decoding at the next token
+            worker.join()
         if error:
             raise error[0]
+
+
+def _StopWhen(event: threading.Event):
+    """A transformers stopping criterion that ends decoding once `event` is set."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class StopWhen(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.shape[0],), event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return StopWhen()
 
 
 class _TokenCounter:

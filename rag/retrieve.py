@@ -28,16 +28,19 @@ from rag.embed import Embedder
 from rag.index import HNSW_THRESHOLD, SyncReport, VectorIndex, faq_question
 from rag.lexical import Lexical, lexical_for
 
-LEXICAL_WEIGHT = 0.15  # 0 is dense only. Swept 0.1-0.3: 0.15 ties 0.1 on sample_data FAQ and doc-only top-1
-# and beats it on covidqa (0.775 vs 0.762), and lets an exact price decide a near-tie.
+# The defaults of the `lexical_weight` and `faq_threshold` settings, and how they were chosen:
+# - lexical_weight 0.15 (0 is dense only). Swept 0.1-0.3: 0.15 ties 0.1 on sample_data FAQ and
+#   doc-only top-1, beats it on covidqa (0.775 vs 0.762), and lets an exact price decide a near-tie.
+# - faq_threshold 0.75: the fast path gives a curated answer when the question's cosine to a curated
+#   question reaches this AND hybrid search ranks the same FAQ first. Set for precision: a wrong
+#   curated answer is worse than generating one. On sample_data/eval_questions.jsonl
+#   (bench/retrieval.py) this passed 9 of 117 reworded FAQ questions with 1 wrong FAQ, and none of
+#   48 doc-only or out-of-scope questions; at 0.70 twice as many passed but 1 in 5 was wrong.
+#   MiniLM matches reworded questions poorly (the right FAQ is the closest question only 56% of the
+#   time), so this is deliberately strict.
+LEXICAL_WEIGHT = Settings().lexical_weight
+FAQ_THRESHOLD = Settings().faq_threshold
 CANDIDATES = 50  # from each of dense and BM25; the fused top-k is re-ranked within their union
-# The FAQ fast path gives a curated answer when the question's cosine to a curated question reaches
-# this AND hybrid search ranks the same FAQ first. Set for precision: a wrong curated answer is worse
-# than generating one. On sample_data/eval_questions.jsonl (bench/retrieval.py) this passed 9 of 117
-# reworded FAQ questions with 1 wrong FAQ, and none of 48 doc-only or out-of-scope questions; at
-# 0.70 twice as many passed but 1 in 5 was wrong. MiniLM matches reworded questions poorly
-# (the right FAQ is the closest question only 56% of the time), so this is deliberately strict.
-FAQ_THRESHOLD = 0.75
 
 
 @dataclass
@@ -66,16 +69,16 @@ class Retriever:
         self,
         store: Store,
         settings: Settings | None = None,
-        lexical_weight: float = LEXICAL_WEIGHT,
-        faq_threshold: float = FAQ_THRESHOLD,
+        lexical_weight: float | None = None,
+        faq_threshold: float | None = None,
         hnsw_threshold: int = HNSW_THRESHOLD,
     ):
-        if lexical_weight < 0:
-            raise BadInput(f"lexical_weight must be 0 or more, not {lexical_weight}.")
         self.store = store
         self.settings = settings or Settings.load(store.dir)
-        self.lexical_weight = lexical_weight
-        self.faq_threshold = faq_threshold
+        self.lexical_weight = self.settings.lexical_weight if lexical_weight is None else lexical_weight
+        self.faq_threshold = self.settings.faq_threshold if faq_threshold is None else faq_threshold
+        if self.lexical_weight < 0:
+            raise BadInput(f"lexical_weight must be 0 or more, not {self.lexical_weight}.")
         self.embedder = Embedder(self.settings)
         self.passages = VectorIndex(store.dir, "passages", hnsw_threshold=hnsw_threshold)
         self.faqs = VectorIndex(store.dir, "faq", text_of=faq_question, hnsw_threshold=hnsw_threshold)

@@ -74,3 +74,25 @@ def kbchat_exe() -> list[str]:
     """The installed console script, for tests that need a real separate process."""
     exe = Path(sys.executable).parent / "kbchat"
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "ui.cli"]
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory):
+    """A fresh model cache for the session, so the GGUF -> safetensors conversion is tested too."""
+    from rag import generate
+
+    folder = tmp_path_factory.mktemp("model_cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv(generate.CACHE_ENV, str(folder))
+    yield folder
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def generator(model_cache):
+    """The real packaged SmolLM2, converted once and loaded once for the whole session."""
+    from rag import generate
+
+    gen = generate.Generator(device="cpu")
+    gen.loaded
+    return gen

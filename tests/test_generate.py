@@ -17,22 +17,6 @@ MESSAGES = [
 ]
 
 
-@pytest.fixture(scope="session")
-def cache(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("model_cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv(generate.CACHE_ENV, str(folder))
-    yield folder
-    mp.undo()
-
-
-@pytest.fixture(scope="session")
-def generator(cache):
-    gen = generate.Generator(device="cpu")
-    gen.loaded  # converts the GGUF once and loads the copy
-    return gen
-
-
 def _logits(model, tokenizer, messages):
     ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
     ids = ids if hasattr(ids, "shape") else ids["input_ids"]
@@ -40,12 +24,12 @@ def _logits(model, tokenizer, messages):
         return model(ids).logits[0, -1]
 
 
-def test_cached_copy_gives_the_same_logits_as_the_gguf(cache, generator):
+def test_cached_copy_gives_the_same_logits_as_the_gguf(model_cache, generator):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = generator_path()
     folder = generate.cached_copy(gguf)
-    assert folder.parent == cache / "models" and (folder / "model.safetensors").exists()
+    assert folder.parent == model_cache / "models" and (folder / "model.safetensors").exists()
     assert generate.cached_copy(gguf) == folder  # made once, then reused
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     original = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32).eval()

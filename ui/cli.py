@@ -85,6 +85,10 @@ def ingest(ctx: click.Context, targets: tuple[str, ...], crawl_pages: int | None
             if not as_json:
                 _print_result(r)
         n_sources, n_chunks = store.count()
+        if any(r.status in ("added", "updated") for r in results):
+            if not as_json:
+                click.echo("Updating the search index...")
+            _index(store, settings, quiet=as_json)
     failed = sum(r.failed for r in results)
     if as_json:
         _echo_json([dataclasses.asdict(r) for r in results])
@@ -97,6 +101,18 @@ def ingest(ctx: click.Context, targets: tuple[str, ...], crawl_pages: int | None
             click.secho(f"{failed} file{'s' if failed > 1 else ''} could not be added; the reasons are above.", fg="red")
     if failed:
         ctx.exit(1)
+
+
+def _index(store, settings, quiet: bool):
+    """Bring the search indexes in line with the store, saying what had to be done (a rebuild, new
+    passages embedded); returns the Retriever."""
+    from rag.retrieve import Retriever
+
+    retriever = Retriever(store, settings)
+    for message in retriever.sync():
+        if not quiet:
+            click.secho(message, fg="yellow", err=True)
+    return retriever
 
 
 def _plural(n: int, word: str) -> str:
@@ -256,11 +272,78 @@ def _search(ctx: click.Context, query: str, k: int, quiet: bool = False):
     with _store(ctx, create=False) as store:
         if not store.count()[1]:
             raise EmptyKnowledgeBase(f"The knowledge base at {ctx.obj} has no documents yet. Ingest something first: kbchat ingest PATH_OR_URL")
-        retriever = Retriever(store, _settings(ctx))
-        for message in retriever.sync():
-            if not quiet:
-                click.secho(message, fg="yellow", err=True)
-        return retriever.search(query, k)
+        return _index(store, _settings(ctx), quiet).search(query, k)
+
+
+# -- ask -------------------------------------------------------------------------------------------
+PATHS = ("rag", "base")
+
+
+@cli.command()
+@click.argument("question")
+@click.option("--path", "path_name", type=click.Choice(PATHS), default="rag", show_default=True,
+              help="rag: answer from your documents. base: the model alone, without them (for comparison).")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer record as one JSON object.")
+@click.pass_context
+def ask(ctx: click.Context, question: str, path_name: str, as_json: bool) -> None:
+    """Answer a customer's question, showing the answer as it is written and the sources it cites.
+
+    Use - as QUESTION to read the question from standard input.
+    """
+    from kb.records import Answer
+
+    if question == "-":
+        question = click.get_text_stream("stdin").read()
+    settings = _settings(ctx)
+    with _store(ctx, create=False) as store:
+        path = _path(path_name, store, settings, quiet=as_json)
+        answer = None
+        for item in path.stream(question):
+            if isinstance(item, Answer):
+                answer = item
+            elif not as_json:
+                click.echo(item, nl=False)
+    if as_json:
+        _echo_json(answer.to_dict())
+        return
+    click.echo()
+    _print_answer_details(answer)
+
+
+def _path(name: str, store, settings, quiet: bool):
+    from kb.errors import EmptyKnowledgeBase
+
+    if name == "base":
+        from rag.answer import BasePath
+
+        return BasePath(settings)
+    from rag.answer import RagPath
+
+    if not store.count()[1]:
+        raise EmptyKnowledgeBase(f"The knowledge base at {store.dir} has no documents yet. Ingest something first: kbchat ingest PATH_OR_URL")
+    return RagPath(store, settings, retriever=_index(store, settings, quiet))
+
+
+_METHOD_WORDS = {
+    "faq": "a curated FAQ answer, word for word",
+    "generated": "written by the model from your documents, every sentence checked against them",
+    "quoted": "quoted from your documents (the model's own wording did not match them)",
+    "refused": "your fallback message: your documents do not seem to answer this",
+    "model": "the model alone, without your documents",
+}
+
+
+def _print_answer_details(answer) -> None:
+    for c in answer.citations:
+        name, _ = _split_uri(c.source)
+        where = f"{name}, {c.location}" if c.location else name
+        click.secho(f"  [{c.n}] {where}", fg="cyan")
+    for note in answer.notes:
+        click.secho(f"  ! {note}", fg="yellow")
+    timing = f"{answer.total_ms:.0f} ms"
+    if answer.tokens_per_s:
+        timing += f", {answer.tokens_per_s:.1f} tokens/s"
+    click.secho(f"  ({_METHOD_WORDS[answer.method]}; confidence {answer.confidence:.2f}; {timing})", dim=True)
 
 
 # -- demo -----------------------------------------------------------------------------------------

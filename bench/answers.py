@@ -1,0 +1,96 @@
+"""Answer quality and speed of the `rag` path on sample_data/eval_questions.jsonl.
+
+    .venv/bin/python bench/answers.py              # all 165 questions (~8 min on 2 cores)
+    .venv/bin/python bench/answers.py --limit 40   # a quicker, noisier look
+
+Prints, against the targets of the RAG issue:
+  * fact accuracy: in-scope answers containing one of the question's `expected` strings (target 0.85),
+  * refusals: out-of-scope questions answered with the fallback message (target 0.8), and in-scope
+    questions wrongly refused,
+  * how answers were made (faq / generated / quoted / refused), with the fact accuracy of each,
+  * latency p50/p95 per method and the model's tokens/s,
+  * top-1 retrieval of the right FAQ for reworded FAQ questions (target 0.9).
+Each rate is printed with its ratio to the target. --show prints every wrong answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from retrieval import eval_rows, sample_store  # noqa: E402
+
+from rag.answer import RagPath  # noqa: E402
+
+TARGETS = {"fact accuracy (in scope)": 0.85, "out-of-scope refused": 0.8, "FAQ top-1 (reworded)": 0.9}
+
+
+def normalize(text: str) -> str:
+    return " ".join(text.lower().replace("’", "'").split())
+
+
+def has_fact(answer: str, expected: list[str]) -> bool:
+    return any(normalize(e) in normalize(answer) for e in expected)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=0, help="a random sample of this many questions (seed 7)")
+    parser.add_argument("--show", action="store_true", help="print each wrong answer")
+    args = parser.parse_args()
+    rows = eval_rows()
+    if args.limit:
+        rows = random.Random(7).sample(rows, args.limit)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = RagPath(sample_store(Path(tmp)))
+        path.answer("When are you open?")  # load both models before timing
+        by_method: dict[str, list[tuple[bool, float]]] = defaultdict(list)
+        in_scope, out_scope, faq_right, faq_n, wrongly_refused = [], [], 0, 0, 0
+        tokens, gen_s = 0, 0.0
+        for row in rows:
+            a = path.answer(row["question"])
+            if a.n_tokens:
+                tokens, gen_s = tokens + a.n_tokens, gen_s + a.generation_ms / 1000
+            if "faq_question" in row:
+                faq_n += 1
+                top = path.retriever.search(row["question"], 1)
+                faq_right += bool(top and top[0].chunk.faq and top[0].chunk.faq.question == row["faq_question"])
+            if row.get("in_scope", True):
+                ok = has_fact(a.text, row["expected"])
+                in_scope.append(ok)
+                wrongly_refused += a.refused
+            else:
+                ok = a.refused
+                out_scope.append(ok)
+            by_method[a.method].append((ok, a.total_ms))
+            if args.show and not ok:
+                print(f"  x [{a.method}] {row['question']!r} -> {a.text[:160]!r}")
+    rates = {
+        "fact accuracy (in scope)": sum(in_scope) / max(len(in_scope), 1),
+        "out-of-scope refused": sum(out_scope) / max(len(out_scope), 1),
+        "FAQ top-1 (reworded)": faq_right / max(faq_n, 1),
+    }
+    print(f"\n== rag answers on sample_data/eval_questions.jsonl: {len(in_scope)} in scope, {len(out_scope)} out of scope ==")
+    for name, value in rates.items():
+        print(f"{name:28} {value:.3f}  (target {TARGETS[name]}, ratio {value / TARGETS[name]:.2f})")
+    print(f"{'in scope wrongly refused':28} {wrongly_refused / max(len(in_scope), 1):.3f}")
+    print("\nhow answers were made       n    right   p50 ms   p95 ms")
+    for method, results in sorted(by_method.items()):
+        ms = sorted(t for _, t in results)
+        p95 = ms[min(len(ms) - 1, int(0.95 * len(ms)))]
+        print(f"{method:26} {len(results):4}   {sum(ok for ok, _ in results) / len(results):.3f}  {statistics.median(ms):7.0f}  {p95:7.0f}")
+    if gen_s:
+        print(f"\nmodel speed while answering: {tokens / gen_s:.1f} tokens/s (checks and quoting included)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Keeping answers true to the sources: check each generated sentence against them, quote them when
+the model's wording fails the check, and keep instructions planted in documents away from the model.
+
+SmolLM2-135M reads sources poorly: on sample_data it put the expected fact in its answer for about 3
+in 10 questions although the right passage was in its prompt every time, and it invents numbers.
+So a generated sentence is kept only when every number in it appears in the sources and most of its
+words do (`supported`); otherwise the answer quotes the best-matching sentences of the sources
+(`quote_units`), which is always grounded.
+
+    >>> support = Support(["Saturday 9 am to 6 pm."])
+    >>> support.check("On Saturday we open at 9 am."), support.check("On Saturday we open at 8 am.")
+    (True, False)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from kb.records import Chunk
+
+# Words that carry no fact: a sentence made only of these is neither supported nor contradicted.
+STOPWORDS = frozenset(
+    """a an the and or but if then so of to in on at for with from by about as into onto over under
+    up down out off is are was were be been being am do does did done have has had having can could
+    will would shall should may might must i me my mine we us our ours you your yours he him his she
+    her it its they them their this that these those there here what which who whom whose when where
+    why how all any some each every both either neither no not yes nor only own same such than too
+    very just also more most other another again once please thank thanks hi hello sure
+    answer answers question questions source sources information info based provided according text
+    above below following mentioned given like get got let know want need one ok okay well""".split()
+)
+_WORD = re.compile(r"[a-z][a-z'-]*|\d+(?:[.,:]\d+)*")
+_NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+_CITE = re.compile(r"\[\d+\]")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9$])")
+
+# Text in a document that addresses the chatbot instead of the customer. Such sentences never reach
+# the model and are never quoted. Phrasings from published prompt-injection examples.
+_INJECTION = re.compile(
+    r"\b(ignore|disregard|forget|override)\b[^.!?\n]{0,40}\b(instructions?|prompts?|rules|guidelines|directions)\b"
+    r"|\byou are now\b|\bnew (instructions?|rules|role)\b|\bsystem prompt\b|\bact as\b[^.!?\n]{0,30}\b(assistant|bot|ai)\b"
+    r"|^\s*(system|assistant|user)\s*:|<\|?(system|im_start|im_end)\|?>",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def stem(word: str) -> str:
+    """A crude English stem, enough to match 'classes' with 'class' and 'booked' with 'booking'."""
+    for suffix in ("ing", "ies", "es", "ed", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def terms(text: str) -> list[str]:
+    """The fact-bearing words of a text, stemmed; numbers are left to `numbers`."""
+    words = _WORD.findall(_CITE.sub(" ", text.lower()))
+    return [stem(w.strip("'-")) for w in words if not w[0].isdigit() and w.strip("'-") not in STOPWORDS and len(w) > 1]
+
+
+def numbers(text: str) -> set[str]:
+    """Every number in a text, without thousands separators: '$1,200' -> '1200', '9:30' -> '9:30'."""
+    found = set()
+    for n in _NUMBER.findall(_CITE.sub(" ", text)):
+        n = n.rstrip(".,:")
+        found.add(n.replace(",", "") if re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d+)?", n) else n)
+    return found
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences, with each line of a list or table kept as its own unit."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            out += [s.strip() for s in _SENTENCE_END.split(line) if s.strip()]
+    return out
+
+
+class Support:
+    """What the sources of one answer contain, for checking sentences against them."""
+
+    MIN_SHARE = 0.75  # of a sentence's fact words that must appear in the sources
+
+    def __init__(self, texts: list[str]):
+        joined = "\n".join(texts)
+        self.terms = set(terms(joined))
+        self.numbers = numbers(joined)
+
+    def check(self, sentence: str) -> bool | None:
+        """True when the sentence is backed by the sources, False when it says something they do
+        not (an unknown number, or too many unknown words), None when it states no fact at all."""
+        if not numbers(sentence) <= self.numbers:
+            return False
+        words = terms(sentence)
+        if not words:
+            return None
+        return sum(w in self.terms for w in words) / len(words) >= self.MIN_SHARE
+
+
+# -- planted instructions -------------------------------------------------------------------------
+def defang(text: str) -> tuple[str, int]:
+    """The text without the sentences that give the chatbot orders; and how many were removed."""
+    kept, removed = [], 0
+    for line in text.splitlines():
+        parts = _SENTENCE_END.split(line)
+        good = [p for p in parts if not _INJECTION.search(p)]
+        removed += len(parts) - len(good)
+        if good or not line.strip():
+            kept.append(" ".join(good))
+    return "\n".join(kept).strip(), removed
+
+
+# -- quoting ----------------------------------------------------------------------------------------
+@dataclass
+class Unit:
+    """One quotable piece of a source: an FAQ answer, a sentence, or a table row made readable."""
+
+    text: str
+    n: int  # the source number it came from (1-based, as cited)
+    key: str = ""  # what to match the question against, when not the text itself
+
+
+def units(chunk: Chunk, n: int) -> list[Unit]:
+    """The quotable pieces of a passage. An FAQ answer is one piece; a table row is spelled out with
+    its column names ('Course: Beginner wheel; Price: $280')."""
+    if chunk.faq:
+        answer = defang(chunk.faq.answer)[0]
+        return [Unit(answer, n, key=f"{chunk.faq.question} {answer}")] if answer else []
+    text, _ = defang(chunk.text)
+    out: list[Unit] = []
+    header: list[str] | None = None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("|") and line.endswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if all(re.fullmatch(r":?-{2,}:?", c) for c in cells if c):
+                continue  # the |---|---| rule under a header
+            if header is None:
+                header = cells
+                continue
+            pairs = [f"{h}: {c}" if h else c for h, c in zip(header, cells) if c]
+            out.append(Unit("; ".join(pairs) + ".", n))
+            continue
+        header = None
+        if line.startswith("#") or (not re.search(r"[.!?:;)]$", line) and len(line.split()) < 8):
+            continue  # a heading, not an answer
+        line = re.sub(r"^([-*+]|\d+[.)])\s+", "", line).replace("**", "").replace("__", "")
+        out += [Unit(s, n) for s in split_sentences(line) if len(terms(s)) >= 2]
+    return out
+
+
+def quote_units(scored: list[tuple[Unit, float]], max_units: int = 2, margin: float = 0.08) -> list[Unit]:
+    """The best unit, and the runners-up from the same source that score within `margin` of it,
+    in their original order: an answer that quotes one source, not a collage."""
+    if not scored:
+        return []
+    order = {id(u): i for i, (u, _) in enumerate(scored)}
+    ranked = sorted(scored, key=lambda t: -t[1])
+    best, top = ranked[0]
+    chosen = [best] + [u for u, s in ranked[1:] if u.n == best.n and s >= top - margin][: max_units - 1]
+    return sorted(chosen, key=lambda u: order[id(u)])
