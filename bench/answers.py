@@ -16,7 +16,9 @@ Each rate is printed with its ratio to the target. --show prints every wrong ans
 from __future__ import annotations
 
 import argparse
+import json
 import random
+import re
 import statistics
 import sys
 import tempfile
@@ -46,6 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=0, help="a random sample of this many questions (seed 7)")
     parser.add_argument("--show", action="store_true", help="print each wrong answer")
+    parser.add_argument("--dump", metavar="FILE", help="write one JSON line per question (for calibrating thresholds)")
     args = parser.parse_args()
     rows = eval_rows()
     if args.limit:
@@ -56,6 +59,7 @@ def main() -> None:
         by_method: dict[str, list[tuple[bool, float]]] = defaultdict(list)
         in_scope, out_scope, faq_right, faq_n, wrongly_refused = [], [], 0, 0, 0
         tokens, gen_s = 0, 0.0
+        dump: list[dict] = []
         for row in rows:
             a = path.answer(row["question"])
             if a.n_tokens:
@@ -72,8 +76,14 @@ def main() -> None:
                 ok = a.refused
                 out_scope.append(ok)
             by_method[a.method].append((ok, a.total_ms))
+            if args.dump:
+                emb = path.retriever.embedder
+                relevance = float(emb.embed_one(re.sub(r"\[\d+\]", "", a.text)) @ emb.embed_one(a.question))
+                dump.append({**row, "method": a.method, "confidence": a.confidence, "relevance": relevance, "right": ok, "text": a.text})
             if args.show and not ok:
                 print(f"  x [{a.method}] {row['question']!r} -> {a.text[:160]!r}")
+    if args.dump:
+        Path(args.dump).write_text("".join(json.dumps(d) + "\n" for d in dump))
     rates = {
         "fact accuracy (in scope)": sum(in_scope) / max(len(in_scope), 1),
         "out-of-scope refused": sum(out_scope) / max(len(out_scope), 1),

@@ -187,19 +187,20 @@ class Generator:
             if piece:
                 yield piece
 
-    def complete(self, messages: list[dict], max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> Completion:
+    def complete(self, messages: list[dict], max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, min_new_tokens: int = 0) -> Completion:
         start = time.perf_counter()
         first = None
         pieces: list[str] = []
         n_tokens = 0
-        for piece, n_tokens in self.stream_counted(messages, max_new_tokens):
+        for piece, n_tokens in self.stream_counted(messages, max_new_tokens, min_new_tokens):
             if first is None:
                 first = time.perf_counter() - start
             pieces.append(piece)
         seconds = time.perf_counter() - start
         return Completion("".join(pieces).strip(), n_tokens, seconds, first or seconds)
 
-    def stream_counted(self, messages: list[dict], max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> Iterator[tuple[str, int]]:
+    def stream_counted(self, messages: list[dict], max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+                       min_new_tokens: int = 0) -> Iterator[tuple[str, int]]:
         """(text piece, tokens so far). Decoding runs in a worker thread; pieces arrive through
         transformers' TextIteratorStreamer, so the caller can show them as they come. A caller that
         stops reading early (closes the iterator) stops the decoding too."""
@@ -220,6 +221,7 @@ class Generator:
                 with torch.inference_mode():
                     loaded.model.generate(
                         ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                        min_new_tokens=min(min_new_tokens, max_new_tokens),
                         do_sample=False, streamer=streamer, logits_processor=[counter],
                         stopping_criteria=[_StopWhen(stop)], pad_token_id=loaded.tokenizer.eos_token_id,
                     )
