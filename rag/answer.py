@@ -111,7 +111,7 @@ class RagPath:
         self.generator = generator or Generator(self.settings.generator_path)
 
     def answer(self, question: str) -> Answer:
-        return _last(self.stream(question))
+        return last_answer(self.stream(question))
 
     def stream(self, question: str) -> Iterator[str | Answer]:
         s = self.settings
@@ -263,23 +263,29 @@ class BasePath:
         self.generator = generator or Generator(self.settings.generator_path)
 
     def answer(self, question: str) -> Answer:
-        return _last(self.stream(question))
+        return last_answer(self.stream(question))
 
     def stream(self, question: str) -> Iterator[str | Answer]:
         q, notes = prepare_question(question, self.settings)
         messages = [{"role": "system", "content": self.SYSTEM}, {"role": "user", "content": q}]
-        start = time.perf_counter()
-        pieces, n_tokens = [], 0
-        for piece, n_tokens in self.generator.stream_counted(messages, self.settings.max_new_tokens):
-            if not pieces:
-                piece = piece.lstrip()
-            if piece:
-                pieces.append(piece)
-                yield piece
-        if pieces and pieces[-1] != pieces[-1].rstrip():
-            pieces[-1] = pieces[-1].rstrip()  # the Answer text is stripped; the stream already showed the space
-        ms = (time.perf_counter() - start) * 1000
-        yield Answer(self.name, q, "".join(pieces), "model", [], 0.0, 0.0, ms, n_tokens, self.generator.model_id, notes)
+        yield from model_answer(self.name, self.generator, messages, q, notes, self.settings.max_new_tokens)
+
+
+def model_answer(name: str, generator: Generator, messages: list[dict], question: str, notes: list[str],
+                 max_new_tokens: int) -> Iterator[str | Answer]:
+    """A path that lets the model answer alone (base, tuned): its pieces, then the Answer."""
+    start = time.perf_counter()
+    pieces, n_tokens = [], 0
+    for piece, n_tokens in generator.stream_counted(messages, max_new_tokens):
+        if not pieces:
+            piece = piece.lstrip()
+        if piece:
+            pieces.append(piece)
+            yield piece
+    if pieces and pieces[-1] != pieces[-1].rstrip():
+        pieces[-1] = pieces[-1].rstrip()  # the Answer text is stripped; the stream already showed the space
+    ms = (time.perf_counter() - start) * 1000
+    yield Answer(name, question, "".join(pieces), "model", [], 0.0, 0.0, ms, n_tokens, generator.model_id, notes)
 
 
 def _last_boundary(text: str) -> int | None:
@@ -298,7 +304,8 @@ def _best_overlap(text: str, sources: list[str]) -> int:
     return 1 + max(range(len(sources)), key=lambda i: len(words & set(terms(sources[i]))))
 
 
-def _last(stream: Iterator[str | Answer]) -> Answer:
+def last_answer(stream: Iterator[str | Answer]) -> Answer:
+    """The Answer at the end of a path's stream."""
     result = None
     for item in stream:
         result = item

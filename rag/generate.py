@@ -72,6 +72,12 @@ def load_model(path: str = "", device: str | None = None, fast: bool | None = No
         return _LOADED[key]
 
 
+def load_private(path: str = "", device: str | None = None) -> LoadedModel:
+    """A float32 copy of the generator that belongs to the caller alone (not the shared one), for
+    training or for merging an adapter into: changing it never changes the other answer paths."""
+    return _load(generator_path(path), device or default_device(), fast=False)
+
+
 def _load(source: Path, device: str, fast: bool) -> LoadedModel:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -163,12 +169,14 @@ def half_linears(model) -> None:
 class Generator:
     """Greedy chat completion with the shared model. Cheap to build; the model loads on first use."""
 
-    def __init__(self, path: str = "", device: str | None = None, fast: bool | None = None):
+    def __init__(self, path: str = "", device: str | None = None, fast: bool | None = None,
+                 loaded: LoadedModel | None = None):
         self.path, self.device, self.fast = path, device, fast
+        self._loaded = loaded  # a model the caller loaded (a fine-tuned one); else the shared one
 
     @property
     def loaded(self) -> LoadedModel:
-        return load_model(self.path, self.device, self.fast)
+        return self._loaded or load_model(self.path, self.device, self.fast)
 
     @property
     def model_id(self) -> str:

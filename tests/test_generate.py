@@ -67,3 +67,20 @@ def test_token_limit_is_checked(generator):
     with pytest.raises(BadInput, match="max_new_tokens must be at least 1, not 0"):
         generator.complete(MESSAGES, max_new_tokens=0)
     assert generator.complete(MESSAGES, max_new_tokens=3).n_tokens == 3
+
+
+def test_closing_a_stream_early_stops_the_decoding(generator):
+    import threading
+    import time
+
+    before = threading.active_count()
+    stream = generator.stream_counted(MESSAGES, max_new_tokens=200, min_new_tokens=200)
+    next(stream)
+    start = time.perf_counter()
+    stream.close()  # joins the decoding thread: it must stop at the next token, not after 200
+    assert time.perf_counter() - start < 5
+    assert threading.active_count() == before
+
+
+def test_min_new_tokens_forces_the_length(generator):
+    assert generator.complete(MESSAGES, max_new_tokens=20, min_new_tokens=20).n_tokens == 20

@@ -276,13 +276,14 @@ def _search(ctx: click.Context, query: str, k: int, quiet: bool = False):
 
 
 # -- ask -------------------------------------------------------------------------------------------
-PATHS = ("rag", "base")
+PATHS = ("rag", "base", "tuned", "rag+tuned")
 
 
 @cli.command()
 @click.argument("question")
 @click.option("--path", "path_name", type=click.Choice(PATHS), default="rag", show_default=True,
-              help="rag: answer from your documents. base: the model alone, without them (for comparison).")
+              help="rag: answer from your documents. base: the model alone, without them (for comparison). "
+                   "tuned: the model fine-tuned on your FAQ (kbchat tune). rag+tuned: the fine-tuned model reading your documents.")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer record as one JSON object.")
 @click.pass_context
 def ask(ctx: click.Context, question: str, path_name: str, as_json: bool) -> None:
@@ -317,13 +318,18 @@ def _path(name: str, store, settings, quiet: bool):
         from rag.answer import BasePath
 
         return BasePath(settings)
+    if name == "tuned":
+        from tuning.answer import TunedPath
+
+        return TunedPath(store, settings)
     from rag.answer import RagPath
+    from tuning.answer import RagTunedPath
 
     if not store.count()[1]:
         raise EmptyKnowledgeBase(f"The knowledge base at {store.dir} has no documents yet. Ingest something first: kbchat ingest PATH_OR_URL")
     retriever = _index(store, settings, quiet)
     retriever.embedder.embed_one("warm up")  # load the model now, so the answer's timing is the answer's
-    return RagPath(store, settings, retriever=retriever)
+    return (RagTunedPath if name == "rag+tuned" else RagPath)(store, settings, retriever=retriever)
 
 
 _METHOD_WORDS = {
@@ -346,6 +352,83 @@ def _print_answer_details(answer) -> None:
     if answer.tokens_per_s:
         timing += f", {answer.tokens_per_s:.1f} tokens/s"
     click.secho(f"  ({_METHOD_WORDS[answer.method]}; confidence {answer.confidence:.2f}; {timing})", dim=True)
+
+
+# -- fine-tuning ---------------------------------------------------------------------------------
+@cli.command()
+@click.option("--extra", "extra_file", metavar="FILE", help="An extra question/answer file (CSV, JSON or JSONL) to train on as well.")
+@click.option("--epochs", type=click.IntRange(1, 50), default=None, help="The most epochs to train (early stopping may end sooner).")
+@click.option("--resume", is_flag=True, help="Finish the last interrupted run from its checkpoint.")
+@click.option("--check", "check_only", is_flag=True, help="Only check the training data and say what would be trained.")
+@click.pass_context
+def tune(ctx: click.Context, extra_file: str | None, epochs: int | None, resume: bool, check_only: bool) -> None:
+    """Fine-tune the model on your FAQ pairs (LoRA): a second answer path to compare with RAG.
+
+    Each FAQ question is also trained in reworded forms, and some rewordings are held out to
+    measure how well the model handles questions worded differently. Ctrl-C stops safely; go on
+    later with --resume. The finished model is saved as a new version and made active.
+    """
+    from tqdm import tqdm
+
+    from tuning.data import load_extra_pairs
+    from tuning.train import TuneSettings, prepare, train
+
+    settings = TuneSettings(**({"epochs": epochs} if epochs else {}))
+    extra = load_extra_pairs(extra_file) if extra_file else None
+    with _store(ctx, create=False) as store:
+        report, data = prepare(store, settings, extra)
+        for line in report.describe():
+            click.echo(line)
+        click.echo(f"Training examples: {len(data.train)} (questions and rewordings); validation: {len(data.validation)} held-out rewordings.")
+        if check_only:
+            return
+        bar = tqdm(total=0, unit="step", dynamic_ncols=True)
+
+        def on_step(p):
+            bar.total = p.total_steps
+            bar.n = p.step
+            last = p.train_loss[-1][1] if p.train_loss else float("nan")
+            val = f" val {p.val_loss[-1][1]:.3f}" if p.val_loss else ""
+            bar.set_description(f"epoch {min(p.epoch + 1, p.epochs)}/{p.epochs} loss {last:.3f}{val}")
+            bar.refresh()
+
+        try:
+            info = train(store, None if resume else settings, extra, resume=resume, on_step=on_step, kb_settings=_settings(ctx))
+        finally:
+            bar.close()
+    stop = f"stopped early after epoch {info.epochs_run}" if info.stopped_early else f"{info.epochs_run} epochs"
+    click.secho(f"Adapter {info.id} is ready and active ({stop}; best validation loss {info.best_val_loss:.3f} "
+                f"at epoch {info.best_epoch}; {info.train_seconds / 60:.1f} min, {info.tokens_per_s:.0f} tokens/s).", fg="green")
+    click.echo(f"Loss curve: {info.path}/loss.png. Try it: kbchat ask --path tuned \"your question\"")
+
+
+@cli.command()
+@click.option("--activate", "activate_id", metavar="ID", help="Make this adapter the one the tuned paths use.")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+@click.pass_context
+def adapters(ctx: click.Context, activate_id: str | None, as_json: bool) -> None:
+    """List the fine-tuned models (adapters) and switch between them."""
+    from tuning import adapters as store_adapters
+
+    if activate_id:
+        store_adapters.activate(ctx.obj, activate_id)
+        click.echo(f"Adapter {activate_id} is now active.")
+    found = store_adapters.list_adapters(ctx.obj)
+    active = store_adapters.active_id(ctx.obj)
+    if as_json:
+        _echo_json([{**a.summary(), "active": a.id == active} for a in found])
+        return
+    if not found:
+        click.echo("No fine-tuned model yet. Train one with: kbchat tune")
+        return
+    from kb.store import Store
+
+    faq_hash = Store(ctx.obj, create=False).faq_hash()
+    for a in found:
+        mark = "*" if a.id == active else " "
+        stale = "  (trained on older FAQ content)" if a.faq_hash != faq_hash else ""
+        click.echo(f"{mark} {a.id}  {a.created_at[:16].replace('T', ' ')}  {a.n_train} examples, {a.epochs_run} epochs, "
+                   f"validation loss {a.best_val_loss:.3f}, {a.train_seconds / 60:.1f} min{stale}")
 
 
 # -- demo -----------------------------------------------------------------------------------------

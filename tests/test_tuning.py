@@ -1,0 +1,138 @@
+"""LoRA fine-tuning with the real packaged SmolLM2 on a handful of sample FAQ pairs: the loss goes
+down, adapters save and load exactly, an interrupted run resumes, stale adapters are flagged, and
+the tuned paths answer with the same Answer record as rag."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from kb.errors import NotFound
+from kb.ingest import ingest
+from kb.settings import Settings
+from kb.store import Store
+from tuning import adapters
+from tuning.answer import RagTunedPath, TunedPath
+from tuning.train import Progress, TuneSettings, train
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+TINY = TuneSettings(epochs=2, n_rewordings=2, batch_size=4, patience=5, learning_rate=1e-3)
+
+
+def _tiny_kb(folder: Path, rows: int = 6) -> Path:
+    """A knowledge base with the first `rows` pairs of the sample FAQ."""
+    docs = folder / "docs"
+    docs.mkdir(parents=True)
+    with open(SAMPLE / "faq.csv", newline="", encoding="utf-8") as f:
+        data = list(csv.reader(f))
+    with open(docs / "faq.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(data[: rows + 1])
+    with Store(folder / "kb") as store:
+        assert not [r for r in ingest(store, [str(docs)], Settings()) if r.failed]
+    return folder / "kb"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, model_cache):
+    kb = _tiny_kb(tmp_path_factory.mktemp("tune"))
+    with Store(kb) as store:
+        info = train(store, TINY)
+    return kb, info
+
+
+def test_training_lowers_the_loss_and_publishes_an_active_adapter(trained):
+    kb, info = trained
+    per_epoch = len(info.train_loss) // info.epochs_run
+    first = sum(loss for _, loss in info.train_loss[:per_epoch]) / per_epoch
+    last = sum(loss for _, loss in info.train_loss[-per_epoch:]) / per_epoch
+    assert last < first * 0.8, info.train_loss
+    assert len(info.val_loss) == 2 and info.best_val_loss == pytest.approx(min(v for _, v in info.val_loss), abs=1e-4)
+    assert adapters.active_id(kb) == info.id and info.id.startswith("v1-")
+    folder = Path(info.path)
+    assert (folder / "adapter_model.safetensors").exists() and (folder / "loss.png").stat().st_size > 1000
+    meta = json.loads((folder / "adapter.json").read_text())
+    assert meta["faq_hash"] == Store(kb).faq_hash() and meta["data_hash"] and meta["train_seconds"] > 0
+    assert not set(meta["held_out"]) & set(meta["trained_questions"])
+    assert Progress.read(kb).status == "done"
+    assert not list((kb / "tuning").glob("run-*"))  # the finished run's checkpoints are cleaned up
+
+
+def test_saved_adapter_loads_with_identical_logits(tmp_path, model_cache):
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    from rag.generate import load_private
+
+    loaded = load_private()
+    model = get_peft_model(loaded.model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.02)  # B starts at zero: make the adapter do something
+    ids = loaded.tokenizer("When are you open on Saturday?", return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        before = model(ids).logits
+    model.save_pretrained(tmp_path / "adapter")
+    again = PeftModel.from_pretrained(load_private().model, tmp_path / "adapter")
+    with torch.inference_mode():
+        after = again(ids).logits
+        plain = load_private().model(ids).logits
+    assert torch.equal(before, after)
+    assert not torch.allclose(before, plain, atol=1e-3)  # the adapter really changed the model
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, model_cache):
+    kb = _tiny_kb(tmp_path)
+
+    def interrupt_after_first_epoch(p: Progress):
+        if p.epoch == 1:
+            raise KeyboardInterrupt
+
+    with Store(kb) as store:
+        with pytest.raises(KeyboardInterrupt):
+            train(store, TINY, on_step=interrupt_after_first_epoch)
+        assert Progress.read(kb).status == "stopped"
+        [run] = (kb / "tuning").glob("run-*")
+        assert (run / "checkpoint.pt").exists()
+        steps_done = torch.load(run / "checkpoint.pt", weights_only=False)["step"]
+        seen = []
+        info = train(store, resume=True, on_step=lambda p: seen.append(p.step))
+    assert seen and min(seen) == steps_done + 1  # went on from the checkpoint, not from step 1
+    assert info.epochs_run == 2 and [e for e, _ in info.val_loss] == [1, 2]
+    with Store(kb) as store, pytest.raises(NotFound, match="no interrupted training run"):
+        train(store, resume=True)
+
+
+def test_tuned_paths_answer_and_warn_when_the_faq_changed(trained, tmp_path):
+    kb, info = trained
+    with Store(kb) as store:
+        a = TunedPath(store, Settings(max_new_tokens=24)).answer("Where is Copper Kiln Pottery Studio located?")
+        assert a.path == "tuned" and a.method == "model" and a.text and a.citations == []
+        assert info.id in a.model and a.n_tokens > 0 and a.notes == []
+        b = RagTunedPath(store, Settings(max_new_tokens=40)).answer("Is there parking near the studio?")
+        assert b.path == "rag+tuned" and (b.citations or b.refused)
+        # The owner edits an answer and re-ingests: the adapter is now stale.
+        source = store.sources()[0].uri
+        text = Path(source).read_text(encoding="utf-8")
+        Path(source).write_text(text.replace("214 Alder Street", "9 Birch Road"), encoding="utf-8")
+        list(ingest(store, [source], Settings()))
+        stale = TunedPath(store, Settings(max_new_tokens=8)).answer("Where are you?")
+        assert any("older version of your FAQ" in n for n in stale.notes)
+
+
+def test_tuned_path_without_an_adapter_says_how_to_train(tmp_path, kbchat, kb_dir, copy_data):
+    assert kbchat("ingest", copy_data("faq.csv")).exit_code == 0
+    with Store(kb_dir) as store, pytest.raises(NotFound, match="kbchat tune"):
+        TunedPath(store)
+    result = kbchat("ask", "--path", "tuned", "When are you open?")
+    assert result.exit_code == 1 and "kbchat tune" in result.output
+    assert "No fine-tuned model yet" in kbchat("adapters").output
+
+
+def test_cli_tune_check_reports_the_data(tmp_path, kbchat, copy_data):
+    assert kbchat("ingest", copy_data("faq.csv")).exit_code == 0
+    result = kbchat("tune", "--check")
+    assert result.exit_code == 0, result.output
+    assert "Training examples:" in result.output and "held-out rewordings" in result.output

@@ -1,0 +1,162 @@
+"""Versioned LoRA adapters in the knowledge base folder, and loading one onto the generator.
+
+    adapters/
+      v1-20261123-140212/   adapter weights (peft), adapter.json (settings, data and FAQ hashes,
+                            loss curves, training time), loss.png
+      active                the id of the adapter the tuned paths use
+
+An adapter is never changed after it is published; training again makes a new version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kb.errors import NotFound
+from kb.files import atomic_write
+from kb.store import now_iso
+
+DIR = "adapters"
+META = "adapter.json"
+
+
+@dataclass
+class AdapterInfo:
+    id: str
+    created_at: str
+    base_model: str
+    settings: dict
+    data_hash: str  # of the training examples (tuning.data.TrainingSet.data_hash)
+    faq_hash: str  # of the knowledge base's FAQ content when training started (Store.faq_hash)
+    n_train: int
+    n_validation: int
+    epochs_run: int
+    best_epoch: int
+    best_val_loss: float
+    stopped_early: bool
+    train_seconds: float
+    tokens_per_s: float
+    train_loss: list = field(default_factory=list)  # (step, loss)
+    val_loss: list = field(default_factory=list)  # (epoch, loss)
+    held_out: list = field(default_factory=list)  # validation questions, never trained on
+    trained_questions: list = field(default_factory=list)
+    report: list = field(default_factory=list)  # the data check, in words
+    path: str = ""
+
+    def summary(self) -> dict:
+        """The fields worth listing (no loss history or question lists)."""
+        skip = {"train_loss", "val_loss", "held_out", "trained_questions", "report", "settings"}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+
+
+def folder(kb_dir) -> Path:
+    return Path(kb_dir) / DIR
+
+
+def publish(kb_dir, weights: Path, run_name: str, **meta) -> AdapterInfo:
+    """Copy a finished run's best weights in as the next version, with its record and loss plot,
+    and make it active. The copy is renamed into place, so a crash never leaves half an adapter."""
+    root = folder(kb_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    number = 1 + max((int(p.name.split("-")[0][1:]) for p in root.iterdir() if p.is_dir() and p.name[:1] == "v" and p.name.split("-")[0][1:].isdigit()), default=0)
+    adapter_id = f"v{number}-{run_name.removeprefix('run-')}"
+    tmp = root / f".{adapter_id}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(weights, tmp)
+    info = AdapterInfo(id=adapter_id, created_at=now_iso(), **meta)
+    (tmp / META).write_text(json.dumps(dataclasses.asdict(info), indent=1))
+    plot_losses(info, tmp / "loss.png")
+    os.replace(tmp, root / adapter_id)
+    activate(kb_dir, adapter_id)
+    info.path = str(root / adapter_id)
+    return info
+
+
+def plot_losses(info: AdapterInfo, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    if info.train_loss:
+        steps, losses = zip(*info.train_loss)
+        ax.plot(steps, losses, label="training", alpha=0.7)
+    if info.val_loss:
+        per_epoch = max(1, len(info.train_loss) // max(info.epochs_run, 1))
+        epochs, losses = zip(*info.val_loss)
+        ax.plot([e * per_epoch for e in epochs], losses, "o-", label="validation (reworded questions)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(f"Adapter {info.id}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def list_adapters(kb_dir) -> list[AdapterInfo]:
+    root = folder(kb_dir)
+    found = []
+    for p in sorted(root.iterdir()) if root.exists() else []:
+        if p.is_dir() and not p.name.startswith(".") and (p / META).exists():
+            info = AdapterInfo(**{**json.loads((p / META).read_text()), "path": str(p)})
+            found.append(info)
+    return sorted(found, key=lambda a: int(a.id.split("-")[0][1:]))
+
+
+def active_id(kb_dir) -> str | None:
+    path = folder(kb_dir) / "active"
+    name = path.read_text().strip() if path.exists() else ""
+    return name if name and (folder(kb_dir) / name / META).exists() else None
+
+
+def activate(kb_dir, adapter_id: str) -> None:
+    if not (folder(kb_dir) / adapter_id / META).exists():
+        known = ", ".join(a.id for a in list_adapters(kb_dir)) or "none yet"
+        raise NotFound(f"There is no adapter '{adapter_id}'. Adapters: {known}.")
+    atomic_write(folder(kb_dir) / "active", lambda f: f.write(adapter_id.encode()))
+
+
+def get(kb_dir, adapter_id: str | None = None) -> AdapterInfo:
+    """The named adapter, or the active one; a clear message when there is none."""
+    adapter_id = adapter_id or active_id(kb_dir)
+    if adapter_id is None:
+        raise NotFound("There is no fine-tuned model yet. Train one on your FAQ with: kbchat tune (about 5-10 minutes on a laptop).")
+    for info in list_adapters(kb_dir):
+        if info.id == adapter_id:
+            return info
+    raise NotFound(f"There is no adapter '{adapter_id}'. See the list with: kbchat adapters")
+
+
+_LOADED: dict[tuple, object] = {}
+_LOCK = threading.Lock()
+
+
+def load_tuned(info: AdapterInfo, generator_path: str = "", device: str | None = None):
+    """The generator with this adapter merged in, as a rag.generate.LoadedModel, loaded once per
+    process. Merging makes it as fast as the plain model (and it gets the same fp16 speed-up)."""
+    from peft import PeftModel
+
+    from kb.models import default_device
+    from rag.generate import LoadedModel, half_linears, load_private
+
+    device = device or default_device()
+    key = (info.path, generator_path, device)
+    with _LOCK:
+        if key not in _LOADED:
+            base = load_private(generator_path, device)
+            model = PeftModel.from_pretrained(base.model, info.path).merge_and_unload()
+            model.eval()
+            name = f"{base.model_id} + adapter {info.id}"
+            if device == "cpu":
+                half_linears(model)
+                name += " (fp16 linears)"
+            _LOADED[key] = LoadedModel(model, base.tokenizer, device, name)
+        return _LOADED[key]

@@ -1,0 +1,68 @@
+"""The fine-tuned answer paths: `tuned` (the adapter alone, answering from what it learned) and
+`rag+tuned` (the adapter reading retrieved sources, the RAFT idea). Both return the same Answer
+record as rag and carry a visible warning when the FAQ changed after the adapter was trained."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from kb.records import Answer
+from kb.settings import Settings
+from kb.store import Store
+from rag.answer import RagPath, last_answer, model_answer, prepare_question
+from rag.generate import Generator
+from tuning import adapters
+from tuning.train import SYSTEM
+
+
+def staleness_note(store: Store, info: adapters.AdapterInfo) -> str | None:
+    if store.faq_hash() == info.faq_hash:
+        return None
+    return (f"The fine-tuned model ({info.id}, trained {info.created_at[:16].replace('T', ' ')}) learned an older "
+            "version of your FAQ; its answers may be out of date. Train it again with: kbchat tune")
+
+
+def tuned_generator(store: Store, settings: Settings, adapter_id: str | None = None) -> tuple[Generator, adapters.AdapterInfo]:
+    info = adapters.get(store.dir, adapter_id)
+    return Generator(loaded=adapters.load_tuned(info, settings.generator_path)), info
+
+
+class TunedPath:
+    """The fine-tuned model alone: no retrieval, no citations."""
+
+    name = "tuned"
+
+    def __init__(self, store: Store, settings: Settings | None = None, adapter_id: str | None = None):
+        self.store = store
+        self.settings = settings or Settings.load(store.dir)
+        self.generator, self.adapter = tuned_generator(store, self.settings, adapter_id)
+
+    def answer(self, question: str) -> Answer:
+        return last_answer(self.stream(question))
+
+    def stream(self, question: str) -> Iterator[str | Answer]:
+        q, notes = prepare_question(question, self.settings)
+        stale = staleness_note(self.store, self.adapter)
+        if stale:
+            notes.append(stale)
+        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": q}]
+        yield from model_answer(self.name, self.generator, messages, q, notes, self.settings.max_new_tokens)
+
+
+class RagTunedPath(RagPath):
+    """The rag path with the fine-tuned model writing from the sources."""
+
+    name = "rag+tuned"
+
+    def __init__(self, store: Store, settings: Settings | None = None, adapter_id: str | None = None, retriever=None):
+        settings = settings or Settings.load(store.dir)
+        generator, self.adapter = tuned_generator(store, settings, adapter_id)
+        super().__init__(store, settings, generator=generator, retriever=retriever)
+
+    def stream(self, question: str) -> Iterator[str | Answer]:
+        stale = staleness_note(self.store, self.adapter)
+        for item in super().stream(question):
+            if isinstance(item, Answer) and stale:
+                item.notes.append(stale)
+            yield item
+

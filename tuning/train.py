@@ -1,0 +1,316 @@
+"""LoRA fine-tuning of the shared generator on the knowledge base's FAQ pairs.
+
+One run: check the pairs (tuning.data), add reworded questions and hold some out for validation,
+train LoRA adapters with the loss on answer tokens only, validate each epoch, stop early when
+validation loss stops improving, and save the best epoch as a new versioned adapter
+(tuning.adapters). Progress goes to a terminal callback and to `tuning/progress.json` in the
+knowledge base, which the app reads while a run goes on in the background. A checkpoint after each
+epoch lets an interrupted run (Ctrl-C, a killed process) resume with `resume=True`.
+
+    >>> info = train(store, TuneSettings(epochs=3))                     # doctest: +SKIP
+    >>> info.id, info.best_val_loss                                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from kb.errors import BadInput, NotFound
+from kb.files import atomic_write
+from kb.records import FaqPair
+from kb.settings import Settings
+from kb.store import Store, now_iso
+from tuning import adapters
+from tuning.data import DataReport, Example, TrainingSet, check_pairs, split_for_training, store_pairs
+
+SYSTEM = "You are the customer assistant of this business. Answer the customer's question."
+
+
+@dataclass
+class TuneSettings:
+    # LoRA shape. r=16 on every linear layer is the usual choice for small models: about 4.9M
+    # trainable parameters on SmolLM2-135M (3.6%), enough to store a few hundred short facts.
+    rank: int = 16
+    alpha: int = 32  # scale alpha/r = 2, the common pairing with r=16
+    dropout: float = 0.05  # light regularization; the data set is tiny
+    target_modules: str = "all-linear"  # attention and MLP: facts live mostly in the MLPs
+    # Optimization. 2e-4 is the standard LoRA learning rate; linear decay after a short warm-up.
+    learning_rate: float = 2e-4
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.0
+    batch_size: int = 8  # examples per step; batches are grouped by length, so little padding
+    epochs: int = 8  # an upper bound: early stopping usually ends the run before
+    patience: int = 2  # epochs without a better validation loss before stopping
+    # Data. Several rewordings per question are what lets a fine-tune learn a fact (Ovadia et al.
+    # 2023); one per pair is held out so validation measures unseen wordings.
+    n_rewordings: int = 4
+    n_validation: int = 1
+    max_tokens: int = 384  # a pair longer than this (question + answer) is left out, not cut
+    seed: int = 0  # the same data and settings give the same adapter
+
+
+@dataclass
+class Progress:
+    """What the terminal and the app show about a run; saved as tuning/progress.json."""
+
+    run_id: str
+    status: str = "starting"  # starting, training, done, stopped (interrupted), failed
+    step: int = 0
+    total_steps: int = 0
+    epoch: int = 0
+    epochs: int = 0
+    train_loss: list[tuple[int, float]] = field(default_factory=list)  # (step, loss)
+    val_loss: list[tuple[int, float]] = field(default_factory=list)  # (epoch, loss)
+    tokens_per_s: float = 0.0
+    eta_s: float | None = None
+    started_at: str = ""
+    message: str = ""
+
+    @staticmethod
+    def read(kb_dir: Path) -> "Progress | None":
+        path = Path(kb_dir) / "tuning" / "progress.json"
+        try:
+            return Progress(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def save(self, kb_dir: Path) -> None:
+        text = json.dumps(dataclasses.asdict(self))
+        atomic_write(Path(kb_dir) / "tuning" / "progress.json", lambda f: f.write(text.encode()))
+
+
+def prepare(store: Store, settings: TuneSettings, extra: list[FaqPair] | None = None, tokenizer=None) -> tuple[DataReport, TrainingSet]:
+    """The checked pairs and the training/validation split a run would use."""
+    pairs = store_pairs(store) + list(extra or [])
+    if not pairs:
+        raise BadInput("The knowledge base has no FAQ pairs to learn from. Ingest an FAQ spreadsheet first (kbchat ingest faq.csv).")
+    count = (lambda t: len(tokenizer(t, add_special_tokens=False)["input_ids"])) if tokenizer else None
+    report = check_pairs(pairs, tokenizer_len=count, max_tokens=settings.max_tokens)
+    if not report.pairs:
+        raise BadInput("None of the FAQ pairs can be used for training; the data check above says why.")
+    return report, split_for_training(report.pairs, settings.n_rewordings, settings.n_validation, settings.seed)
+
+
+def encode(tokenizer, example: Example) -> tuple[list[int], list[int]]:
+    """Input ids and labels through the chat template; labels are -100 on the prompt, so the loss
+    is on the answer (and its end-of-turn token) only."""
+    prompt = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": example.question}]
+    full = prompt + [{"role": "assistant", "content": example.answer}]
+    p_ids = _ids(tokenizer.apply_chat_template(prompt, add_generation_prompt=True))
+    f_ids = _ids(tokenizer.apply_chat_template(full))
+    if f_ids[: len(p_ids)] != p_ids:  # a template that re-renders the prompt differently
+        raise BadInput("The model's chat template does not extend the prompt with the answer; this model cannot be fine-tuned here.")
+    end = len(f_ids)
+    while end > len(p_ids) and tokenizer.decode(f_ids[end - 1:end]).strip() == "":
+        end -= 1  # drop the template's trailing newline after <|im_end|>
+    ids = f_ids[:end]
+    return ids, [-100] * len(p_ids) + ids[len(p_ids):]
+
+
+def _ids(value) -> list[int]:
+    if hasattr(value, "keys"):
+        value = value["input_ids"]
+    return list(value[0] if value and isinstance(value[0], list) else value)
+
+
+def batches(encoded: list[tuple[list[int], list[int]]], size: int, rng: random.Random) -> list[list[int]]:
+    """Indexes grouped into batches of similar length (little padding), in a shuffled order."""
+    order = list(range(len(encoded)))
+    rng.shuffle(order)
+    groups = []
+    window = size * 8
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start:start + window], key=lambda i: len(encoded[i][0]))
+        groups += [chunk[i:i + size] for i in range(0, len(chunk), size)]
+    rng.shuffle(groups)
+    return groups
+
+
+def collate(encoded, idx: list[int], pad_id: int, device: str):
+    import torch
+
+    width = max(len(encoded[i][0]) for i in idx)
+    ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(idx), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(idx), width), dtype=torch.long)
+    for row, i in enumerate(idx):
+        x, y = encoded[i]
+        ids[row, : len(x)] = torch.tensor(x)
+        labels[row, : len(y)] = torch.tensor(y)
+        mask[row, : len(x)] = 1
+    return ids.to(device), mask.to(device), labels.to(device)
+
+
+def validation_loss(model, encoded, pad_id: int, device: str, size: int = 16) -> float:
+    """Mean loss per answer token over the validation examples."""
+    import torch
+
+    if not encoded:
+        return float("nan")
+    model.eval()
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for start in range(0, len(encoded), size):
+            idx = list(range(start, min(start + size, len(encoded))))
+            ids, mask, labels = collate(encoded, idx, pad_id, device)
+            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+            target = labels[:, 1:]
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), target.reshape(-1), ignore_index=-100, reduction="sum")
+            total += float(loss)
+            count += int((target != -100).sum())
+    model.train()
+    return total / max(count, 1)
+
+
+def train(
+    store: Store,
+    settings: TuneSettings | None = None,
+    extra: list[FaqPair] | None = None,
+    resume: bool = False,
+    on_step: Callable[[Progress], None] | None = None,
+    kb_settings: Settings | None = None,
+) -> adapters.AdapterInfo:
+    """Train a new adapter (or finish the interrupted run with resume=True) and return it. It is
+    made the active adapter when it is done."""
+    import torch
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from peft.utils import get_peft_model_state_dict
+
+    from rag.generate import load_private
+
+    kb = Path(store.dir)
+    kb_settings = kb_settings or Settings.load(kb)
+    work = kb / "tuning"
+    run_dir = _run_dir(work, resume)
+    state_path = run_dir / "checkpoint.pt"
+    if resume:
+        meta = json.loads((run_dir / "run.json").read_text())
+        settings = TuneSettings(**meta["settings"])
+        extra = [FaqPair(**p) for p in meta["extra"]]
+    settings = settings or TuneSettings()
+    random.seed(settings.seed)
+    torch.manual_seed(settings.seed)
+    loaded = load_private(kb_settings.generator_path)
+    model, tokenizer, device = loaded.model, loaded.tokenizer, loaded.device
+    report, data = prepare(store, settings, extra, tokenizer)
+    if resume and meta["data_hash"] != data.data_hash():
+        raise BadInput("The FAQ pairs changed since the interrupted run, so it cannot be resumed. Start a new run: kbchat tune")
+    if not resume:
+        run_dir.mkdir(parents=True)
+        run_meta = {"settings": dataclasses.asdict(settings), "extra": [dataclasses.asdict(p) for p in extra or []],
+                    "data_hash": data.data_hash(), "faq_hash": store.faq_hash(), "started_at": now_iso(), "report": report.describe()}
+        (run_dir / "run.json").write_text(json.dumps(run_meta, indent=1))
+    run_meta = json.loads((run_dir / "run.json").read_text())
+
+    model = get_peft_model(model, LoraConfig(
+        r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+        target_modules=settings.target_modules, task_type="CAUSAL_LM",
+    ))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    train_set = [encode(tokenizer, e) for e in data.train]
+    val_set = [encode(tokenizer, e) for e in data.validation]
+    steps_per_epoch = math.ceil(len(train_set) / settings.batch_size)
+    total = steps_per_epoch * settings.epochs
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    warmup = max(1, int(total * settings.warmup_ratio))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
+
+    progress = Progress(run_dir.name, "training", total_steps=total, epochs=settings.epochs, started_at=run_meta["started_at"])
+    best = {"loss": float("inf"), "epoch": 0, "bad_epochs": 0}
+    start_epoch, seconds_before = 0, 0.0
+    if resume and state_path.exists():
+        state = torch.load(state_path, weights_only=False)
+        set_peft_model_state_dict(model, state["adapter"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best, seconds_before = state["epoch"], state["best"], state["seconds"]
+        progress.train_loss, progress.val_loss, progress.step = state["train_loss"], state["val_loss"], state["step"]
+        progress.epoch = start_epoch
+
+    model.train()
+    t0 = time.perf_counter()
+    tokens_seen, stopped_early = 0, False
+    try:
+        for epoch in range(start_epoch, settings.epochs):
+            rng = random.Random(f"{settings.seed}-{epoch}")
+            for idx in batches(train_set, settings.batch_size, rng):
+                ids, mask, labels = collate(train_set, idx, pad_id, device)
+                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                tokens_seen += int(mask.sum())
+                progress.step += 1
+                progress.train_loss.append((progress.step, round(loss.item(), 4)))
+                elapsed = time.perf_counter() - t0
+                progress.tokens_per_s = tokens_seen / elapsed
+                done_here = progress.step - start_epoch * steps_per_epoch
+                progress.eta_s = elapsed / max(done_here, 1) * (total - progress.step)
+                if on_step:
+                    on_step(progress)
+                if progress.step % 5 == 0:
+                    progress.save(kb)
+            progress.epoch = epoch + 1
+            val = validation_loss(model, val_set, pad_id, device)
+            progress.val_loss.append((epoch + 1, round(val, 4)))
+            if val < best["loss"] - 1e-4 or math.isnan(val):
+                best = {"loss": val, "epoch": epoch + 1, "bad_epochs": 0}
+                model.save_pretrained(run_dir / "best")
+            else:
+                best["bad_epochs"] += 1
+            torch.save({
+                "adapter": get_peft_model_state_dict(model), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "best": best, "step": progress.step,
+                "train_loss": progress.train_loss, "val_loss": progress.val_loss,
+                "seconds": seconds_before + time.perf_counter() - t0,
+            }, state_path.with_suffix(".tmp"))
+            state_path.with_suffix(".tmp").replace(state_path)
+            progress.save(kb)
+            if on_step:
+                on_step(progress)
+            if best["bad_epochs"] >= settings.patience:
+                stopped_early = True
+                break
+    except KeyboardInterrupt:
+        progress.status, progress.message = "stopped", "Interrupted. Resume with: kbchat tune --resume"
+        progress.save(kb)
+        raise
+    except Exception as e:
+        progress.status, progress.message = "failed", f"Training failed: {e}"
+        progress.save(kb)
+        raise
+
+    seconds = seconds_before + time.perf_counter() - t0
+    info = adapters.publish(
+        kb, run_dir / "best", run_dir.name,
+        settings=dataclasses.asdict(settings), data_hash=data.data_hash(), faq_hash=run_meta["faq_hash"],
+        n_train=len(data.train), n_validation=len(data.validation), held_out=sorted(data.held_out_questions()),
+        trained_questions=sorted({e.question for e in data.train}),
+        epochs_run=progress.epoch, best_epoch=best["epoch"], best_val_loss=best["loss"], stopped_early=stopped_early,
+        train_loss=progress.train_loss, val_loss=progress.val_loss, train_seconds=seconds,
+        tokens_per_s=progress.tokens_per_s, base_model=loaded.model_id, report=run_meta["report"],
+    )
+    progress.status, progress.message, progress.eta_s = "done", f"Adapter {info.id} is ready and active.", 0.0
+    progress.save(kb)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return info
+
+
+def _run_dir(work: Path, resume: bool) -> Path:
+    """The folder of the run: the newest unfinished one to resume, or a new one."""
+    runs = sorted(p for p in work.glob("run-*") if (p / "run.json").exists()) if work.exists() else []
+    if resume:
+        if not runs:
+            raise NotFound("There is no interrupted training run to resume. Start one with: kbchat tune")
+        return runs[-1]
+    return work / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
