@@ -358,10 +358,12 @@ def _print_answer_details(answer) -> None:
 @cli.command()
 @click.option("--extra", "extra_file", metavar="FILE", help="An extra question/answer file (CSV, JSON or JSONL) to train on as well.")
 @click.option("--epochs", type=click.IntRange(1, 50), default=None, help="The most epochs to train (early stopping may end sooner).")
+@click.option("--lr", "learning_rate", type=click.FloatRange(1e-6, 1e-2), default=None, help="Learning rate (default 1e-3).")
 @click.option("--resume", is_flag=True, help="Finish the last interrupted run from its checkpoint.")
 @click.option("--check", "check_only", is_flag=True, help="Only check the training data and say what would be trained.")
 @click.pass_context
-def tune(ctx: click.Context, extra_file: str | None, epochs: int | None, resume: bool, check_only: bool) -> None:
+def tune(ctx: click.Context, extra_file: str | None, epochs: int | None, learning_rate: float | None, resume: bool,
+         check_only: bool) -> None:
     """Fine-tune the model on your FAQ pairs (LoRA): a second answer path to compare with RAG.
 
     Each FAQ question is also trained in reworded forms, and some rewordings are held out to
@@ -373,7 +375,8 @@ def tune(ctx: click.Context, extra_file: str | None, epochs: int | None, resume:
     from tuning.data import load_extra_pairs
     from tuning.train import TuneSettings, prepare, train
 
-    settings = TuneSettings(**({"epochs": epochs} if epochs else {}))
+    chosen = {"epochs": epochs, "learning_rate": learning_rate}
+    settings = TuneSettings(**{k: v for k, v in chosen.items() if v is not None})
     extra = load_extra_pairs(extra_file) if extra_file else None
     with _store(ctx, create=False) as store:
         report, data = prepare(store, settings, extra)
