@@ -82,6 +82,9 @@ def _load(source: Path, device: str, fast: bool) -> LoadedModel:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars are not the owner's business
     folder = cached_copy(source) if source.suffix == ".gguf" else source
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -107,9 +110,6 @@ def cached_copy(gguf: Path) -> Path:
         return target
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # the one-off conversion is not the user's business
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # transformers refuses to save a model it loaded from GGUF ("quantized with gguf") until the
