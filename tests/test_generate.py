@@ -70,6 +70,7 @@ def test_token_limit_is_checked(generator):
 
 
 def test_closing_a_stream_early_stops_the_decoding(generator):
+    """Decoding runs in the caller's thread: closing the stream leaves nothing running."""
     import threading
     import time
 
@@ -84,3 +85,13 @@ def test_closing_a_stream_early_stops_the_decoding(generator):
 
 def test_min_new_tokens_forces_the_length(generator):
     assert generator.complete(MESSAGES, max_new_tokens=20, min_new_tokens=20).n_tokens == 20
+
+
+def test_streaming_gives_the_same_tokens_as_greedy_generate(generator):
+    loaded = generator.loaded
+    ids = generator.prompt_ids(MESSAGES)
+    with torch.inference_mode():
+        out = loaded.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=40, do_sample=False,
+                                    pad_token_id=loaded.tokenizer.eos_token_id)
+    expected = loaded.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
+    assert generator.complete(MESSAGES, max_new_tokens=40).text == expected
