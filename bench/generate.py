@@ -34,7 +34,7 @@ def prompts(n: int) -> list[list[dict]]:
     with tempfile.TemporaryDirectory() as tmp:
         retriever = Retriever(sample_store(Path(tmp)))
         rows = [r for r in eval_rows() if r.get("in_scope", True)][:: max(1, 150 // n)][:n]
-        return [rag_messages(r["question"], [source_text(h.chunk) for h in retriever.search(r["question"], 3)]) for r in rows]
+        return [rag_messages(r["question"], [source_text(h.chunk)[0] for h in retriever.search(r["question"], 3)]) for r in rows]
 
 
 def measure(gen: Generator, messages: list[list[dict]], tokens: int) -> tuple[float, float, list[str]]:

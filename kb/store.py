@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from kb.errors import BadInput, NotFound
+from kb.errors import BadInput, EmptyKnowledgeBase, NotFound
 from kb.records import Chunk, FaqPair, Source
 
 DB_FILE = "kbchat.db"
@@ -160,6 +160,11 @@ class Store:
                 self._db.execute("SELECT COUNT(*) FROM sources").fetchone()[0],
                 self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0],
             )
+
+    def require_documents(self) -> None:
+        """Raise EmptyKnowledgeBase, saying what to do, when there is nothing to answer from."""
+        if not self.count()[1]:
+            raise EmptyKnowledgeBase(f"The knowledge base at {self.dir} has no documents yet. Ingest something first: kbchat ingest PATH_OR_URL")
 
     def find_source(self, name: str) -> Source:
         """A source by its uri, by a path that resolves to it, or by a unique file name."""

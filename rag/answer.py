@@ -22,12 +22,12 @@ import re
 import time
 from typing import Iterator
 
-from kb.errors import BadInput, EmptyKnowledgeBase
+from kb.errors import BadInput
 from kb.records import Answer, Chunk, Citation
 from kb.settings import Settings
 from kb.store import Store
 from rag.generate import Generator
-from rag.grounding import Support, Unit, defang, quote_units, split_sentences, units
+from rag.grounding import Support, Unit, defang, quote_units, split_sentences, terms, units
 from rag.retrieve import Hit, Retriever
 
 SNIPPET_CHARS = 300
@@ -73,17 +73,16 @@ def prepare_question(question: str, settings: Settings) -> tuple[str, list[str]]
     return q, notes
 
 
-def citation(n: int, hit: Hit) -> Citation:
-    text = hit.chunk.faq.answer if hit.chunk.faq else hit.chunk.text
-    text = " ".join(text.split())
+def citation(n: int, chunk: Chunk, score: float) -> Citation:
+    text = " ".join((chunk.faq.answer if chunk.faq else chunk.text).split())
     snippet = text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " ..."
-    return Citation(n, hit.chunk.id, hit.chunk.source, hit.chunk.location, snippet, float(hit.dense if hit.dense is not None else hit.score))
+    return Citation(n, chunk.id, chunk.source, chunk.location, snippet, float(score))
 
 
-def source_text(chunk: Chunk) -> str:
-    """A passage as the model sees it: FAQ pairs as Q/A, instructions planted in it removed."""
-    text = f"Q: {chunk.faq.question}\nA: {chunk.faq.answer}" if chunk.faq else chunk.text
-    return defang(text)[0]
+def source_text(chunk: Chunk) -> tuple[str, int]:
+    """A passage as the model sees it (FAQ pairs as Q/A) with the instructions planted in it
+    removed, and how many sentences were removed."""
+    return defang(f"Q: {chunk.faq.question}\nA: {chunk.faq.answer}" if chunk.faq else chunk.text)
 
 
 def rag_messages(question: str, sources: list[str]) -> list[dict]:
@@ -116,16 +115,14 @@ class RagPath:
     def stream(self, question: str) -> Iterator[str | Answer]:
         s = self.settings
         q, notes = prepare_question(question, s)
-        if not self.store.count()[1]:
-            raise EmptyKnowledgeBase(f"The knowledge base at {self.store.dir} has no documents yet. Ingest something first: kbchat ingest PATH_OR_URL")
+        self.store.require_documents()
         start = time.perf_counter()
         faq = self.retriever.faq_answer(q)
         if faq is not None:
             chunk, score = faq
-            cite = Citation(1, chunk.id, chunk.source, chunk.location, chunk.faq.answer, score)
             ms = (time.perf_counter() - start) * 1000
             yield chunk.faq.answer
-            yield Answer(self.name, q, chunk.faq.answer, "faq", [cite], score, ms, notes=notes)
+            yield Answer(self.name, q, chunk.faq.answer, "faq", [citation(1, chunk, score)], score, ms, notes=notes)
             return
         hits = self.retriever.search(q, s.top_k)
         retrieval_ms = (time.perf_counter() - start) * 1000
@@ -134,17 +131,16 @@ class RagPath:
             yield s.fallback_message
             yield Answer(self.name, q, s.fallback_message, "refused", [], confidence, retrieval_ms, notes=notes)
             return
-        planted = sum(defang(h.chunk.text)[1] for h in hits)
-        if planted:
-            notes.append(f"{planted} sentence(s) in the matching documents gave orders to the chatbot; they were ignored.")
-        sources = [source_text(h.chunk) for h in hits]
+        sources, removed = zip(*(source_text(h.chunk) for h in hits))
+        if sum(removed):
+            notes.append(f"{sum(removed)} sentence(s) in the matching documents gave orders to the chatbot; they were ignored.")
         gen_start = time.perf_counter()
         quoted, quoted_relevance = self._quote(q, hits)
         pieces: list[str] = []
         n_tokens = 0
         method = "generated"
         floor = max(MIN_RELEVANCE, quoted_relevance - QUOTE_MARGIN)
-        for piece, n_tokens in self._checked_sentences(q, sources, floor):
+        for piece, n_tokens in self._checked_sentences(q, list(sources), floor):
             pieces.append(piece)
             yield piece
         text = "".join(pieces)
@@ -161,64 +157,17 @@ class RagPath:
             yield text
         generation_ms = (time.perf_counter() - gen_start) * 1000
         yield Answer(
-            self.name, q, "".join(pieces), method, [citation(n, hits[n - 1]) for n in cited], confidence,
+            self.name, q, "".join(pieces), method,
+            [citation(n, hits[n - 1].chunk, hits[n - 1].dense) for n in cited], confidence,
             retrieval_ms, generation_ms, n_tokens, self.generator.model_id, notes,
         )
 
     def _checked_sentences(self, question: str, sources: list[str], min_relevance: float) -> Iterator[tuple[str, int]]:
         """The model's sentences that the sources support, as text pieces (joined with spaces), each
-        with the tokens generated so far. A sentence stating no fact ("Yes.") is held until a
-        supported sentence follows it; an unsupported sentence or a repeat ends the answer."""
-        support = Support(sources)
-        held: list[str] = []
-        seen: set[str] = set()
-        state = {"emitted": False, "stopped": False}
+        with the tokens generated so far. The model stops as soon as a sentence fails (_Gate)."""
+        gate = _Gate(Support(sources), self.retriever.embedder, self.retriever.query_vector(question), min_relevance)
         limit = self.settings.max_new_tokens
         stream = self.generator.stream_counted(rag_messages(question, sources), limit)
-
-        embedder = self.retriever.embedder
-        qvec = embedder.embed_one(question)
-        first_relevance: list[float] = []
-
-        def judge(sentence: str) -> tuple[str, bool] | None:
-            """(the sentence as it may be shown, whether it states a fact), or None when the answer
-            must end here."""
-            cites = _LEAD_CITE.match(sentence)
-            if cites:  # "[2] The kiln..." -> "The kiln... [2]"
-                sentence = sentence[cites.end():] + " " + cites.group(1)
-            sentence = _LIST_MARK.sub("", _LEAD.sub("", sentence)).strip()
-            if not re.search(r"[^\W\d_]", sentence):
-                return "", False  # a bare list number or citation: nothing to show
-            key = _CITES.sub("", sentence).strip().lower()
-            if key in seen or _ECHO.search(sentence) or len(seen) >= MAX_SENTENCES:
-                return None  # a repeat (looping), the sources' own markup echoed, or long enough
-            seen.add(key)
-            ok = support.check(sentence)
-            if ok is False:
-                return None
-            if ok:
-                relevance = float(embedder.embed_one(sentence) @ qvec)
-                floor = first_relevance[0] * RELEVANCE_KEEP if first_relevance else min_relevance
-                if relevance < floor:
-                    return None  # drifting to another topic of the sources
-                first_relevance[:1] = first_relevance[:1] or [relevance]
-            return sentence, bool(ok)
-
-        def emit(sentences: list[str], n_tokens: int):
-            for raw in sentences:
-                verdict = judge(raw)
-                if verdict is None:
-                    state["stopped"] = True
-                    return
-                sentence, states_fact = verdict
-                if not states_fact:
-                    if sentence:
-                        held.append(sentence)
-                    continue
-                yield (" " if state["emitted"] else "") + " ".join(held + [sentence]), n_tokens
-                state["emitted"] = True
-                held.clear()
-
         buffer, n_tokens = "", 0
         try:
             for piece, n_tokens in stream:
@@ -226,12 +175,14 @@ class RagPath:
                 cut = _last_boundary(buffer)
                 if cut is None:
                     continue
-                yield from emit(split_sentences(buffer[:cut]), n_tokens)
-                if state["stopped"]:
+                for text in gate.pieces(split_sentences(buffer[:cut])):
+                    yield text, n_tokens
+                if gate.stopped:
                     return
                 buffer = buffer[cut:]
             if n_tokens < limit:  # the model ended by itself, so its last sentence is complete
-                yield from emit(split_sentences(buffer), n_tokens)
+                for text in gate.pieces(split_sentences(buffer)):
+                    yield text, n_tokens
         finally:
             stream.close()
 
@@ -241,13 +192,16 @@ class RagPath:
         candidates = [u for n, h in enumerate(hits, start=1) for u in units(h.chunk, n)]
         if not candidates:
             return [], 0.0
-        embedder = self.retriever.embedder
-        vectors = embedder.embed([question] + [u.key or u.text for u in candidates])
-        scores = vectors[1:] @ vectors[0]
+        qvec = self.retriever.query_vector(question)
+        keys = self.retriever.embedder.embed([u.key or u.text for u in candidates])
+        scores = keys @ qvec
         # A passage that ranked higher is more likely the one the question is about.
         bonus = {n: h.score for n, h in enumerate(hits, start=1)}
         chosen = quote_units([(u, float(sc) + 0.5 * bonus[u.n]) for u, sc in zip(candidates, scores)])
-        relevance = float(embedder.embed_one(chosen[0].text) @ vectors[0])
+        best = candidates.index(chosen[0])
+        # The bar for the model's first sentence: how close the best sentence itself (not its FAQ
+        # question) is to the question. Only an FAQ unit's key differs from its text.
+        relevance = float(self.retriever.embedder.embed_one(chosen[0].text) @ qvec) if chosen[0].key else float(scores[best])
         return chosen, relevance
 
 
@@ -275,17 +229,74 @@ def model_answer(name: str, generator: Generator, messages: list[dict], question
                  max_new_tokens: int) -> Iterator[str | Answer]:
     """A path that lets the model answer alone (base, tuned): its pieces, then the Answer."""
     start = time.perf_counter()
-    pieces, n_tokens = [], 0
+    pieces, n_tokens, spaces = [], 0, ""
     for piece, n_tokens in generator.stream_counted(messages, max_new_tokens):
-        if not pieces:
-            piece = piece.lstrip()
-        if piece:
-            pieces.append(piece)
-            yield piece
-    if pieces and pieces[-1] != pieces[-1].rstrip():
-        pieces[-1] = pieces[-1].rstrip()  # the Answer text is stripped; the stream already showed the space
+        # Leading and trailing whitespace never reaches the caller: spaces are held back until
+        # more text follows them, so the pieces joined are exactly the (stripped) Answer text.
+        piece = spaces + piece if pieces else piece.lstrip()
+        text = piece.rstrip()
+        spaces = piece[len(text):]
+        if text:
+            pieces.append(text)
+            yield text
     ms = (time.perf_counter() - start) * 1000
     yield Answer(name, question, "".join(pieces), "model", [], 0.0, 0.0, ms, n_tokens, generator.model_id, notes)
+
+
+class _Gate:
+    """Decides, sentence by sentence, what of the model's answer may be shown. A sentence stating no
+    fact ("Yes.") is held until a supported sentence follows it; an unsupported sentence, a repeat,
+    the sources' own markup, a drift off the question or a fourth sentence ends the answer."""
+
+    def __init__(self, support: Support, embedder, qvec, min_relevance: float):
+        self.support, self.embedder, self.qvec = support, embedder, qvec
+        self.min_relevance = min_relevance
+        self.first_relevance: float | None = None
+        self.held: list[str] = []
+        self.seen: set[str] = set()
+        self.shown = False
+        self.stopped = False
+
+    def pieces(self, sentences: list[str]) -> Iterator[str]:
+        """The text to show for these sentences (with the space that joins it to what came before);
+        sets `stopped` when the answer must end."""
+        for raw in sentences:
+            verdict = self._judge(raw)
+            if verdict is None:
+                self.stopped = True
+                return
+            sentence, states_fact = verdict
+            if not states_fact:
+                if sentence:
+                    self.held.append(sentence)
+                continue
+            yield (" " if self.shown else "") + " ".join(self.held + [sentence])
+            self.shown = True
+            self.held.clear()
+
+    def _judge(self, sentence: str) -> tuple[str, bool] | None:
+        """(the sentence as it may be shown, whether it states a fact), or None to end here."""
+        cites = _LEAD_CITE.match(sentence)
+        if cites:  # "[2] The kiln..." -> "The kiln... [2]"
+            sentence = sentence[cites.end():] + " " + cites.group(1)
+        sentence = _LIST_MARK.sub("", _LEAD.sub("", sentence)).strip()
+        if not re.search(r"[^\W\d_]", sentence):
+            return "", False  # a bare list number or citation: nothing to show
+        key = _CITES.sub("", sentence).strip().lower()
+        if key in self.seen or _ECHO.search(sentence) or len(self.seen) >= MAX_SENTENCES:
+            return None
+        self.seen.add(key)
+        ok = self.support.check(sentence)
+        if ok is False:
+            return None
+        if ok:
+            relevance = float(self.embedder.embed_one(sentence) @ self.qvec)
+            floor = self.min_relevance if self.first_relevance is None else self.first_relevance * RELEVANCE_KEEP
+            if relevance < floor:
+                return None  # drifting to another topic of the sources
+            if self.first_relevance is None:
+                self.first_relevance = relevance
+        return sentence, bool(ok)
 
 
 def _last_boundary(text: str) -> int | None:
@@ -298,8 +309,6 @@ def _last_boundary(text: str) -> int | None:
 
 def _best_overlap(text: str, sources: list[str]) -> int:
     """The number of the source sharing the most fact words with the text (for an uncited answer)."""
-    from rag.grounding import terms
-
     words = set(terms(text))
     return 1 + max(range(len(sources)), key=lambda i: len(words & set(terms(sources[i]))))
 

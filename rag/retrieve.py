@@ -86,6 +86,15 @@ class Retriever:
         self.messages: list[str] = []  # what the last sync had to fix or update, for the caller to show
         self._synced_revision: int | None = None
         self._lock = threading.RLock()
+        self._last_query: tuple[str, np.ndarray] | None = None
+
+    def query_vector(self, query: str) -> np.ndarray:
+        """The question's embedding. One answer asks for it several times (FAQ match, search,
+        quoting, relevance checks), so the last one is kept: a question is embedded once."""
+        with self._lock:
+            if self._last_query is None or self._last_query[0] != query:
+                self._last_query = (query, self.embedder.embed_one(query))
+            return self._last_query[1]
 
     def sync(self) -> list[str]:
         """Bring both vector indexes and BM25 in line with the store; returns what was done, in
@@ -117,7 +126,7 @@ class Retriever:
         if not self.lexical.ids:
             return []  # an empty knowledge base: no need to load the model
         with self._lock:
-            ranked = self._rank(query, k, mode, None if mode == "lexical" else self.embedder.embed_one(query))
+            ranked = self._rank(query, k, mode, None if mode == "lexical" else self.query_vector(query))
         chunks = {c.id: c for c in self.store.get_chunks([cid for cid, *_ in ranked])}
         return [Hit(chunks[cid], score, dense, lex) for cid, score, dense, lex in ranked if cid in chunks]
 
@@ -155,7 +164,7 @@ class Retriever:
             return None
         self._ensure_synced()
         with self._lock:
-            return self._match_faq(self.embedder.embed_one(query))
+            return self._match_faq(self.query_vector(query))
 
     def _match_faq(self, qvec) -> tuple[Chunk, float] | None:
         best = self.faqs.search(qvec, 1)
@@ -174,7 +183,7 @@ class Retriever:
             return None
         self._ensure_synced()
         with self._lock:
-            qvec = self.embedder.embed_one(query)
+            qvec = self.query_vector(query)
             match = self._match_faq(qvec)
             if match is None or match[1] < self.faq_threshold:
                 return None

@@ -173,3 +173,14 @@ def test_cli_ask_prints_the_answer_and_its_sources(tmp_path, kb_dir, kbchat, gen
 def test_cli_ask_on_an_empty_knowledge_base(kbchat):
     result = kbchat("ask", "When are you open?")
     assert result.exit_code == 1 and "kbchat ingest" in result.output and "Traceback" not in result.output
+
+
+def test_base_path_stream_joins_to_the_answer_text(generator):
+    *pieces, final = BasePath(Settings(max_new_tokens=30), generator=generator).stream("Tell me about clay.")
+    assert "".join(pieces) == final.text and final.text == final.text.strip()
+
+
+def test_cli_ask_base_needs_no_knowledge_base(kbchat, kb_dir):
+    result = kbchat("ask", "--path", "base", "--json", "What is pottery?")
+    assert result.exit_code == 0 and json.loads(result.output)["path"] == "base"
+    assert not kb_dir.exists()
