@@ -7,7 +7,7 @@ turns a Document into `Chunk`s; the store keeps Chunks and one `Source` row per 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass(frozen=True)
@@ -138,8 +138,6 @@ class Answer:
 
     def to_dict(self) -> dict:
         """A JSON-ready dict with the derived fields spelled out."""
-        from dataclasses import asdict
-
         d = asdict(self)
         d.update(refused=self.refused, from_faq=self.from_faq, tokens_per_s=self.tokens_per_s, total_ms=self.total_ms)
         for key in ("confidence", "retrieval_ms", "generation_ms", "total_ms", "tokens_per_s"):

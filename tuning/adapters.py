@@ -64,7 +64,7 @@ def publish(kb_dir, weights: Path, run_name: str, **meta) -> AdapterInfo:
     and make it active. The copy is renamed into place, so a crash never leaves half an adapter."""
     root = folder(kb_dir)
     root.mkdir(parents=True, exist_ok=True)
-    number = 1 + max((int(p.name.split("-")[0][1:]) for p in root.iterdir() if p.is_dir() and p.name[:1] == "v" and p.name.split("-")[0][1:].isdigit()), default=0)
+    number = 1 + max((_version(p.name) for p in root.iterdir() if p.is_dir()), default=0)
     adapter_id = f"v{number}-{run_name.removeprefix('run-')}"
     tmp = root / f".{adapter_id}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -108,7 +108,13 @@ def list_adapters(kb_dir) -> list[AdapterInfo]:
         if p.is_dir() and not p.name.startswith(".") and (p / META).exists():
             info = AdapterInfo(**{**json.loads((p / META).read_text()), "path": str(p)})
             found.append(info)
-    return sorted(found, key=lambda a: int(a.id.split("-")[0][1:]))
+    return sorted(found, key=lambda a: _version(a.id))
+
+
+def _version(name: str) -> int:
+    """3 for 'v3-20261123-140212'; 0 for anything else."""
+    head = name.split("-")[0]
+    return int(head[1:]) if head[:1] == "v" and head[1:].isdigit() else 0
 
 
 def active_id(kb_dir) -> str | None:

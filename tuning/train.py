@@ -193,9 +193,11 @@ def train(
     resume: bool = False,
     on_step: Callable[[Progress], None] | None = None,
     kb_settings: Settings | None = None,
+    on_report: Callable[[DataReport, TrainingSet], None] | None = None,
 ) -> adapters.AdapterInfo:
     """Train a new adapter (or finish the interrupted run with resume=True) and return it. It is
-    made the active adapter when it is done."""
+    made the active adapter when it is done. `on_report` gets the data check and the split before
+    training starts."""
     import torch
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from peft.utils import get_peft_model_state_dict
@@ -207,24 +209,24 @@ def train(
     work = kb / "tuning"
     run_dir = _run_dir(work, resume)
     state_path = run_dir / "checkpoint.pt"
-    if resume:
-        meta = json.loads((run_dir / "run.json").read_text())
-        settings = TuneSettings(**meta["settings"])
-        extra = [FaqPair(**p) for p in meta["extra"]]
+    run_meta = json.loads((run_dir / "run.json").read_text()) if resume else None
+    if run_meta:
+        settings = TuneSettings(**run_meta["settings"])
+        extra = [FaqPair(**p) for p in run_meta["extra"]]
     settings = settings or TuneSettings()
-    random.seed(settings.seed)
-    torch.manual_seed(settings.seed)
+    torch.manual_seed(settings.seed)  # LoRA initialization and dropout
     loaded = load_private(kb_settings.generator_path)
     model, tokenizer, device = loaded.model, loaded.tokenizer, loaded.device
     report, data = prepare(store, settings, extra, tokenizer)
-    if resume and meta["data_hash"] != data.data_hash():
+    if on_report:
+        on_report(report, data)
+    if run_meta and run_meta["data_hash"] != data.data_hash():
         raise BadInput("The FAQ pairs changed since the interrupted run, so it cannot be resumed. Start a new run: kbchat tune")
-    if not resume:
+    if not run_meta:
         run_dir.mkdir(parents=True)
         run_meta = {"settings": dataclasses.asdict(settings), "extra": [dataclasses.asdict(p) for p in extra or []],
                     "data_hash": data.data_hash(), "faq_hash": store.faq_hash(), "started_at": now_iso(), "report": report.describe()}
         (run_dir / "run.json").write_text(json.dumps(run_meta, indent=1))
-    run_meta = json.loads((run_dir / "run.json").read_text())
 
     model = get_peft_model(model, LoraConfig(
         r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
