@@ -136,3 +136,9 @@ def test_cli_tune_check_reports_the_data(tmp_path, kbchat, copy_data):
     result = kbchat("tune", "--check")
     assert result.exit_code == 0, result.output
     assert "Training examples:" in result.output and "held-out rewordings" in result.output
+
+
+def test_cli_resume_without_a_run_says_so_first(tmp_path, kbchat, copy_data):
+    assert kbchat("ingest", copy_data("faq.csv")).exit_code == 0
+    result = kbchat("tune", "--resume")
+    assert result.exit_code == 1 and "no interrupted training run" in result.output

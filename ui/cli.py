@@ -6,6 +6,7 @@ Domain errors become a one-line message and exit status 1; Ctrl-C becomes exit s
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -241,6 +242,12 @@ def settings(ctx: click.Context, changes: tuple[str, ...], as_json: bool) -> Non
         click.echo(f"{name} = {value!r}{mark}\n    {help_text}")
 
 
+def _place(source: str, location: str) -> str:
+    """'policies.pdf, page 2 > Kiln Room Access': where a passage is, as the owner names it."""
+    name, _ = _split_uri(source)
+    return f"{name}, {location}" if location else name
+
+
 # -- search ---------------------------------------------------------------------------------------
 @cli.command()
 @click.argument("query")
@@ -256,22 +263,17 @@ def search(ctx: click.Context, query: str, k: int, as_json: bool) -> None:
     if not hits:
         click.echo("No passage matches that question.")
     for n, h in enumerate(hits, start=1):
-        name, _ = _split_uri(h.chunk.source)
-        where = f"{name}, {h.chunk.location}" if h.chunk.location else name
-        click.secho(f"[{n}] score {h.score:.3f}  {where}", bold=True)
+        click.secho(f"[{n}] score {h.score:.3f}  {_place(h.chunk.source, h.chunk.location)}", bold=True)
         click.echo(h.chunk.text.strip() + "\n")
 
 
 def _search(ctx: click.Context, query: str, k: int, quiet: bool = False):
-    from kb.errors import BadInput, EmptyKnowledgeBase
+    from kb.errors import BadInput
 
     if not query.strip():
         raise BadInput("The question is empty. Type a question, for example: kbchat search \"opening hours\"")
-    from rag.retrieve import Retriever
-
     with _store(ctx, create=False) as store:
-        if not store.count()[1]:
-            raise EmptyKnowledgeBase(f"The knowledge base at {ctx.obj} has no documents yet. Ingest something first: kbchat ingest PATH_OR_URL")
+        store.require_documents()
         return _index(store, _settings(ctx), quiet).search(query, k)
 
 
@@ -296,7 +298,9 @@ def ask(ctx: click.Context, question: str, path_name: str, as_json: bool) -> Non
     if question == "-":
         question = click.get_text_stream("stdin").read()
     settings = _settings(ctx)
-    with _store(ctx, create=False) as store:
+    with contextlib.ExitStack() as stack:
+        # The base path is the model alone: it needs no knowledge base.
+        store = None if path_name == "base" else stack.enter_context(_store(ctx, create=False))
         path = _path(path_name, store, settings, quiet=as_json)
         answer = None
         for item in path.stream(question):
@@ -312,8 +316,6 @@ def ask(ctx: click.Context, question: str, path_name: str, as_json: bool) -> Non
 
 
 def _path(name: str, store, settings, quiet: bool):
-    from kb.errors import EmptyKnowledgeBase
-
     if name == "base":
         from rag.answer import BasePath
 
@@ -325,8 +327,7 @@ def _path(name: str, store, settings, quiet: bool):
     from rag.answer import RagPath
     from tuning.answer import RagTunedPath
 
-    if not store.count()[1]:
-        raise EmptyKnowledgeBase(f"The knowledge base at {store.dir} has no documents yet. Ingest something first: kbchat ingest PATH_OR_URL")
+    store.require_documents()  # before indexing: say "ingest first", not build empty indexes
     retriever = _index(store, settings, quiet)
     retriever.embedder.embed_one("warm up")  # load the model now, so the answer's timing is the answer's
     return (RagTunedPath if name == "rag+tuned" else RagPath)(store, settings, retriever=retriever)
@@ -343,9 +344,7 @@ _METHOD_WORDS = {
 
 def _print_answer_details(answer) -> None:
     for c in answer.citations:
-        name, _ = _split_uri(c.source)
-        where = f"{name}, {c.location}" if c.location else name
-        click.secho(f"  [{c.n}] {where}", fg="cyan")
+        click.secho(f"  [{c.n}] {_place(c.source, c.location)}", fg="cyan")
     for note in answer.notes:
         click.secho(f"  ! {note}", fg="yellow")
     timing = f"{answer.total_ms:.0f} ms"
@@ -378,17 +377,25 @@ def tune(ctx: click.Context, extra_file: str | None, epochs: int | None, learnin
     chosen = {"epochs": epochs, "learning_rate": learning_rate}
     settings = TuneSettings(**{k: v for k, v in chosen.items() if v is not None})
     extra = load_extra_pairs(extra_file) if extra_file else None
-    with _store(ctx, create=False) as store:
-        report, data = prepare(store, settings, extra)
+
+    def show_report(report, data):
         for line in report.describe():
             click.echo(line)
         click.echo(f"Training examples: {len(data.train)} (questions and rewordings); validation: {len(data.validation)} held-out rewordings.")
+
+    with _store(ctx, create=False) as store:
         if check_only:
+            from rag.generate import load_model
+
+            # The same token count as training uses for "too long" (the shared model's tokenizer).
+            show_report(*prepare(store, settings, extra, load_model(_settings(ctx).generator_path).tokenizer))
             return
-        bar = tqdm(total=0, unit="step", dynamic_ncols=True)
+        bars = []  # made at the first step, so the data check prints above it
 
         def on_step(p):
-            bar.total = p.total_steps
+            if not bars:
+                bars.append(tqdm(total=p.total_steps, initial=p.step, unit="step", dynamic_ncols=True))
+            bar = bars[0]
             bar.n = p.step
             last = p.train_loss[-1][1] if p.train_loss else float("nan")
             val = f" val {p.val_loss[-1][1]:.3f}" if p.val_loss else ""
@@ -396,9 +403,11 @@ def tune(ctx: click.Context, extra_file: str | None, epochs: int | None, learnin
             bar.refresh()
 
         try:
-            info = train(store, None if resume else settings, extra, resume=resume, on_step=on_step, kb_settings=_settings(ctx))
+            info = train(store, None if resume else settings, extra, resume=resume, on_step=on_step,
+                         kb_settings=_settings(ctx), on_report=show_report)
         finally:
-            bar.close()
+            for bar in bars:
+                bar.close()
     stop = f"stopped early after epoch {info.epochs_run}" if info.stopped_early else f"{info.epochs_run} epochs"
     click.secho(f"Adapter {info.id} is ready and active ({stop}; best validation loss {info.best_val_loss:.3f} "
                 f"at epoch {info.best_epoch}; {info.train_seconds / 60:.1f} min, {info.tokens_per_s:.0f} tokens/s).", fg="green")
@@ -424,9 +433,8 @@ def adapters(ctx: click.Context, activate_id: str | None, as_json: bool) -> None
     if not found:
         click.echo("No fine-tuned model yet. Train one with: kbchat tune")
         return
-    from kb.store import Store
-
-    faq_hash = Store(ctx.obj, create=False).faq_hash()
+    with _store(ctx, create=False) as store:
+        faq_hash = store.faq_hash()
     for a in found:
         mark = "*" if a.id == active else " "
         stale = "  (trained on older FAQ content)" if a.faq_hash != faq_hash else ""
