@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -78,6 +79,19 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+    def copy_to(self, kb_dir: str | os.PathLike) -> "Store":
+        """A copy of this knowledge base in another folder: every file (indexes, adapters) and a
+        consistent snapshot of the database, taken with SQLite's backup API even while it is open."""
+        dest = Path(kb_dir)
+        shutil.copytree(self.dir, dest, ignore=shutil.ignore_patterns(f"{DB_FILE}*", "eval"), dirs_exist_ok=True)
+        target = sqlite3.connect(dest / DB_FILE)
+        try:
+            with self._lock:
+                self._db.backup(target)
+        finally:
+            target.close()
+        return Store(dest, create=False)
 
     def __enter__(self):
         return self

@@ -278,7 +278,7 @@ def _search(ctx: click.Context, query: str, k: int, quiet: bool = False):
 
 
 # -- ask -------------------------------------------------------------------------------------------
-PATHS = ("rag", "base", "tuned", "rag+tuned")
+PATHS = ("rag", "base", "tuned", "rag+tuned")  # compare.paths.NAMES, without importing the library at start-up
 
 
 @cli.command()
@@ -316,21 +316,17 @@ def ask(ctx: click.Context, question: str, path_name: str, as_json: bool) -> Non
 
 
 def _path(name: str, store, settings, quiet: bool):
-    if name == "base":
-        from rag.answer import BasePath
+    """One answer path, or the reason it cannot answer here as the error."""
+    paths = _paths(store, settings, [name], quiet)
+    if not paths:
+        raise KbchatError(paths.unavailable[name])
+    return paths.available[0]
 
-        return BasePath(settings)
-    if name == "tuned":
-        from tuning.answer import TunedPath
 
-        return TunedPath(store, settings)
-    from rag.answer import RagPath
-    from tuning.answer import RagTunedPath
+def _paths(store, settings, names, quiet: bool):
+    from compare.paths import build
 
-    store.require_documents()  # before indexing: say "ingest first", not build empty indexes
-    retriever = _index(store, settings, quiet)
-    retriever.embedder.embed_one("warm up")  # load the model now, so the answer's timing is the answer's
-    return (RagTunedPath if name == "rag+tuned" else RagPath)(store, settings, retriever=retriever)
+    return build(store, settings, names, on_message=None if quiet else lambda m: click.secho(m, fg="yellow", err=True))
 
 
 _METHOD_WORDS = {
@@ -351,6 +347,193 @@ def _print_answer_details(answer) -> None:
     if answer.tokens_per_s:
         timing += f", {answer.tokens_per_s:.1f} tokens/s"
     click.secho(f"  ({_METHOD_WORDS[answer.method]}; confidence {answer.confidence:.2f}; {timing})", dim=True)
+
+
+# -- comparison and evaluation --------------------------------------------------------------------
+_PATHS_HELP = "Comma-separated answer paths: rag, base, tuned, rag+tuned (default: all that can run)."
+
+
+@cli.command()
+@click.argument("question")
+@click.option("--paths", "path_names", metavar="LIST", default=None, help=_PATHS_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every path's answer record.")
+@click.pass_context
+def compare(ctx: click.Context, question: str, path_names: str | None, as_json: bool) -> None:
+    """Ask every answer path the same question and show the answers side by side.
+
+    Use - as QUESTION to read the question from standard input.
+    """
+    from compare.paths import parse_names
+
+    if question == "-":
+        question = click.get_text_stream("stdin").read()
+    names = parse_names(path_names)
+    settings = _settings(ctx)
+    with _optional_store(ctx) as store:
+        paths = _paths(store, settings, names, quiet=as_json)
+        if not paths:
+            raise KbchatError("No answer path can run: " + " ".join(paths.unavailable.values()))
+        answers = [p.answer(question) for p in paths]
+    if as_json:
+        _echo_json({"question": answers[0].question, "answers": [a.to_dict() for a in answers],
+                    "unavailable": paths.unavailable})
+        return
+    _print_comparison(answers, paths.unavailable)
+
+
+@contextlib.contextmanager
+def _optional_store(ctx: click.Context):
+    """The knowledge base, or None when there is none yet (then only the plain model can answer)."""
+    from kb.store import DB_FILE
+
+    if not (ctx.obj / DB_FILE).exists():
+        yield None
+        return
+    with _store(ctx, create=False) as store:
+        yield store
+
+
+def _print_comparison(answers, unavailable: dict[str, str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from compare.paths import DESCRIPTIONS
+
+    table = Table(title=f"A customer asks: {answers[0].question}", show_lines=True, expand=True)
+    table.add_column("Path", style="bold", ratio=1)
+    table.add_column("Answer", ratio=4)
+    table.add_column("Sources", ratio=2)
+    table.add_column("Time", justify="right", ratio=1)
+    for a in answers:
+        sources = "\n".join(f"[{c.n}] {_place(c.source, c.location)}" for c in a.citations) or "-"
+        speed = f"{a.total_ms / 1000:.1f} s" if a.total_ms >= 1000 else f"{a.total_ms:.0f} ms"
+        if a.tokens_per_s:
+            speed += f"\n{a.tokens_per_s:.0f} tok/s"
+        body = _rich_escape(a.text) + "".join(f"\n[yellow]! {_rich_escape(n)}[/]" for n in a.notes)
+        label = f"{a.path}\n[dim]{DESCRIPTIONS.get(a.path, '')}[/]" + ("\n[red]declined[/]" if a.refused else "")
+        table.add_row(label, body, _rich_escape(sources), speed)
+    console = Console()
+    console.print(table)
+    for name, reason in unavailable.items():
+        console.print(f"[yellow]{name}: not available. {_rich_escape(reason)}[/]")
+
+
+def _rich_escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+@cli.command(name="eval")
+@click.argument("questions_file", required=False, metavar="[QUESTIONS.jsonl]")
+@click.option("--paths", "path_names", metavar="LIST", default=None, help=_PATHS_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the whole result as one JSON object.")
+@click.option("--report", "report_dir", metavar="DIR", help="Write an HTML report, the JSON and the charts to this folder.")
+@click.option("--staleness", is_flag=True, help="Also change one price (on a copy of the knowledge base) and see which paths notice.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N questions (a quick look).")
+@click.pass_context
+def eval_command(ctx: click.Context, questions_file: str | None, path_names: str | None, as_json: bool,
+                 report_dir: str | None, staleness: bool, limit: int | None) -> None:
+    """Measure which answer path answers your customers best.
+
+    Without QUESTIONS.jsonl, the questions are made from your knowledge base: every FAQ question
+    word for word, each reworded (never in fine-tuning's training data), questions from your
+    documents, and questions your documents do not cover. A file has one JSON object per line:
+    {"question": ..., "answer": ..., "expected": [facts], "in_scope": true}. An interrupted run
+    picks up where it stopped.
+    """
+    from tqdm import tqdm
+
+    from compare import evaluate, questions as question_sets
+    from compare import staleness as staleness_test
+    from compare.paths import parse_names
+
+    names = parse_names(path_names)
+    settings = _settings(ctx)
+    with _store(ctx, create=False) as store:
+        if questions_file:
+            chosen = question_sets.load(questions_file)
+        else:
+            chosen = question_sets.from_knowledge_base(store)
+        chosen = chosen[:limit] if limit else chosen
+        paths = _paths(store, settings, names, quiet=as_json)
+        if not paths:
+            raise KbchatError("No answer path can run: " + " ".join(paths.unavailable.values()))
+        for name, reason in paths.unavailable.items():
+            if not as_json:
+                click.secho(f"{name}: not evaluated. {reason}", fg="yellow", err=True)
+        bar = tqdm(total=len(chosen) * len(paths), unit="answer", dynamic_ncols=True, disable=None)
+
+        def on_answer(path, done, total):
+            bar.set_description(path)
+            bar.n = done
+            bar.refresh()
+
+        try:
+            result = evaluate.evaluate(chosen, paths, store, settings, on_answer, questions_file)
+        finally:
+            bar.close()
+        if staleness:
+            result["staleness"] = staleness_test.run(
+                store, settings, paths.names, on_step=None if as_json else lambda m: click.echo(m, err=True))
+    if report_dir:
+        from compare.report import write_report
+
+        html = write_report(result, report_dir)
+        if not as_json:
+            click.secho(f"Report: {html}", fg="green")
+    if as_json:
+        _echo_json(result)
+        return
+    _print_evaluation(result)
+
+
+_EVAL_ROWS = (
+    ("fact_accuracy", "Right fact in the answer", "rate"),
+    ("answer_f1", "Word overlap with your answer (F1)", "score"),
+    ("rouge_l", "Longest shared wording (ROUGE-L)", "score"),
+    ("semantic_similarity", "Closeness in meaning", "score"),
+    ("refusal_accuracy", "Declined questions it cannot answer", "rate"),
+    ("hallucination_rate", "Made-up answers to those", "rate"),
+    ("wrongly_refused", "Declined questions it should answer", "rate"),
+    ("retrieval_hit_at_1", "Right FAQ entry found first", "rate"),
+    ("retrieval_hit_at_5", "Right FAQ entry in the top 5", "rate"),
+    ("latency_p50_ms", "Typical answer time", "ms"),
+    ("latency_p95_ms", "Slow answer time (95th percentile)", "ms"),
+    ("tokens_per_s", "Model speed (tokens/s)", "number"),
+)
+
+
+def _print_evaluation(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from compare.report import verdict
+
+    evaluated = {name: m for name, m in result["paths"].items() if "unavailable" not in m}
+    table = Table(title=f"{result['n_questions']} questions")
+    table.add_column("")
+    for name in evaluated:
+        table.add_column(name, justify="right")
+    for key, label, kind in _EVAL_ROWS:
+        cells = [_format_metric(m.get(key), m.get(f"{key}_ci"), kind) for m in evaluated.values()]
+        if any(c != "-" for c in cells):
+            table.add_row(label, *cells)
+    console = Console()
+    console.print(table)
+    for line in verdict(result):
+        console.print(_rich_escape(line))
+
+
+def _format_metric(value, ci, kind: str) -> str:
+    if value is None:
+        return "-"
+    if kind == "ms":
+        return f"{value / 1000:.1f} s" if value >= 1000 else f"{value:.0f} ms"
+    if kind == "rate":
+        text = f"{value:.0%}"
+        return text + (f" ({ci[0]:.0%}-{ci[1]:.0%})" if ci else "")
+    return f"{value:.2f}" if kind == "score" else f"{value:.1f}"
 
 
 # -- fine-tuning ---------------------------------------------------------------------------------

@@ -1,0 +1,293 @@
+"""Run every answer path over the same questions and score them.
+
+`evaluate()` asks each path every question (answers are appended to a file in the knowledge base as
+they come, so an interrupted run resumes where it stopped), scores each answer (compare.metrics) and
+returns one result dict: per-path metrics with 95% bootstrap intervals, paired significance tests
+between paths, a training-overlap check, and every question with every path's answer. The report
+(compare.report) and `kbchat eval --json` print that dict; its keys are documented in `summarize`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from compare import metrics
+from compare.paths import Paths
+from compare.questions import EvalQuestion
+from kb.files import atomic_write
+from kb.settings import Settings
+from kb.store import Store
+
+PARTIAL_DIR = "eval"
+RATE_METRICS = ("fact_accuracy", "refusal_accuracy")
+
+
+def evaluate(questions: list[EvalQuestion], paths: Paths, store: Store | None, settings: Settings,
+             on_answer: Callable[[str, int, int], None] | None = None, questions_file: str | None = None) -> dict:
+    """Ask every available path every question and score the answers (see the module doc).
+    `on_answer(path, done, total)` is called after each answer, resumed ones included."""
+    partial = _partial_file(store, settings, questions, paths)
+    done = _read_partial(partial)
+    total = len(questions) * len(paths)
+    count = 0
+    answers: dict[str, list[dict]] = {}
+    for path in paths:
+        got = done.get(path.name, {})
+        answers[path.name] = []
+        for i, q in enumerate(questions):
+            record = got.get(i)
+            if record is None or record["question"] != q.question:
+                record = path.answer(q.question).to_dict()
+                _append(partial, {"path": path.name, "i": i, "question": q.question, "answer": record})
+            answers[path.name].append(record)
+            count += 1
+            if on_answer:
+                on_answer(path.name, count, total)
+    result = summarize(questions, answers, paths, store, settings, questions_file)
+    if partial:
+        partial.unlink(missing_ok=True)
+    return result
+
+
+def score(q: EvalQuestion, answer: dict, fallback: str) -> dict:
+    """One answer's scores. `fact`: an expected fact is in it (None without expected facts or out
+    of scope); `right`: the fact, or for an out-of-scope question, a refusal; f1/rouge_l against the
+    reference answer (None without one)."""
+    text = answer["text"]
+    refused = bool(answer.get("refused")) or metrics.looks_refused(text, fallback)
+    fact = metrics.has_fact(text, q.expected) if q.in_scope and q.expected else None
+    right = fact if q.in_scope else refused
+    with_reference = q.in_scope and bool(q.reference)
+    return {
+        "text": text,
+        "method": answer.get("method", ""),
+        "refused": refused,
+        "right": right,
+        "fact": fact,
+        "f1": metrics.token_f1(text, q.reference) if with_reference else None,
+        "rouge_l": metrics.rouge_l(text, q.reference) if with_reference else None,
+        "semantic": None,  # filled in one batch by summarize()
+        "latency_ms": round(answer.get("total_ms") or 0.0, 1),
+        "n_tokens": answer.get("n_tokens") or 0,
+        "generation_ms": answer.get("generation_ms") or 0.0,
+        "citations": [{k: c[k] for k in ("n", "source", "location", "snippet")} for c in answer.get("citations", [])],
+        "notes": answer.get("notes", []),
+    }
+
+
+def summarize(questions: list[EvalQuestion], answers: dict[str, list[dict]], paths: Paths, store: Store | None,
+              settings: Settings, questions_file: str | None = None) -> dict:
+    """The result dict:
+
+    n_questions, created_at, kb, questions_file, semantic_model,
+    training_overlap: {adapter, checked, n_in_training, questions}: evaluation questions (other than
+        the deliberate word-for-word FAQ ones) that the active fine-tuned model was trained on,
+    paths: {name: {n_in_scope, n_out_of_scope, fact_accuracy, fact_accuracy_ci, answer_f1, rouge_l,
+        semantic_similarity, refusal_accuracy, refusal_accuracy_ci, hallucination_rate,
+        wrongly_refused, retrieval_hit_at_1, retrieval_hit_at_5, retrieval_mrr, latency_p50_ms,
+        latency_p95_ms, tokens_per_s, by_kind}} or {name: {unavailable: reason}},
+    comparisons: paired tests of fact accuracy between each two paths,
+    questions: [{question, kind, in_scope, reference, expected, answers: {path: scores}}].
+    A metric that does not apply to a path (or has no questions) is None.
+    """
+    scored = {name: [score(q, a, settings.fallback_message) for q, a in zip(questions, got)] for name, got in answers.items()}
+    semantic_model = _add_semantic(questions, scored, paths, settings)
+    retrieval = {}
+    for path in paths:
+        retriever = getattr(path, "retriever", None)
+        if retriever is not None:
+            key = id(retriever)
+            retrieval[key] = retrieval.get(key) or retrieval_ranks(questions, retriever, store)
+            retrieval[path.name] = retrieval[key]
+    out_paths: dict[str, dict] = {}
+    for name, rows in scored.items():
+        out_paths[name] = path_metrics(questions, rows, retrieval.get(name))
+    for name, reason in paths.unavailable.items():
+        out_paths[name] = {"unavailable": reason}
+    return {
+        "n_questions": len(questions),
+        "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "kb": str(store.dir) if store is not None else None,
+        "questions_file": questions_file,
+        "semantic_model": semantic_model,
+        "training_overlap": training_overlap(questions, paths),
+        "paths": out_paths,
+        "comparisons": comparisons(questions, scored),
+        "staleness": None,
+        "questions": [
+            {**{k: v for k, v in q.to_dict().items() if k != "faq_question"},
+             "answers": {name: rows[i] for name, rows in scored.items()}}
+            for i, q in enumerate(questions)
+        ],
+    }
+
+
+def path_metrics(questions: list[EvalQuestion], rows: list[dict], ranks: list[int | None] | None) -> dict:
+    in_scope = [(q, r) for q, r in zip(questions, rows) if q.in_scope]
+    out_scope = [r for q, r in zip(questions, rows) if not q.in_scope]
+    facts = [r["fact"] for _, r in in_scope if r["fact"] is not None]
+    refusals = [r["refused"] for r in out_scope]
+    latencies = [r["latency_ms"] for r in rows]
+    tokens = sum(r["n_tokens"] for r in rows)
+    gen_ms = sum(r["generation_ms"] for r in rows if r["n_tokens"])
+    targets = [rank for rank in ranks or [] if rank != -1]  # the FAQ entry's rank, None when missed
+    by_kind = {}
+    for kind in dict.fromkeys(q.kind for q in questions):
+        kind_rows = [r for q, r in zip(questions, rows) if q.kind == kind]
+        entry: dict = {"n": len(kind_rows)}
+        if kind == "out_of_scope":
+            entry["refusal_accuracy"] = _round(metrics.mean([r["refused"] for r in kind_rows]))
+        else:
+            entry["fact_accuracy"] = _round(metrics.mean([r["fact"] for r in kind_rows if r["fact"] is not None]))
+        by_kind[kind] = entry
+    refusal_accuracy = metrics.mean(refusals)
+    return {
+        "n_in_scope": len(in_scope),
+        "n_out_of_scope": len(out_scope),
+        "n_with_facts": len(facts),
+        "fact_accuracy": _round(metrics.mean(facts)),
+        "fact_accuracy_ci": _round_pair(metrics.bootstrap_ci(facts)),
+        "answer_f1": _round(metrics.mean([r["f1"] for _, r in in_scope])),
+        "rouge_l": _round(metrics.mean([r["rouge_l"] for _, r in in_scope])),
+        "semantic_similarity": _round(metrics.mean([r["semantic"] for _, r in in_scope])),
+        "refusal_accuracy": _round(refusal_accuracy),
+        "refusal_accuracy_ci": _round_pair(metrics.bootstrap_ci(refusals)),
+        "hallucination_rate": _round(None if refusal_accuracy is None else 1 - refusal_accuracy),
+        "wrongly_refused": _round(metrics.mean([r["refused"] for _, r in in_scope])),
+        "retrieval_hit_at_1": _round(metrics.mean([t == 1 for t in targets])) if targets else None,
+        "retrieval_hit_at_5": _round(metrics.mean([t is not None for t in targets])) if targets else None,
+        "retrieval_mrr": _round(metrics.mean([1 / t if t else 0.0 for t in targets])) if targets else None,
+        "n_retrieval": len(targets) if targets else 0,
+        "latency_p50_ms": _round(metrics.percentile(latencies, 50), 1),
+        "latency_p95_ms": _round(metrics.percentile(latencies, 95), 1),
+        "tokens_per_s": _round(tokens / (gen_ms / 1000), 1) if tokens and gen_ms else None,
+        "by_kind": by_kind,
+    }
+
+
+def retrieval_ranks(questions: list[EvalQuestion], retriever, store: Store | None, k: int = 5) -> list[int | None]:
+    """For each question whose reference is an FAQ answer of the knowledge base: the rank (1..k) of
+    that FAQ entry in search, or None when it is not in the top k. -1 for the other questions (the
+    metric does not apply to them)."""
+    faqs = store.faqs() if store is not None else []
+    by_question = {metrics.normalize(c.faq.question): c.id for c in faqs}
+    by_answer: dict[str, set[str]] = {}
+    for c in faqs:
+        by_answer.setdefault(metrics.normalize(c.faq.answer), set()).add(c.id)
+    ranks: list[int | None] = []
+    for q in questions:
+        target = set()
+        if q.in_scope and q.faq_question and metrics.normalize(q.faq_question) in by_question:
+            target = {by_question[metrics.normalize(q.faq_question)]}
+        elif q.in_scope and q.reference:
+            target = by_answer.get(metrics.normalize(q.reference), set())
+        if not target:
+            ranks.append(-1)
+            continue
+        hits = retriever.search(q.question, k)
+        ranks.append(next((n for n, h in enumerate(hits, start=1) if h.chunk.id in target), None))
+    return ranks
+
+
+def comparisons(questions: list[EvalQuestion], scored: dict[str, list[dict]]) -> list[dict]:
+    """A paired test of fact accuracy for each two paths, on the questions both could be scored on."""
+    out = []
+    for a, b in itertools.combinations(scored, 2):
+        pairs = [(ra["fact"], rb["fact"]) for ra, rb in zip(scored[a], scored[b])
+                 if ra["fact"] is not None and rb["fact"] is not None]
+        if not pairs:
+            continue
+        xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
+        test = metrics.paired_test(xs, ys)
+        out.append({"a": a, "b": b, "metric": "fact_accuracy", "a_value": _round(metrics.mean(xs)),
+                    "b_value": _round(metrics.mean(ys)), **test, "p_value": _round(test["p_value"], 4)})
+    return out
+
+
+def training_overlap(questions: list[EvalQuestion], paths: Paths) -> dict:
+    """Which evaluation questions the fine-tuned model was trained on. Word-for-word FAQ questions
+    are trained on by design (they measure memorization) and are not counted."""
+    adapter = next((p.adapter for p in paths if getattr(p, "adapter", None) is not None), None)
+    if adapter is None:
+        return {"adapter": None, "checked": False, "n_in_training": 0, "questions": []}
+    trained = {metrics.normalize(t) for t in adapter.trained_questions}
+    hits = [q.question for q in questions if q.kind != "verbatim" and metrics.normalize(q.question) in trained]
+    return {"adapter": adapter.id, "checked": True, "n_in_training": len(hits), "questions": hits}
+
+
+def _add_semantic(questions: list[EvalQuestion], scored: dict[str, list[dict]], paths: Paths, settings: Settings) -> str:
+    """Cosine similarity of each in-scope answer to its reference, in one batch. MiniLM is the only
+    embedding model kbchat ships, so it is the retriever's own model (which favours retrieved text)."""
+    from rag.embed import Embedder
+
+    retriever = paths.retriever()
+    embedder = retriever.embedder if retriever is not None else Embedder(settings)
+    jobs = [(name, i) for name, rows in scored.items() for i, q in enumerate(questions) if q.in_scope and q.reference]
+    model = settings.embedder_path or "all-MiniLM-L6-v2 (the same model search uses; kbchat ships no other)"
+    if not jobs:
+        return model
+    refs = sorted({questions[i].reference for _, i in jobs})
+    ref_vecs = dict(zip(refs, embedder.embed(refs)))
+    texts = [scored[name][i]["text"] or " " for name, i in jobs]
+    vecs = embedder.embed(texts)
+    for (name, i), vec in zip(jobs, vecs):
+        scored[name][i]["semantic"] = round(float(vec @ ref_vecs[questions[i].reference]), 4)
+    return model
+
+
+def _partial_file(store: Store | None, settings: Settings, questions: list[EvalQuestion], paths: Paths) -> Path | None:
+    """Where answers are kept while the run goes on: named by everything the answers depend on
+    (questions, paths and their models, knowledge base revision, settings), so a resumed run never
+    mixes in answers made under other conditions."""
+    if store is None:
+        return None
+    h = hashlib.sha256()
+    h.update(json.dumps([q.to_dict() for q in questions], sort_keys=True).encode())
+    h.update(json.dumps(asdict(settings), sort_keys=True, default=str).encode())
+    h.update(str(store.revision).encode())
+    for path in paths:
+        adapter = getattr(path, "adapter", None)
+        h.update(f"{path.name}:{adapter.id if adapter else ''}".encode())
+    return Path(store.dir) / PARTIAL_DIR / f"partial-{h.hexdigest()[:16]}.jsonl"
+
+
+def _read_partial(path: Path | None) -> dict[str, dict[int, dict]]:
+    done: dict[str, dict[int, dict]] = {}
+    if path is None or not path.exists():
+        return done
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+            done.setdefault(row["path"], {})[int(row["i"])] = {**row["answer"], "question": row["question"]}
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue  # a line cut short when the run was stopped: that answer is asked again
+    return done
+
+
+def _append(path: Path | None, row: dict) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_json(result: dict, path: Path) -> None:
+    atomic_write(path, lambda f: f.write(json.dumps(result, indent=2).encode()))
+
+
+def _round(value, digits: int = 4):
+    return None if value is None else round(float(value), digits)
+
+
+def _round_pair(pair):
+    return None if pair is None else [round(float(pair[0]), 4), round(float(pair[1]), 4)]

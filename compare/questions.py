@@ -1,0 +1,220 @@
+"""Evaluation questions: read from the owner's file, or built from the knowledge base itself.
+
+A questions file is JSON Lines, one question per line, as in `sample_data/eval_questions.jsonl`:
+`question` (required); `answer` (the reference answer), `expected` (a fact, or a list of facts, any
+of which makes an answer right), `in_scope` (false for questions the documents do not answer, which
+the bot should decline), `kind` (optional, see KINDS).
+
+Built from the knowledge base, the set has four kinds of question:
+  * verbatim: every FAQ question word for word (tests memorization; fine-tuning trained on these),
+  * reworded: each FAQ question reworded by the same rules training uses, but a rewording training
+    never draws (it takes the first `n_rewordings`; this takes the ones after), so it tests
+    generalization,
+  * document: a question per fact-bearing table row or section of the non-FAQ documents,
+  * out_of_scope: general questions no small business's documents answer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from kb.errors import BadInput, NotFound
+from kb.records import Chunk
+from kb.store import Store
+from rag.grounding import units
+
+KINDS = ("verbatim", "reworded", "document", "question", "out_of_scope")
+MAX_DOCUMENT_QUESTIONS = 25
+
+# Questions no small business's documents answer: the bot should decline them, not guess.
+OUT_OF_SCOPE = [
+    "Who won the World Cup in 2018?",
+    "What is the capital of Australia?",
+    "Can you help me file my tax return?",
+    "What will the weather be like tomorrow?",
+    "How do I reset my iPhone?",
+    "What's a good recipe for lasagna?",
+    "What is the stock price of Apple today?",
+    "How far is the Moon from the Earth?",
+    "Can you book me a flight to Paris?",
+    "Who is the president of France?",
+    "How do I fix a leaking kitchen faucet?",
+    "How do you say good morning in Japanese?",
+    "What is the best programming language to learn?",
+    "Can you recommend a good dentist?",
+    "Who wrote the novel War and Peace?",
+]
+
+# Facts an answer should contain: money, times, quantities with units, emails, phones, names.
+_FACT = re.compile(
+    r"[$€£]\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
+    r"|\b\d{1,2}(?::\d{2})?\s?(?:am|pm|a\.m\.|p\.m\.)"
+    r"|\b(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?\s?(?:%|percent|minutes?|hours?|days?|weeks?|months?|years?|inches|feet|lbs?|"
+    r"pounds|students|people|guests|pieces|degrees|miles)\b"
+    r"|\b[\w.+-]+@[\w-]+\.[\w.]+\b"
+    r"|\(?\b\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b",
+    re.IGNORECASE,
+)
+# Two or three capitalized words inside a sentence ("Cedar Lane", "Millbrook Public Library"), with
+# the house number of an address ("214 Alder Street").
+_NAME = re.compile(r"(?<=[a-z,;:] )(?:\d+ )?[A-Z][a-z]+(?: [A-Z][a-z]+){1,2}\b")
+
+
+@dataclass
+class EvalQuestion:
+    question: str
+    kind: str = "question"
+    in_scope: bool = True
+    reference: str | None = None  # the answer a good bot gives
+    expected: list[str] = field(default_factory=list)  # any of these in an answer makes it right
+    faq_question: str | None = None  # the FAQ question it rewords, when there is one
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def facts(text: str, limit: int = 4) -> list[str]:
+    """The checkable facts of a reference answer, in order: prices, times, quantities, contacts and
+    multi-word names.
+
+    >>> facts("The 6-week course is $280, Tuesdays 6 pm at Cedar Lane.")
+    ['$280', '6 pm', 'Cedar Lane']
+    """
+    found = [m.group(0).strip() for m in _FACT.finditer(text)] + _NAME.findall(text)
+    return list(dict.fromkeys(found))[:limit]
+
+
+def load(path: str | Path) -> list[EvalQuestion]:
+    """The questions of a JSON Lines file, with a message naming the line for anything wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotFound(f"There is no questions file at {path}. Give a .jsonl file with one question per line.")
+    out: list[EvalQuestion] = []
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError:
+        raise BadInput(f"{path.name} is not a UTF-8 text file. Save it as UTF-8 JSON Lines (one question per line).") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path.name} line {number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise BadInput(f"{where} is not valid JSON ({e.msg}). Each line must be one object like "
+                           '{"question": "When are you open?", "expected": "9 am"}.') from None
+        out.append(_question(row, where))
+    if not out:
+        raise BadInput(f"{path.name} has no questions. Each line must be one object like "
+                       '{"question": "When are you open?", "expected": "9 am"}.')
+    return out
+
+
+def _question(row, where: str) -> EvalQuestion:
+    if not isinstance(row, dict):
+        raise BadInput(f"{where} must be a JSON object with a \"question\" field.")
+    question = row.get("question")
+    if not isinstance(question, str) or not question.strip():
+        raise BadInput(f"{where} has no question: give a non-empty \"question\" text.")
+    expected = row.get("expected", [])
+    if isinstance(expected, str):
+        expected = [expected]
+    if not isinstance(expected, list) or not all(isinstance(e, str) for e in expected):
+        raise BadInput(f"{where}: \"expected\" must be a text or a list of texts.")
+    answer = row.get("answer")
+    if answer is not None and not isinstance(answer, str):
+        raise BadInput(f"{where}: \"answer\" must be a text.")
+    in_scope = row.get("in_scope", True)
+    if not isinstance(in_scope, bool):
+        raise BadInput(f"{where}: \"in_scope\" must be true or false.")
+    kind = row.get("kind") or _kind(row, in_scope)
+    if kind not in KINDS:
+        raise BadInput(f"{where}: \"kind\" must be one of {', '.join(KINDS)}.")
+    faq_question = row.get("faq_question") if isinstance(row.get("faq_question"), str) else None
+    return EvalQuestion(" ".join(question.split()), kind, in_scope, answer, [e for e in expected if e.strip()], faq_question)
+
+
+def _kind(row: dict, in_scope: bool) -> str:
+    if not in_scope:
+        return "out_of_scope"
+    faq_question = row.get("faq_question")
+    if isinstance(faq_question, str):
+        same = faq_question.strip().lower() == str(row["question"]).strip().lower()
+        return "verbatim" if same else "reworded"
+    return "document" if row.get("source") else "question"
+
+
+def from_knowledge_base(store: Store, n_rewordings: int | None = None) -> list[EvalQuestion]:
+    """An evaluation set made from the knowledge base (see the module doc). `n_rewordings` is how
+    many rewordings per question training draws (default: the tuning default); the reworded
+    questions here are the next one after those."""
+    from tuning.data import reword, store_pairs
+    from tuning.train import TuneSettings
+
+    store.require_documents()
+    skip = TuneSettings().n_rewordings if n_rewordings is None else n_rewordings
+    pairs = store_pairs(store)
+    faq_keys = {_key(p.question) for p in pairs}
+    out = [EvalQuestion(p.question, "verbatim", True, p.answer, facts(p.answer), p.question) for p in pairs]
+    for p in pairs:
+        fresh = [q for q in reword(p.question, skip + 3)[skip:] if _key(q) not in faq_keys]
+        if fresh:
+            out.append(EvalQuestion(fresh[0], "reworded", True, p.answer, facts(p.answer), p.question))
+    out += document_questions([c for c in store.chunks() if not c.faq])
+    out += [EvalQuestion(q, "out_of_scope", False) for q in OUT_OF_SCOPE]
+    return out
+
+
+def document_questions(chunks: list[Chunk], limit: int = MAX_DOCUMENT_QUESTIONS) -> list[EvalQuestion]:
+    """Questions the documents answer: one per table row with a price or quantity ("What is the
+    price of the Beginner Wheel-Throwing Course?"), and one per section with a fact-bearing
+    sentence ("What should I know about lost and found?"), each with that row or sentence as its
+    reference and its facts as the expected ones."""
+    out: list[EvalQuestion] = []
+    seen_topics: set[str] = set()
+    for chunk in chunks:
+        topic = _topic(chunk.location)
+        for unit in units(chunk, 1):
+            question, value = _row_question(unit.text)
+            if question is None and topic and topic not in seen_topics:
+                question, value = f"What should I know about {topic}?", unit.text
+            expected = facts(value or "")
+            if not question or not expected or _key(question) in {_key(q.question) for q in out}:
+                continue
+            if question.startswith("What should I know"):
+                seen_topics.add(topic)
+            out.append(EvalQuestion(question, "document", True, unit.text, expected))
+    # Spread over the documents rather than the first ones only.
+    step = max(1, len(out) // limit) if len(out) > limit else 1
+    return out[::step][:limit]
+
+
+def _topic(location: str) -> str:
+    """'page 3 > 6. Finished Work Pickup and Late Pickup Fees' -> 'finished work pickup and late pickup fees'."""
+    last = location.split(">")[-1].strip()
+    last = re.sub(r"^(page|row|sheet)\s*\d+$", "", last, flags=re.IGNORECASE)
+    last = re.sub(r"^\d+[.)]\s*|^about\s+", "", last, flags=re.IGNORECASE).strip()
+    if not last or len(last.split()) > 8:
+        return ""
+    words = [w if w.isupper() and len(w) > 1 else w.lower() for w in last.split()]
+    return " ".join({"our": "your", "us": "you"}.get(w, w) for w in words)
+
+
+def _row_question(text: str) -> tuple[str | None, str | None]:
+    """A table row spelled out as 'Class: Beginner Wheel (6 weeks); Price: $280.' -> ('What is the
+    price for Beginner Wheel?', '$280'): the first cell with a fact, and that cell."""
+    cells = [c.split(": ", 1) for c in text.rstrip(".").split("; ")]
+    if len(cells) < 2 or not all(len(c) == 2 for c in cells):
+        return None, None
+    name = re.sub(r"\s*\([^)]*\)", "", cells[0][1]).strip()
+    for column, value in cells[1:]:
+        if name and facts(value):
+            return f"What is the {column.strip().lower()} for {name}?", value
+    return None, None
+
+
+def _key(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
