@@ -18,6 +18,29 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+def sample_kb(folder: Path, faq_rows: int, *documents: str) -> Path:
+    """A knowledge base in folder/kb with the first `faq_rows` pairs of the sample FAQ and the named
+    sample documents, ingested."""
+    import csv
+
+    from kb.ingest import ingest
+    from kb.settings import Settings
+    from kb.store import Store
+
+    docs = folder / "docs"
+    docs.mkdir(parents=True)
+    with open(SAMPLE / "faq.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    with open(docs / "faq.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows[: faq_rows + 1])
+    for name in documents:
+        shutil.copy(SAMPLE / name, docs / name)
+    with Store(folder / "kb") as store:
+        failed = [r for r in ingest(store, [str(docs)], Settings()) if r.failed]
+        assert not failed, failed
+    return folder / "kb"
+
+
 @pytest.fixture
 def data() -> Path:
     return DATA

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from pathlib import Path
 
 import pytest
+from conftest import sample_kb
 
 from compare import evaluate, questions, staleness
 from compare.paths import NAMES, build, parse_names
@@ -34,17 +34,8 @@ METRIC_KEYS = {
 }
 
 
-def _small_kb(folder: Path, rows: int = 8) -> Path:
-    docs = folder / "docs"
-    docs.mkdir(parents=True)
-    with open(SAMPLE / "faq.csv", newline="", encoding="utf-8") as f:
-        data = list(csv.reader(f))
-    with open(docs / "faq.csv", "w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows(data[: rows + 1])
-    shutil.copy(SAMPLE / "price_list.md", docs / "price_list.md")
-    with Store(folder / "kb") as store:
-        assert not [r for r in ingest(store, [str(docs)], Settings()) if r.failed]
-    return folder / "kb"
+def _small_kb(folder: Path) -> Path:
+    return sample_kb(folder, 8, "price_list.md")
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,12 @@ the tuned paths answer with the same Answer record as rag."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import sample_kb
 
 from kb.errors import NotFound
 from kb.ingest import ingest
@@ -19,21 +19,12 @@ from tuning import adapters
 from tuning.answer import RagTunedPath, TunedPath
 from tuning.train import Progress, TuneSettings, train
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
 TINY = TuneSettings(epochs=2, n_rewordings=2, batch_size=4, patience=5, learning_rate=1e-3)
 
 
 def _tiny_kb(folder: Path, rows: int = 6) -> Path:
     """A knowledge base with the first `rows` pairs of the sample FAQ."""
-    docs = folder / "docs"
-    docs.mkdir(parents=True)
-    with open(SAMPLE / "faq.csv", newline="", encoding="utf-8") as f:
-        data = list(csv.reader(f))
-    with open(docs / "faq.csv", "w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows(data[: rows + 1])
-    with Store(folder / "kb") as store:
-        assert not [r for r in ingest(store, [str(docs)], Settings()) if r.failed]
-    return folder / "kb"
+    return sample_kb(folder, rows)
 
 
 @pytest.fixture(scope="module")

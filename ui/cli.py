@@ -450,6 +450,8 @@ def eval_command(ctx: click.Context, questions_file: str | None, path_names: str
 
     names = parse_names(path_names)
     settings = _settings(ctx)
+    if report_dir:  # before the long run, not after it
+        _writable_folder(Path(report_dir))
     with _store(ctx, create=False) as store:
         if questions_file:
             chosen = question_sets.load(questions_file)
@@ -486,6 +488,20 @@ def eval_command(ctx: click.Context, questions_file: str | None, path_names: str
         _echo_json(result)
         return
     _print_evaluation(result)
+
+
+def _writable_folder(folder: Path) -> None:
+    from kb.errors import BadInput
+
+    if folder.exists() and not folder.is_dir():
+        raise BadInput(f"{folder} is a file; --report needs a folder for the report, its JSON and charts.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".kbchat-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise BadInput(f"The report cannot be written to {folder} ({e.strerror or e}). Choose another folder with --report.") from None
 
 
 _EVAL_ROWS = (
