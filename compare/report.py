@@ -279,7 +279,9 @@ def _speed_sentence(result: dict) -> str | None:
         p95 = _metric(result, name, "latency_p95_ms")
         slow = f" (the slowest 1 in 20: {_secs(p95)})" if p95 is not None else ""
         parts.append(f"{path_words(name)} {_secs(p50)}{slow}")
-    return "Typical time to answer: " + "; ".join(parts) + "."
+    workers = result.get("workers") or 1
+    during = f" (measured with {workers} questions answered at a time, so one visitor alone gets answers sooner)" if workers > 1 else ""
+    return f"Typical time to answer{during}: " + "; ".join(parts) + "."
 
 
 def _rank(result: dict) -> list[str]:

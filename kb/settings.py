@@ -10,7 +10,9 @@ Values are validated where the object is built, with messages that name the fiel
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,10 +56,31 @@ class Settings:
     )
     max_new_tokens: int = _opt(120, "The longest answer the model may write, in tokens (about 3/4 of a word each).")
     max_question_chars: int = _opt(1000, "Longer questions are cut to this many characters (with a note).")
+    # The website chatbot (kbchat serve and its widget).
+    bot_name: str = _opt("Chat with us", "The name at the top of the chat window on your website.")
+    bot_color: str = _opt("#2f6f4f", "The chat window's main colour, as #RRGGBB.")
+    bot_text_color: str = _opt("#ffffff", "The colour of text on the main colour, as #RRGGBB.")
+    bot_logo_url: str = _opt("", "A web address (https://...) of a small logo for the chat window; empty for none.")
+    welcome_message: str = _opt("Hi! Ask me anything about us.", "The first message visitors see in the chat.")
+    suggested_questions: tuple = _opt((), "Questions offered as buttons when the chat opens (a list).")
+    visitor_path: str = _opt("rag", "Which answer path website visitors get: rag, base, tuned or rag+tuned.")
+    allowed_origins: tuple = _opt(
+        ("http://localhost:*", "http://127.0.0.1:*"),
+        "Websites allowed to use the chat, like https://www.example.com (a list; :* allows any port; * allows any site).",
+    )
+    rate_limit_per_ip: int = _opt(30, "Most questions one visitor's address may ask per minute.")
+    rate_limit_per_session: int = _opt(12, "Most questions one chat may ask per minute.")
+    lead_webhook_url: str = _opt("", "A web address (https://...) that receives each new lead as JSON; empty for none.")
+    answer_timeout_s: float = _opt(60.0, "Seconds a visitor's question may wait for the model before a 'busy' message.")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if isinstance(f.default, tuple) and isinstance(value, list):
+                value = tuple(value)
+                setattr(self, f.name, value)
+            if isinstance(f.default, tuple) and not all(isinstance(v, str) for v in value):
+                raise BadInput(f"Setting '{f.name}' must be a list of texts, not {value!r}.")
             want = type(f.default)
             if want is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
@@ -86,6 +109,24 @@ class Settings:
             raise BadInput(f"Setting 'max_question_chars' must be between 20 and 20000, not {self.max_question_chars}.")
         if not self.fallback_message.strip():
             raise BadInput("Setting 'fallback_message' must not be empty: it is what customers see when there is no answer.")
+        for name in ("bot_color", "bot_text_color"):
+            if not re.fullmatch(r"#[0-9a-fA-F]{6}", getattr(self, name)):
+                raise BadInput(f"Setting '{name}' must be a colour like #2f6f4f, not {getattr(self, name)!r}.")
+        for name in ("bot_logo_url", "lead_webhook_url"):
+            if getattr(self, name) and not re.match(r"https?://\S+$", getattr(self, name)):
+                raise BadInput(f"Setting '{name}' must be a web address starting with https:// (or empty), not {getattr(self, name)!r}.")
+        if self.visitor_path not in ("rag", "base", "tuned", "rag+tuned"):
+            raise BadInput(f"Setting 'visitor_path' must be rag, base, tuned or rag+tuned, not {self.visitor_path!r}.")
+        for origin in self.allowed_origins:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s:]+(:(\d+|\*))?", origin):
+                raise BadInput(f"Allowed origin {origin!r} must look like https://www.example.com (no path), "
+                               "optionally with a port like :8080 or :* for any port, or be * for any site.")
+        if len(self.suggested_questions) > 6:
+            raise BadInput("Give at most 6 suggested questions: more do not fit in the chat window.")
+        if self.rate_limit_per_ip < 1 or self.rate_limit_per_session < 1:
+            raise BadInput("Rate limits must be at least 1 question per minute.")
+        if self.answer_timeout_s <= 0:
+            raise BadInput(f"Setting 'answer_timeout_s' must be more than 0 seconds, not {self.answer_timeout_s}.")
         if self.fetch_timeout_s <= 0:
             raise BadInput(f"Setting 'fetch_timeout_s' must be more than 0 seconds, not {self.fetch_timeout_s}.")
 
@@ -143,12 +184,19 @@ class Settings:
         return dataclasses.asdict(self)
 
 
-_TYPE_WORDS = {int: "whole number", float: "number", str: "text", bool: "true or false"}
+_TYPE_WORDS = {int: "whole number", float: "number", str: "text", bool: "true or false", tuple: "list of texts"}
 
 
 def _parse(name: str, text: str, want: type):
     if want is str:
         return text
+    if want is tuple:  # a JSON list, or texts separated by | ("When are you open?|Where are you?")
+        if text.strip().startswith("["):
+            try:
+                return tuple(json.loads(text))
+            except (json.JSONDecodeError, TypeError):
+                raise BadInput(f"Setting '{name}' must be a list of texts, like [\"a\", \"b\"], not {text!r}.") from None
+        return tuple(part.strip() for part in text.split("|") if part.strip())
     try:
         if want is bool:
             if text.lower() in ("true", "yes", "1", "on"):
@@ -162,6 +210,8 @@ def _parse(name: str, text: str, want: type):
 
 
 def _toml_value(value) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):

@@ -173,9 +173,10 @@ def test_evaluation_scores_every_path_and_resumes_after_an_interruption(tuned_kb
         partial = list((kb / evaluate.PARTIAL_DIR).glob("partial-*.jsonl"))
         assert len(partial) == 1 and len(partial[0].read_text().splitlines()) == 6
         progress = []
-        result = evaluate.evaluate(asked, paths, store, SHORT, lambda p, d, t: progress.append(d))
-    # 16 answers in all; the 6 kept from the first run were not asked again.
-    assert sum(p.asked for p in paths.available) == 16 and progress == list(range(1, 17))
+        result = evaluate.evaluate(asked, paths, store, SHORT, lambda p, d, t: progress.append(d), workers=2)
+    # 16 answers in all; the 6 kept from the first run were not asked again (two at a time now).
+    assert sum(p.asked for p in paths.available) == 16 and progress == list(range(6, 17))
+    assert result["workers"] == 2
     assert not partial[0].exists()
     assert result["n_questions"] == 4 and set(result["paths"]) == set(NAMES)
     for name, m in result["paths"].items():

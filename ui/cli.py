@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from kb.errors import KbchatError
+from ui.places import place, split_uri
 
 DEFAULT_KB = "kbchat_data"
 
@@ -163,24 +164,9 @@ def sources(ctx: click.Context, as_json: bool) -> None:
                     ("Where", {"overflow": "fold"})]:
         table.add_column(col, **kw)
     for s in items:
-        name, where = _split_uri(s.uri)
+        name, where = split_uri(s.uri)
         table.add_row(name, s.kind, str(s.n_chunks), str(s.n_faqs), s.ingested_at.replace("T", " ")[:16], where)
     Console().print(table)
-
-
-def _split_uri(uri: str) -> tuple[str, str]:
-    """('faq.csv', '/home/me/docs') for a file; ('/about', 'https://example.com') for a page."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(uri)
-    if parts.scheme in ("http", "https"):
-        return parts.path or "/", f"{parts.scheme}://{parts.netloc}"
-    folder = Path(uri).parent
-    try:
-        where = str(folder.relative_to(Path.cwd())) or "."
-    except ValueError:
-        where = str(folder).replace(str(Path.home()), "~", 1)
-    return Path(uri).name, where
 
 
 @cli.command()
@@ -242,12 +228,6 @@ def settings(ctx: click.Context, changes: tuple[str, ...], as_json: bool) -> Non
         click.echo(f"{name} = {value!r}{mark}\n    {help_text}")
 
 
-def _place(source: str, location: str) -> str:
-    """'policies.pdf, page 2 > Kiln Room Access': where a passage is, as the owner names it."""
-    name, _ = _split_uri(source)
-    return f"{name}, {location}" if location else name
-
-
 # -- search ---------------------------------------------------------------------------------------
 @cli.command()
 @click.argument("query")
@@ -263,7 +243,7 @@ def search(ctx: click.Context, query: str, k: int, as_json: bool) -> None:
     if not hits:
         click.echo("No passage matches that question.")
     for n, h in enumerate(hits, start=1):
-        click.secho(f"[{n}] score {h.score:.3f}  {_place(h.chunk.source, h.chunk.location)}", bold=True)
+        click.secho(f"[{n}] score {h.score:.3f}  {place(h.chunk.source, h.chunk.location)}", bold=True)
         click.echo(h.chunk.text.strip() + "\n")
 
 
@@ -340,7 +320,7 @@ _METHOD_WORDS = {
 
 def _print_answer_details(answer) -> None:
     for c in answer.citations:
-        click.secho(f"  [{c.n}] {_place(c.source, c.location)}", fg="cyan")
+        click.secho(f"  [{c.n}] {place(c.source, c.location)}", fg="cyan")
     for note in answer.notes:
         click.secho(f"  ! {note}", fg="yellow")
     timing = f"{answer.total_ms:.0f} ms"
@@ -405,7 +385,7 @@ def _print_comparison(answers, unavailable: dict[str, str]) -> None:
     table.add_column("Sources", ratio=2)
     table.add_column("Time", justify="right", ratio=1)
     for a in answers:
-        sources = "\n".join(f"[{c.n}] {_place(c.source, c.location)}" for c in a.citations) or "-"
+        sources = "\n".join(f"[{c.n}] {place(c.source, c.location)}" for c in a.citations) or "-"
         speed = f"{a.total_ms / 1000:.1f} s" if a.total_ms >= 1000 else f"{a.total_ms:.0f} ms"
         if a.tokens_per_s:
             speed += f"\n{a.tokens_per_s:.0f} tok/s"
@@ -431,9 +411,11 @@ def _rich_escape(text: str) -> str:
 @click.option("--report", "report_dir", metavar="DIR", help="Write an HTML report, the JSON and the charts to this folder.")
 @click.option("--staleness", is_flag=True, help="Also change one price (on a copy of the knowledge base) and see which paths notice.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N questions (a quick look).")
+@click.option("--workers", type=click.IntRange(1, 16), default=None,
+              help="Questions answered at a time, one CPU core each (default: 2 when there are 2 or more cores).")
 @click.pass_context
 def eval_command(ctx: click.Context, questions_file: str | None, path_names: str | None, as_json: bool,
-                 report_dir: str | None, staleness: bool, limit: int | None) -> None:
+                 report_dir: str | None, staleness: bool, limit: int | None, workers: int | None) -> None:
     """Measure which answer path answers your customers best.
 
     Without QUESTIONS.jsonl, the questions are made from your knowledge base: every FAQ question
@@ -472,7 +454,8 @@ def eval_command(ctx: click.Context, questions_file: str | None, path_names: str
             bar.refresh()
 
         try:
-            result = evaluate.evaluate(chosen, paths, store, settings, on_answer, questions_file)
+            result = evaluate.evaluate(chosen, paths, store, settings, on_answer, questions_file,
+                                       workers=workers or evaluate.default_workers())
         finally:
             bar.close()
         if staleness:
@@ -532,7 +515,9 @@ def _print_evaluation(result: dict) -> None:
     for name in evaluated:
         table.add_column(name, justify="right")
     for key, label, kind in _EVAL_ROWS:
-        cells = [_format_metric(m.get(key), m.get(f"{key}_ci"), kind) for m in evaluated.values()]
+        # Intervals for the two headline rates only, so the table fits a terminal (the report has all).
+        with_ci = key in ("fact_accuracy", "refusal_accuracy")
+        cells = [_format_metric(m.get(key), m.get(f"{key}_ci") if with_ci else None, kind) for m in evaluated.values()]
         if any(c != "-" for c in cells):
             table.add_row(label, *cells)
     console = Console()
@@ -639,6 +624,77 @@ def adapters(ctx: click.Context, activate_id: str | None, as_json: bool) -> None
         stale = "  (trained on older FAQ content)" if a.faq_hash != faq_hash else ""
         click.echo(f"{mark} {a.id}  {a.created_at[:16].replace('T', ' ')}  {a.n_train} examples, {a.epochs_run} epochs, "
                    f"validation loss {a.best_val_loss:.3f}, {a.train_seconds / 60:.1f} min{stale}")
+
+
+# -- the website chatbot ----------------------------------------------------------------------------
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for every network).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port to listen on.")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the chat API and the website widget.
+
+    Put the chatbot on your site with the script tag this prints (kbchat keys prints it again).
+    """
+    import uvicorn
+
+    from kb.bot import BotRecords
+    from ui.api import create_app
+
+    with _store(ctx, create=False) as store:
+        store.require_documents()
+    with BotRecords(ctx.obj) as records:
+        token = records.ensure_keys()
+        key = records.public_key()
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    click.echo(f"kbchat is answering at {base} (Ctrl-C stops it). Add the chat to a web page with:")
+    click.secho(_embed_tag(base, key), fg="cyan")
+    if token:
+        _show_admin_token(token)
+    uvicorn.run(create_app(ctx.obj), host=host, port=port, log_level="warning")
+
+
+def _embed_tag(base: str, key: str) -> str:
+    return f'<script src="{base}/widget.js" data-bot="{key}" async></script>'
+
+
+def _show_admin_token(token: str) -> None:
+    click.secho(f"Admin token (shown only now; keep it secret): {token}", fg="yellow")
+
+
+@cli.command()
+@click.option("--rotate", type=click.Choice(["public", "admin"]), help="Replace a key: the old one stops working at once.")
+@click.option("--host", "base", default="http://127.0.0.1:8000", show_default=True, metavar="URL",
+              help="Where kbchat serve is reachable, for the script tag.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"public_key": ...} (and a new admin token).')
+@click.pass_context
+def keys(ctx: click.Context, rotate: str | None, base: str, as_json: bool) -> None:
+    """Print the chatbot's public key and the script tag for your site; rotate a key.
+
+    The public key sits in your web page, so it is public by nature: it only lets a page chat.
+    The admin token opens settings, conversations and leads; it is shown once, when it is made.
+    """
+    from kb.bot import BotRecords
+
+    with _store(ctx, create=False):
+        pass  # a clear message when there is no knowledge base
+    with BotRecords(ctx.obj) as records:
+        token = records.ensure_keys()
+        if rotate == "public":
+            records.rotate_public_key()
+        elif rotate == "admin":
+            token = records.rotate_admin_token()
+        key = records.public_key()
+    if as_json:
+        _echo_json({"public_key": key, **({"admin_token": token} if token else {})})
+        return
+    click.echo(f"Public key: {key}")
+    click.echo("Script tag for your web pages:")
+    click.secho(_embed_tag(base.rstrip("/"), key), fg="cyan")
+    if rotate == "public":
+        click.secho("The old public key no longer works: update the script tag on your site.", fg="yellow")
+    if token:
+        _show_admin_token(token)
 
 
 # -- demo -----------------------------------------------------------------------------------------

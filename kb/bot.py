@@ -1,0 +1,235 @@
+"""The website chatbot's own records, in the knowledge base's SQLite file: its keys, every exchange
+with a visitor (for the owner's insights), feedback on answers, and leads.
+
+Two keys guard the HTTP API. The bot's public key sits in the owner's web page (`data-bot`), so it
+is public by nature: it only lets a page use the chat. The admin token opens the settings,
+conversations and leads; only its SHA-256 is stored, so it is shown once, when made.
+
+These tables live beside the documents but do not move the knowledge base's revision: a chat never
+makes the search index or an evaluation look out of date.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from kb.errors import BadInput, NotFound
+from kb.records import Answer
+from kb.store import DB_FILE
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bot_keys (name TEXT PRIMARY KEY, value TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS exchanges (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    session TEXT NOT NULL,
+    question TEXT NOT NULL,
+    path TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    method TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    refused INTEGER NOT NULL,
+    latency_ms REAL NOT NULL,
+    citations TEXT NOT NULL,
+    feedback INTEGER
+);
+CREATE INDEX IF NOT EXISTS exchanges_by_time ON exchanges(at);
+CREATE TABLE IF NOT EXISTS leads (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    session TEXT NOT NULL,
+    name TEXT NOT NULL,
+    email TEXT NOT NULL,
+    message TEXT NOT NULL,
+    consent INTEGER NOT NULL,
+    webhook TEXT NOT NULL DEFAULT ''
+);
+"""
+PUBLIC_PREFIX = "pk_"
+ADMIN_PREFIX = "adm_"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+LOW_CONFIDENCE = 0.5  # answers below this are listed as content gaps even when not refused
+
+
+@dataclass(frozen=True)
+class Exchange:
+    id: int
+    at: str
+    session: str
+    question: str
+    path: str
+    answer: str
+    method: str
+    confidence: float
+    refused: bool
+    latency_ms: float
+    citations: list
+    feedback: int | None  # 1 helpful, -1 not helpful, None not rated
+
+
+@dataclass(frozen=True)
+class Lead:
+    id: int
+    at: str
+    session: str
+    name: str
+    email: str
+    message: str
+    consent: bool
+    webhook: str  # "", "sent", or what went wrong posting it
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class BotRecords:
+    """Keys, exchanges and leads of one knowledge base. Safe to share between the API's threads."""
+
+    def __init__(self, kb_dir: str | os.PathLike):
+        path = Path(kb_dir) / DB_FILE
+        if not path.exists():
+            raise NotFound(f"There is no knowledge base at {kb_dir}. Add documents with: kbchat ingest PATH")
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _one(self, sql: str, args: tuple = ()):
+        with self._lock:
+            return self._db.execute(sql, args).fetchone()
+
+    def _all(self, sql: str, args: tuple = ()) -> list:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def _write(self, sql: str, args: tuple = ()) -> int:
+        with self._lock:
+            return self._db.execute(sql, args).lastrowid
+
+    # -- keys ----------------------------------------------------------------------------------
+    def ensure_keys(self) -> str | None:
+        """Make the keys on first start. Returns the new admin token (to show once), else None."""
+        with self._lock:
+            if self.public_key() is None:
+                self._set_key("public", PUBLIC_PREFIX + secrets.token_urlsafe(18))
+            if self._one("SELECT 1 FROM bot_keys WHERE name = 'admin'") is None:
+                return self.rotate_admin_token()
+        return None
+
+    def public_key(self) -> str | None:
+        row = self._one("SELECT value FROM bot_keys WHERE name = 'public'")
+        return row[0] if row else None
+
+    def rotate_public_key(self) -> str:
+        """A new public key; the old one stops working at once (update the site's script tag)."""
+        key = PUBLIC_PREFIX + secrets.token_urlsafe(18)
+        self._set_key("public", key)
+        return key
+
+    def rotate_admin_token(self) -> str:
+        """A new admin token, returned once; only its hash is kept."""
+        token = ADMIN_PREFIX + secrets.token_urlsafe(24)
+        self._set_key("admin", _hash(token))
+        return token
+
+    def is_public_key(self, key: str | None) -> bool:
+        stored = self.public_key()
+        return bool(key and stored and hmac.compare_digest(key.encode(), stored.encode()))
+
+    def is_admin_token(self, token: str | None) -> bool:
+        row = self._one("SELECT value FROM bot_keys WHERE name = 'admin'")
+        return bool(token and row and hmac.compare_digest(_hash(token), row[0]))
+
+    def _set_key(self, name: str, value: str) -> None:
+        self._write("INSERT OR REPLACE INTO bot_keys(name, value, created_at) VALUES (?, ?, ?)", (name, value, _now()))
+
+    # -- exchanges -----------------------------------------------------------------------------
+    def log(self, session: str, answer: Answer) -> int:
+        """Record one answer given to a visitor; returns its id (for feedback)."""
+        citations = [{"n": c.n, "source": c.source, "location": c.location} for c in answer.citations]
+        return self._write(
+            "INSERT INTO exchanges(at, session, question, path, answer, method, confidence, refused, latency_ms, citations)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (_now(), session, answer.question, answer.path, answer.text, answer.method, float(answer.confidence),
+             int(answer.refused), float(answer.total_ms), json.dumps(citations)),
+        )
+
+    def feedback(self, exchange_id: int, session: str, helpful: bool) -> None:
+        """Thumbs up or down on an answer; only the session that got the answer may rate it."""
+        with self._lock:
+            done = self._db.execute("UPDATE exchanges SET feedback = ? WHERE id = ? AND session = ?",
+                                    (1 if helpful else -1, exchange_id, session)).rowcount
+        if not done:
+            raise NotFound("There is no such answer in this chat to rate.")
+
+    def exchanges(self, limit: int = 200, session: str | None = None) -> list[Exchange]:
+        where, args = ("WHERE session = ?", (session,)) if session else ("", ())
+        rows = self._all(f"SELECT * FROM exchanges {where} ORDER BY id DESC LIMIT ?", (*args, limit))
+        return [Exchange(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), r[9], json.loads(r[10]), r[11]) for r in rows]
+
+    def insights(self, days: int = 30, top: int = 10) -> dict:
+        """What visitors ask: the most frequent questions, the ones the bot could not answer or
+        answered with low confidence (content gaps: write an FAQ answer for them), and feedback."""
+        since = (datetime.now(timezone.utc) - timedelta(days=days)).isoformat(timespec="seconds")
+        key = "lower(trim(question))"
+        top_rows = self._all(f"SELECT MIN(question), COUNT(*) FROM exchanges WHERE at >= ? GROUP BY {key} "
+                             "ORDER BY COUNT(*) DESC, MAX(id) DESC LIMIT ?", (since, top))
+        gaps = self._all(f"SELECT MIN(question), COUNT(*), MAX(refused), MIN(confidence) FROM exchanges "
+                         f"WHERE at >= ? AND (refused = 1 OR confidence < ?) GROUP BY {key} "
+                         "ORDER BY COUNT(*) DESC, MAX(id) DESC LIMIT ?", (since, LOW_CONFIDENCE, top))
+        totals = self._one("SELECT COUNT(*), COUNT(DISTINCT session), SUM(refused), SUM(feedback = 1), SUM(feedback = -1) "
+                           "FROM exchanges WHERE at >= ?", (since,))
+        return {
+            "days": days,
+            "questions": totals[0], "sessions": totals[1], "refused": totals[2] or 0,
+            "helpful": totals[3] or 0, "not_helpful": totals[4] or 0,
+            "top_questions": [{"question": q, "count": n} for q, n in top_rows],
+            "content_gaps": [{"question": q, "count": n, "refused": bool(r), "confidence": round(c, 3)} for q, n, r, c in gaps],
+        }
+
+    # -- leads ---------------------------------------------------------------------------------
+    def add_lead(self, session: str, name: str, email: str, message: str, consent: bool) -> Lead:
+        name, email, message = " ".join(name.split()), email.strip(), message.strip()
+        if not name:
+            raise BadInput("Please give your name.")
+        if not _EMAIL.match(email):
+            raise BadInput("Please give an email address we can reply to, like name@example.com.")
+        if not message:
+            raise BadInput("Please write a short message so we know how to help.")
+        if not consent:
+            raise BadInput("Please tick the box to agree that we may contact you about your request.")
+        at = _now()
+        lead_id = self._write("INSERT INTO leads(at, session, name, email, message, consent) VALUES (?,?,?,?,?,1)",
+                              (at, session, name, email, message))
+        return Lead(lead_id, at, session, name, email, message, True, "")
+
+    def set_webhook_status(self, lead_id: int, status: str) -> None:
+        self._write("UPDATE leads SET webhook = ? WHERE id = ?", (status, lead_id))
+
+    def leads(self, limit: int = 500) -> list[Lead]:
+        rows = self._all("SELECT * FROM leads ORDER BY id DESC LIMIT ?", (limit,))
+        return [Lead(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7]) for r in rows]

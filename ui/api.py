@@ -1,0 +1,408 @@
+"""The chat HTTP API and the website widget: `kbchat serve`.
+
+Public endpoints (the widget on the owner's site) need the bot's public key in `X-Bot-Key` and a
+page origin the owner allowed; admin endpoints need the admin token as `Authorization: Bearer ...`.
+
+    GET  /health                 is the server up, how many documents, which paths
+    GET  /widget.js              the widget; embed with <script src=".../widget.js" data-bot="KEY" async>
+    GET  /api/config             the widget's look: name, colours, logo, welcome, suggested questions
+    POST /api/chat               {"question", "session_id", "path"?} -> the Answer record (+ exchange_id)
+    POST /api/chat/stream        the same as server-sent events: piece..., then answer (or error)
+    POST /api/feedback           {"exchange_id", "session_id", "rating": "up" | "down"}
+    POST /api/lead               {"session_id", "name", "email", "message", "consent"}
+    GET/PUT /api/admin/settings  GET /api/admin/sources  /api/admin/conversations  /api/admin/leads
+    GET  /api/admin/insights
+
+Models load once when the server starts and are shared. One answer is computed at a time (the model
+is not made for parallel calls on a small CPU); a question waits for its turn at most
+`answer_timeout_s`, then gets a friendly "busy" reply (503) instead of piling up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+import threading
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Iterator, Literal
+
+from fastapi import BackgroundTasks, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kb.bot import BotRecords
+from kb.errors import KbchatError, NotFound
+from kb.records import Answer
+from kb.settings import Settings
+from kb.store import Store
+
+log = logging.getLogger("kbchat.api")
+WIDGET = Path(__file__).parent / "widget" / "widget.js"
+MAX_BODY_BYTES = 32 * 1024  # a question, a lead: a few KB at most
+PUBLIC_PREFIXES = ("/api/chat", "/api/config", "/api/feedback", "/api/lead")
+BUSY = "The chat is busy answering other visitors. Please try again in a moment."
+TOO_FAST = "You're sending messages too quickly. Please wait a moment and try again."
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+# -- request bodies -------------------------------------------------------------------------------
+class ChatIn(BaseModel):
+    question: str = Field(max_length=4000)
+    session_id: str = Field(min_length=8, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")
+    path: str | None = None
+
+
+class FeedbackIn(BaseModel):
+    exchange_id: int
+    session_id: str = Field(min_length=8, max_length=100)
+    rating: Literal["up", "down"]
+
+
+class LeadIn(BaseModel):
+    session_id: str = Field(min_length=8, max_length=100)
+    name: str = Field(max_length=200)
+    email: str = Field(max_length=320)
+    message: str = Field(max_length=4000)
+    consent: bool
+
+
+# -- the bot: store, paths, locks, limits ---------------------------------------------------------
+class Bot:
+    """Everything the endpoints share, made once at start-up."""
+
+    def __init__(self, kb_dir: Path):
+        from limits import parse
+        from limits.storage import MemoryStorage
+        from limits.strategies import MovingWindowRateLimiter
+
+        self.kb_dir = kb_dir
+        self.store = Store(kb_dir, create=False)
+        self.records = BotRecords(kb_dir)
+        self.new_admin_token = self.records.ensure_keys()
+        self.settings = Settings.load(kb_dir)
+        self.paths = self._build(self.settings)
+        self.answer_lock = threading.Lock()
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._parse_limit = parse
+
+    def _build(self, settings: Settings):
+        from compare.paths import build
+
+        paths = build(self.store, settings)
+        for name, reason in paths.unavailable.items():
+            log.info("path %s not available: %s", name, reason)
+        return paths
+
+    def close(self) -> None:
+        self.records.close()
+        self.store.close()
+
+    def path(self, name: str | None):
+        name = name or self.settings.visitor_path
+        for p in self.paths:
+            if p.name == name:
+                return p
+        reason = self.paths.unavailable.get(name, f"there is no answer path called {name!r}")
+        raise ApiError(400 if name not in self.paths.unavailable else 503, f"That answer path cannot answer now: {reason}")
+
+    def update_settings(self, changes: dict) -> Settings:
+        settings = self.settings.updated(**changes)
+        with self.answer_lock:  # no answer is half-way through when the paths change
+            paths = self._build(settings)
+            settings.save(self.kb_dir)
+            self.settings, self.paths = settings, paths
+        return settings
+
+    def check_rate(self, ip: str, session: str) -> None:
+        s = self.settings
+        for limit, key in ((f"{s.rate_limit_per_ip}/minute", f"ip:{ip}"), (f"{s.rate_limit_per_session}/minute", f"session:{session}")):
+            item = self._parse_limit(limit)
+            if not self.limiter.hit(item, key):
+                reset = self.limiter.get_window_stats(item, key).reset_time
+                wait = max(1, int(reset - time.time()) + 1)
+                raise ApiError(429, TOO_FAST, {"Retry-After": str(wait)})
+
+    def turn(self) -> "_Turn":
+        """Wait for the model (at most answer_timeout_s, else 503 busy) and hold it."""
+        return _Turn(self.answer_lock, self.settings.answer_timeout_s)
+
+
+class _Turn:
+    """The model, held by one answer. `release()` may be called more than once (the stream's end and
+    the response's clean-up both call it, so a visitor who leaves early never keeps it)."""
+
+    def __init__(self, lock: threading.Lock, timeout: float):
+        if not lock.acquire(timeout=timeout):
+            raise ApiError(503, BUSY, {"Retry-After": "5"})
+        self._lock, self._released, self._guard = lock, False, threading.Lock()
+
+    def release(self) -> None:
+        with self._guard:
+            if not self._released:
+                self._released = True
+                self._lock.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def origin_allowed(origin: str, allowed: tuple[str, ...]) -> bool:
+    """Exact scheme://host[:port]; ":*" allows any port of that host; "*" allows every site."""
+    origin = origin.rstrip("/").lower()
+    for rule in allowed:
+        rule = rule.lower()
+        if rule == "*" or rule == origin:
+            return True
+        if rule.endswith(":*") and re.fullmatch(re.escape(rule[:-2]) + r"(:\d+)?", origin):
+            return True
+    return False
+
+
+# -- the app --------------------------------------------------------------------------------------
+def create_app(kb_dir: str | Path) -> FastAPI:
+    kb_dir = Path(kb_dir)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.bot = Bot(kb_dir)
+        try:
+            yield
+        finally:
+            app.state.bot.close()
+
+    app = FastAPI(title="kbchat", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        """Body size, then the page origin for public endpoints (CORS, preflight included)."""
+        length = request.headers.get("content-length")
+        if length and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return _error(413, f"The request is too large (the limit is {MAX_BODY_BYTES // 1024} KB).")
+        origin = request.headers.get("origin")
+        public = request.url.path.startswith(PUBLIC_PREFIXES)
+        if origin is None:
+            return await call_next(request)  # not a browser page: nothing to check
+        bot: Bot | None = getattr(request.app.state, "bot", None)
+        allowed = bot is not None and public and origin_allowed(origin, bot.settings.allowed_origins)
+        if not allowed:
+            return _error(403, "This website is not allowed to use this chat. The owner can add it to the allowed "
+                               "websites (setting allowed_origins).")
+        cors = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers={
+                **cors, "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Allow-Headers": "Content-Type, X-Bot-Key", "Access-Control-Max-Age": "600"})
+        response = await call_next(request)
+        response.headers.update({**cors, "Access-Control-Expose-Headers": "Retry-After"})
+        return response
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, e: ApiError):
+        return _error(e.status, e.message, e.headers)
+
+    @app.exception_handler(KbchatError)
+    async def kbchat_error(request: Request, e: KbchatError):
+        return _error(404 if isinstance(e, NotFound) else 400, str(e))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, e: RequestValidationError):
+        return _error(422, _validation_message(e))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, e: StarletteHTTPException):
+        return _error(e.status_code, "There is nothing here." if e.status_code == 404 else str(e.detail))
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, e: Exception):
+        log.exception("unexpected error on %s", request.url.path)
+        return _error(500, "Something went wrong on our side. Please try again.")
+
+    def bot(request: Request) -> Bot:
+        return request.app.state.bot
+
+    def public(request: Request, b: Bot = Depends(bot)) -> Bot:
+        if not b.records.is_public_key(request.headers.get("x-bot-key")):
+            raise ApiError(401, "This chat's key is missing or wrong. Copy the script tag again from kbchat.")
+        return b
+
+    def admin(request: Request, b: Bot = Depends(bot)) -> Bot:
+        auth = request.headers.get("authorization", "")
+        token = auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("x-bot-key")
+        if b.records.is_public_key(token):
+            raise ApiError(403, "The public key cannot open admin pages; use the admin token.")
+        if not b.records.is_admin_token(token):
+            raise ApiError(401, "The admin token is missing or wrong. Make a new one with: kbchat keys --rotate admin")
+        return b
+
+    # -- public ---------------------------------------------------------------------------------
+    @app.get("/health")
+    def health(b: Bot = Depends(bot)):
+        return {"status": "ok", "documents": len(b.store.sources()), "paths": b.paths.names}
+
+    @app.get("/widget.js")
+    def widget():
+        return FileResponse(WIDGET, media_type="application/javascript", headers={"Cache-Control": "public, max-age=300"})
+
+    @app.get("/api/config")
+    def config(b: Bot = Depends(public)):
+        s = b.settings
+        return {"name": s.bot_name, "color": s.bot_color, "text_color": s.bot_text_color, "logo_url": s.bot_logo_url,
+                "welcome_message": s.welcome_message, "suggested_questions": list(s.suggested_questions)}
+
+    @app.post("/api/chat")
+    def chat(body: ChatIn, request: Request, b: Bot = Depends(public)):
+        path = _ready(b, body, request)
+        with b.turn():
+            answer = path.answer(body.question)
+        return _answer_json(answer, b.records.log(body.session_id, answer))
+
+    @app.post("/api/chat/stream")
+    def chat_stream(body: ChatIn, request: Request, b: Bot = Depends(public)):
+        path = _ready(b, body, request)
+        turn = b.turn()  # wait here, so a busy server answers 503 rather than an empty stream
+        return StreamingResponse(_events(b, path, body, turn), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+                                 background=BackgroundTask(turn.release))
+
+    @app.post("/api/feedback")
+    def feedback(body: FeedbackIn, b: Bot = Depends(public)):
+        b.records.feedback(body.exchange_id, body.session_id, body.rating == "up")
+        return {"ok": True}
+
+    @app.post("/api/lead")
+    def lead(body: LeadIn, request: Request, tasks: BackgroundTasks, b: Bot = Depends(public)):
+        b.check_rate(_ip(request), body.session_id)
+        saved = b.records.add_lead(body.session_id, body.name, body.email, body.message, body.consent)
+        if b.settings.lead_webhook_url:
+            tasks.add_task(_post_lead, b, b.settings.lead_webhook_url, saved)
+        return {"ok": True, "message": "Thanks! We'll get back to you soon."}
+
+    # -- admin ----------------------------------------------------------------------------------
+    @app.get("/api/admin/settings")
+    def get_settings(b: Bot = Depends(admin)):
+        return _settings_json(b.settings)
+
+    @app.put("/api/admin/settings")
+    async def put_settings(request: Request, b: Bot = Depends(admin)):
+        try:
+            changes = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ApiError(400, "Send the settings to change as a JSON object, like {\"bot_name\": \"Ask us\"}.") from None
+        if not isinstance(changes, dict):
+            raise ApiError(400, "Send the settings to change as a JSON object, like {\"bot_name\": \"Ask us\"}.")
+        import anyio
+
+        settings = await anyio.to_thread.run_sync(b.update_settings, changes)
+        return _settings_json(settings)
+
+    @app.get("/api/admin/sources")
+    def sources(b: Bot = Depends(admin)):
+        return [dataclasses.asdict(s) for s in b.store.sources()]
+
+    @app.get("/api/admin/conversations")
+    def conversations(limit: int = 200, session: str | None = None, b: Bot = Depends(admin)):
+        return [dataclasses.asdict(e) for e in b.records.exchanges(min(max(limit, 1), 5000), session)]
+
+    @app.get("/api/admin/leads")
+    def leads(b: Bot = Depends(admin)):
+        return [dataclasses.asdict(lead) for lead in b.records.leads()]
+
+    @app.get("/api/admin/insights")
+    def insights(days: int = 30, b: Bot = Depends(admin)):
+        return b.records.insights(min(max(days, 1), 3650))
+
+    return app
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status, headers=headers)
+
+
+def _validation_message(e: RequestValidationError) -> str:
+    parts = []
+    for err in e.errors():
+        where = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "the request"
+        if err.get("type") == "json_invalid":
+            return "The request body is not valid JSON."
+        parts.append(f"{where}: {err.get('msg', 'is not valid')}")
+    return "The request is not valid. " + "; ".join(parts) + "."
+
+
+def _ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _ready(b: Bot, body: ChatIn, request: Request):
+    """The path to answer with, after the question, the rate limits and the path are checked."""
+    if not body.question.strip():
+        raise ApiError(422, "The question is empty. Type a question and send it again.")
+    b.check_rate(_ip(request), body.session_id)
+    return b.path(body.path)
+
+
+def _answer_json(answer: Answer, exchange_id: int) -> dict:
+    from ui.places import place
+
+    d = answer.to_dict()
+    for c in d["citations"]:
+        c["label"] = place(c["source"], c["location"])
+    return {"exchange_id": exchange_id, **d}
+
+
+def _sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def _events(b: Bot, path, body: ChatIn, turn: _Turn) -> Iterator[str]:
+    """piece events as the answer is written, then the answer event; an error event on failure.
+    The model is released when the answer ends or the visitor goes away."""
+    with turn:
+        try:
+            for item in path.stream(body.question):
+                if isinstance(item, Answer):
+                    yield _sse("answer", _answer_json(item, b.records.log(body.session_id, item)))
+                else:
+                    yield _sse("piece", {"text": item})
+        except KbchatError as e:
+            yield _sse("error", {"message": str(e)})
+        except Exception:  # noqa: BLE001 - the visitor gets a message, the log gets the traceback
+            log.exception("answer failed")
+            yield _sse("error", {"message": "Something went wrong on our side. Please try again."})
+
+
+def _post_lead(b: Bot, url: str, lead) -> None:
+    import requests
+
+    try:
+        r = requests.post(url, json={"type": "lead", **dataclasses.asdict(lead)}, timeout=10)
+        status = "sent" if r.ok else f"the webhook answered HTTP {r.status_code}"
+    except requests.RequestException as e:
+        status = f"could not reach the webhook ({type(e).__name__})"
+    b.records.set_webhook_status(lead.id, status)
+
+
+def _settings_json(settings: Settings) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in settings.to_dict().items()}
+
+
+def serve(kb_dir: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(kb_dir), host=host, port=port, log_level="warning")
+
