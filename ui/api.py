@@ -357,11 +357,18 @@ def _ready(b: Bot, body: ChatIn, request: Request):
 
 
 def _answer_json(answer: Answer, exchange_id: int) -> dict:
+    """The Answer as visitors may see it: no notes (they are written for the owner) and no file
+    paths of the owner's computer; a web page source keeps its address, which is public anyway."""
     from ui.places import place
 
     d = answer.to_dict()
-    for c in d["citations"]:
-        c["label"] = place(c["source"], c["location"])
+    for key in ("notes", "model", "question"):
+        d.pop(key, None)
+    d["citations"] = [
+        {"n": c["n"], "label": place(c["source"], c["location"]), "snippet": c["snippet"], "score": c["score"],
+         "url": c["source"] if c["source"].startswith(("http://", "https://")) else None}
+        for c in d["citations"]
+    ]
     return {"exchange_id": exchange_id, **d}
 
 

@@ -32,24 +32,23 @@
   var NET = "Can't reach the chat right now. Please try again in a moment.";
   var SKEY = "kbchat:" + KEY;
 
-  // -- the conversation, kept for this tab: {session_id, messages, open} -----------------------------
-  function newId() {
-    var c = window.crypto, b = new Uint8Array(16), i;
-    if (c && c.randomUUID) return c.randomUUID(); // secure pages only
-    if (c && c.getRandomValues) c.getRandomValues(b); else for (i = 0; i < 16; i++) b[i] = Math.random() * 256;
-    return Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join("");
+  // -- the conversation, kept for this tab: {session_id, messages, open}
+  function newId() { // randomUUID needs a secure page; else 32 random hex digits
+    if (crypto.randomUUID) return crypto.randomUUID();
+    return Array.prototype.map.call(crypto.getRandomValues(new Uint8Array(16)), function (x) { return (x + 256).toString(16).slice(1); }).join("");
   }
   var state = null;
   try { state = JSON.parse(sessionStorage.getItem(SKEY)); } catch (e) { /* storage off */ }
   if (!state || typeof state.session_id !== "string" || !Array.isArray(state.messages)) {
     state = { session_id: newId(), messages: [], open: false };
   }
+  state.messages = state.messages.filter(function (m) { return m && typeof m.text === "string"; });
   function save() {
     state.messages = state.messages.slice(-60);
     try { sessionStorage.setItem(SKEY, JSON.stringify(state)); } catch (e) { /* memory only */ }
   }
 
-  // -- helpers ---------------------------------------------------------------------------------------
+  // -- helpers
   // h("button", {hk: "send", class: "x", onclick: f}, [node, "text"]); hk = the data-kbchat hook.
   function h(tag, props, kids) {
     var e = document.createElement(tag), k, v;
@@ -69,8 +68,7 @@
     chat: "M20 2H4a2 2 0 0 0-2 2v18l4-4h14a2 2 0 0 0 2-2V4a2 2 0 0 0-2-2zM6 9h12v2H6zm8 5H6v-2h8zm4-6H6V6h12z",
     close: "M19 6.4 17.6 5 12 10.6 6.4 5 5 6.4l5.6 5.6L5 17.6 6.4 19l5.6-5.6 5.6 5.6 1.4-1.4-5.6-5.6z",
     send: "M2 21 23 12 2 3v7l15 2-15 2z",
-    up: "M1 21h4V9H1zm22-11a2 2 0 0 0-2-2h-6.3l1-4.9c0-.4-.2-.8-.5-1.1L14.2 1 7.6 7.6C7.2 8 7 8.5 7 9v10a2 2 0 0 0 2 2h9c.8 0 1.5-.5 1.8-1.2l3-7.1.2-.7z",
-    down: "M15 3H6c-.8 0-1.5.5-1.8 1.2l-3 7.1-.2.7v2a2 2 0 0 0 2 2h6.3l-1 4.9c0 .4.2.8.5 1.1L9.8 23l6.6-6.6c.4-.4.6-.9.6-1.4V5a2 2 0 0 0-2-2zm4 0v12h4V3z",
+    up: "M1 21h4V9H1zm22-11a2 2 0 0 0-2-2h-6.3l1-4.9c0-.4-.2-.8-.5-1.1L14.2 1 7.6 7.6C7.2 8 7 8.5 7 9v10a2 2 0 0 0 2 2h9c.8 0 1.5-.5 1.8-1.2l3-7.1.2-.7z", // down: turned
     person: "M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8zm0 2c-2.7 0-8 1.3-8 4v2h16v-2c0-2.7-5.3-4-8-4z"
   };
   function icon(name) {
@@ -85,7 +83,7 @@
     try { u = new URL(u, base); return /^https?:$/.test(u.protocol) ? u.href : ""; } catch (e) { return ""; }
   }
 
-  // -- the API ---------------------------------------------------------------------------------------
+  // -- the API
   function api(path, body) {
     var o = { headers: { "X-Bot-Key": KEY, "Content-Type": "application/json" }, credentials: "omit" };
     if (body) { o.method = "POST"; o.body = JSON.stringify(body); }
@@ -129,7 +127,7 @@
     line(""); // a last event without its blank line still counts
   }
 
-  // -- styles (--c: brand colour, --t: text on it) ---------------------------------------------------
+  // -- styles (--c: brand colour, --t: text on it)
   var CSS_TEXT = [
     ":host{all:initial!important}*{box-sizing:border-box}[hidden]{display:none!important}",
     ".kb{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:#1f2328}",
@@ -143,7 +141,7 @@
     ".head img{width:32px;height:32px;border-radius:50%;object-fit:cover;background:#fff}",
     ".name{flex:1;font-weight:600;font-size:16px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}",
     ".x{background:none;border:0;padding:6px;border-radius:8px;display:flex}.x:hover{background:rgba(127,127,127,.25)}.x:focus-visible{outline-color:var(--t)}",
-    ".msgs,.lead{flex:1;overflow-y:auto;padding:16px;overscroll-behavior:contain}",
+    ".msgs,.lead{flex:1;overflow-y:auto;padding:16px;overscroll-behavior:contain;scrollbar-width:thin}",
     ".msgs{display:flex;flex-direction:column;gap:10px}.msgs>*{flex:none}",
     ".msg{max-width:86%;padding:9px 12px;border-radius:14px;overflow-wrap:anywhere}",
     ".user{align-self:flex-end;background:var(--c);color:var(--t);border-bottom-right-radius:4px}.user,.txt,details p{white-space:pre-wrap}",
@@ -158,7 +156,7 @@
     "summary{cursor:pointer;padding:2px 0;color:#0b4f8a}details a{color:#0b4f8a;font-size:12px}",
     "details p{margin:4px 0 6px;padding:6px 8px;background:#fff;border-radius:6px}",
     ".fb{display:flex;align-items:center;gap:2px;margin-top:6px}.fb span{margin-right:4px}",
-    ".fb button{border:1px solid transparent;background:none;color:inherit;border-radius:6px;padding:3px}.fb svg,.link svg{width:16px;height:16px}",
+    ".fb button{border:1px solid transparent;background:none;color:inherit;border-radius:6px;padding:3px}.fb svg,.link svg{width:16px;height:16px}[data-kbchat=thumb-down] svg{transform:rotate(180deg)}",
     ".fb button:hover:enabled,.fb [aria-pressed=true]{background:#fff}.fb [aria-pressed=true]{color:#1f2328;border-color:#afb8c1}",
     ".link{display:inline-flex;align-items:center;gap:6px;border:1px solid #d0d7de;background:#fff;border-radius:8px;padding:6px 10px;font-size:13px;margin-top:8px}",
     ".typing{display:flex;gap:4px;padding:5px 0}.typing i{width:7px;height:7px;border-radius:50%;background:#8c959f;animation:kbd 1s infinite}",
@@ -174,12 +172,12 @@
     ".consent{display:flex;gap:8px;font-weight:400}.consent input{width:16px;height:16px;margin-top:2px;flex:none}",
     "[aria-invalid=true]{border-color:#cf222e;outline-color:#cf222e}",
     ".primary{border:0;border-radius:8px;padding:9px 18px;background:var(--c);color:var(--t);font-weight:600}.primary:disabled{opacity:.6}",
-    ".status{margin:10px 0 4px;font-size:13px}.bad{color:#a40e26}.ok{color:#1a7f37;font-weight:600}",
+    ".status{margin:0 0 10px;font-size:13px}.status:empty{display:none}.bad{color:#a40e26}.ok{color:#1a7f37;font-weight:600}",
     "@media (max-width:480px){.panel{top:0;left:0;right:0;bottom:0;width:100%;height:100%;max-width:none;max-height:none;border-radius:0}textarea,input{font-size:16px}}",
     "@media (prefers-reduced-motion:reduce){.typing i{animation:none}}"
   ].join("\n");
 
-  // -- the widget ------------------------------------------------------------------------------------
+  // -- the widget
   function build(cfg) {
     var NAME = str(cfg.name, "Chat"), busy = false;
     var host = h("div", { id: "kbchat-widget" }), root = host.attachShadow({ mode: "open" });
@@ -215,7 +213,7 @@
     var lead = h("div", { class: "lead", hidden: true }, [
       h("h2", { text: "Talk to a person" }),
       h("p", { text: "Leave your details and someone from our team will get back to you." }),
-      form, fStatus, back
+      fStatus, form, back
     ]);
     var panel = h("div", { class: "panel", hk: "panel", role: "dialog", "aria-label": NAME + " chat", hidden: true }, [
       h("div", { class: "head" }, [
@@ -252,7 +250,7 @@
       if (force || msgs.scrollHeight - msgs.scrollTop - msgs.clientHeight < 120) msgs.scrollTop = msgs.scrollHeight;
     }
 
-    // -- messages: {role: "user"|"bot"|"note"|"error", text, ...}; errors are shown, not stored ------
+    // -- messages: {role: "user"|"bot"|"note"|"error", text, ...}; errors are shown, not stored
     function show(m) {
       var el = m.role === "user" ? h("div", { class: "msg user", hk: "message-user" }, [m.text])
         : m.role === "bot" ? fillBot(h("div", { class: "msg bot", hk: "message-bot" }), m)
@@ -307,12 +305,12 @@
         if (res.error) { m.rating = null; save(); mark(res.error); }
       }
       up = btn({ hk: "thumb-up", "aria-label": "This answer helped", onclick: function () { rate("up"); } }, [icon("up")]);
-      down = btn({ hk: "thumb-down", "aria-label": "This answer did not help", onclick: function () { rate("down"); } }, [icon("down")]);
+      down = btn({ hk: "thumb-down", "aria-label": "This answer did not help", onclick: function () { rate("down"); } }, [icon("up")]);
       mark();
       return h("div", { class: "fb" }, [label, up, down]);
     }
 
-    // -- asking: stream the answer into a bot message ----------------------------------------------
+    // -- asking: stream the answer into a bot message
     async function ask(q) {
       q = (q || "").trim();
       if (!q || busy) return;
@@ -353,7 +351,7 @@
       busy = send.disabled = false;
     }
 
-    // -- talk to a person --------------------------------------------------------------------------
+    // -- talk to a person
     function openLead(prefill) {
       lead.hidden = form.hidden = false; msgs.hidden = compose.hidden = foot.hidden = true;
       status("", "");
@@ -388,7 +386,7 @@
       back.focus();
     }
 
-    // -- first paint: welcome, suggested questions (until the first question), the stored chat -----
+    // -- first paint: welcome, suggested questions (until the first question), the stored chat
     msgs.appendChild(h("div", { class: "msg bot", hk: "message-bot", "data-state": "done", "data-kind": "welcome" }, [
       h("div", { class: "txt", text: str(cfg.welcome_message, "Hi! How can I help you today?") })
     ]));

@@ -1,0 +1,194 @@
+"""The widget in a real browser: `kbchat serve` in its own process, a separate host page on another
+port that embeds the one script tag (with hostile CSS), and headless Chromium driven by selenium.
+
+A visitor opens the chat, asks a question, sees the answer stream in with its sources, and a
+document's HTML payload shows as text. `make test` installs Debian's chromium and chromium-driver
+when they are missing (see the Makefile)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import sample_kb
+
+from kb.bot import BotRecords
+
+CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+PAYLOAD = "<img src=x onerror=alert(1)><script>alert(2)</script>"
+SECRET_QUESTION = "What is written on the studio door sign?"
+HOSTILE_CSS = "* { font-size: 40px !important; color: red !important; } div { display: block !important; }"
+
+if not (CHROMIUM.exists() and DRIVER.exists()):
+    if os.environ.get("CI"):
+        pytest.fail("Chromium is missing: `make test` installs Debian's chromium and chromium-driver.", pytrace=False)
+    pytest.skip("Chromium is not installed (make test installs it)", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, model_cache):
+    """`kbchat serve` on a small sample knowledge base with one FAQ answer carrying an HTML payload."""
+    folder = tmp_path_factory.mktemp("widget")
+    kb = sample_kb(folder, 8, "price_list.md")
+    with open(folder / "docs" / "faq.csv", "a", encoding="utf-8") as f:
+        f.write(f'"{SECRET_QUESTION}","The sign says {PAYLOAD} welcome."\n')
+    exe = Path(sys.executable).parent / "kbchat"
+    subprocess.run([str(exe), "--kb", str(kb), "ingest", str(folder / "docs")], check=True, capture_output=True)
+    with BotRecords(kb) as records:
+        records.ensure_keys()
+        key = records.public_key()
+    port = _free_port()
+    env = {**os.environ, "KBCHAT_CACHE": str(model_cache)}
+    proc = subprocess.Popen([str(exe), "--kb", str(kb), "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None:
+                pytest.fail("kbchat serve stopped: " + proc.stdout.read().decode()[-2000:])
+            time.sleep(0.5)
+        else:
+            pytest.fail("kbchat serve did not answer /health within 2 minutes")
+        yield base, key
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def host_page(server):
+    """The owner's own web page, on another origin, embedding the widget with the one script tag."""
+    base, key = server
+    page = (f"<!doctype html><html><head><title>Copper Kiln</title><style>{HOSTILE_CSS}</style></head>"
+            f"<body><h1>Copper Kiln Pottery</h1><p>Welcome to our studio.</p>"
+            f'<script src="{base}/widget.js" data-bot="{key}" async></script></body></html>').encode()
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_port}/"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
+    yield driver
+    driver.quit()
+
+
+def _find(driver, hook: str, all_: bool = False):
+    """Elements inside the widget's shadow root by their data-kbchat hook."""
+    script = ("const host = document.getElementById('kbchat-widget');"
+              "if (!host || !host.shadowRoot) return null;"
+              f"const found = host.shadowRoot.querySelectorAll('[data-kbchat=\"{hook}\"]');"
+              "return arguments[0] ? Array.from(found) : found[0] || null;")
+    return driver.execute_script(script, all_)
+
+
+def _wait(predicate, timeout: float = 120, what: str = "the widget"):
+    end = time.time() + timeout
+    while time.time() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _ask(driver, question: str):
+    before = len(_find(driver, "message-bot", True) or [])
+    box = _find(driver, "input")
+    box.send_keys(question)
+    _find(driver, "send").click()
+    _wait(lambda: len(_find(driver, "message-bot", True) or []) > before, 30, "the answer bubble")
+    answer = (_find(driver, "message-bot", True) or [])[-1]
+    _wait(lambda: answer.get_attribute("data-state") == "done", 180, "the streamed answer")
+    return answer
+
+
+def test_a_visitor_asks_and_sees_the_streamed_answer_with_sources(browser, host_page, tmp_path):
+    from selenium.common.exceptions import NoAlertPresentException
+
+    browser.get(host_page)
+    bubble = _wait(lambda: _find(browser, "bubble"), 30, "the chat bubble")
+    bubble.click()
+    _wait(lambda: _find(browser, "panel") and _find(browser, "panel").is_displayed(), 10, "the chat panel")
+    welcome = _find(browser, "message-bot", True)
+    assert welcome and "Ask me anything" in welcome[0].text
+
+    answer = _ask(browser, "How much is the canvas studio apron?")
+    assert "$28" in answer.text
+    sources = _find(browser, "source", True)
+    assert sources and any("price_list.md" in s.text for s in sources)
+    assert _find(browser, "thumb-up") is not None
+
+    injected = _ask(browser, SECRET_QUESTION)
+    text = injected.text
+    assert "<img src=x onerror=alert(1)>" in text and "<script>alert(2)</script>" in text  # shown as text
+    count = browser.execute_script(
+        "return document.getElementById('kbchat-widget').shadowRoot.querySelectorAll('img[src=\"x\"], script').length")
+    assert count == 0 and len(browser.find_elements("css selector", "body img[src='x']")) == 0
+    with pytest.raises(NoAlertPresentException):
+        browser.switch_to.alert.text
+    shot = tmp_path / "widget.png"
+    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+
+
+def test_the_conversation_survives_a_reload(browser, host_page):
+    before = [m.text for m in _find(browser, "message-user", True) or []]
+    assert before, "the previous test asked questions"
+    browser.refresh()
+    _wait(lambda: _find(browser, "message-user", True), 30, "the restored conversation")
+    assert [m.text for m in _find(browser, "message-user", True)] == before
+
+
+def test_a_phone_sized_screen_gets_a_full_screen_chat(browser, host_page, tmp_path):
+    browser.set_window_size(390, 844)
+    try:
+        browser.get(host_page)
+        _wait(lambda: _find(browser, "bubble"), 30, "the chat bubble")
+        if not (_find(browser, "panel") and _find(browser, "panel").is_displayed()):
+            _find(browser, "bubble").click()
+        panel = _wait(lambda: _find(browser, "panel"), 10, "the chat panel")
+        width = browser.execute_script("return window.innerWidth")
+        assert panel.size["width"] >= width - 2
+        assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+        browser.save_screenshot(str(tmp_path / "phone.png"))
+    finally:
+        browser.set_window_size(1280, 900)
