@@ -67,6 +67,8 @@ def test_health_and_widget_need_no_key(client):
     widget = client.get("/widget.js")
     assert widget.status_code == 200 and widget.headers["content-type"].startswith("application/javascript")
     assert "data-bot" in widget.text
+    zipped = client.get("/widget.js", headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers.get("content-encoding") == "gzip" and zipped.text == widget.text
 
 
 def test_public_endpoints_need_the_public_key(client, keys):

@@ -186,7 +186,7 @@ def test_a_phone_sized_screen_gets_a_full_screen_chat(browser, host_page, tmp_pa
         if not (_find(browser, "panel") and _find(browser, "panel").is_displayed()):
             _find(browser, "bubble").click()
         panel = _wait(lambda: _find(browser, "panel"), 10, "the chat panel")
-        width = browser.execute_script("return window.innerWidth")
+        width = browser.execute_script("return document.documentElement.clientWidth")
         assert panel.size["width"] >= width - 2
         assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
         browser.save_screenshot(str(tmp_path / "phone.png"))

@@ -35,6 +35,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kb.bot import BotRecords
@@ -186,6 +187,7 @@ def create_app(kb_dir: str | Path) -> FastAPI:
             app.state.bot.close()
 
     app = FastAPI(title="kbchat", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)  # the widget: 26 KB, 9 KB compressed; never the event stream
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -256,7 +258,8 @@ def create_app(kb_dir: str | Path) -> FastAPI:
 
     @app.get("/widget.js")
     def widget():
-        return FileResponse(WIDGET, media_type="application/javascript", headers={"Cache-Control": "public, max-age=300"})
+        return FileResponse(WIDGET, media_type="application/javascript; charset=utf-8",
+                            headers={"Cache-Control": "public, max-age=300"})
 
     @app.get("/api/config")
     def config(b: Bot = Depends(public)):

@@ -16,6 +16,7 @@
  * Everything lives in a Shadow DOM under <div id="kbchat-widget">, so page CSS cannot reach it.
  * Server text is only ever set with textContent / text nodes, never parsed as HTML.
  * The conversation is kept for the browser tab in sessionStorage["kbchat:" + PUBLIC_KEY].
+ * The file is plain ASCII (non-ASCII text as \u escapes), so it works whatever charset it is served with.
  * Test hooks: data-kbchat="..." attributes; a bot message has data-state="streaming" | "done".
  */
 (function () {
@@ -35,7 +36,9 @@
   // -- the conversation, kept for this tab: {session_id, messages, open}
   function newId() { // randomUUID needs a secure page; else 32 random hex digits
     if (crypto.randomUUID) return crypto.randomUUID();
-    return Array.prototype.map.call(crypto.getRandomValues(new Uint8Array(16)), function (x) { return (x + 256).toString(16).slice(1); }).join("");
+    return Array.prototype.map.call(crypto.getRandomValues(new Uint8Array(16)), function (x) {
+      return (x + 256).toString(16).slice(1);
+    }).join("");
   }
   var state = null;
   try { state = JSON.parse(sessionStorage.getItem(SKEY)); } catch (e) { /* storage off */ }
@@ -187,13 +190,17 @@
     root.appendChild(h("style", { text: CSS_TEXT }));
     root.appendChild(kb);
 
-    var bubble = btn({ class: "bubble", hk: "bubble", "aria-label": "Open chat", "aria-expanded": "false", onclick: function () { setOpen(panel.hidden, true); } }, [icon("chat")]);
+    var bubble = btn({ class: "bubble", hk: "bubble", "aria-label": "Open chat", "aria-expanded": "false",
+      onclick: function () { setOpen(panel.hidden, true); } }, [icon("chat")]);
     var logo = str(cfg.logo_url) && httpUrl(cfg.logo_url, BASE + "/");
     var msgs = h("div", { class: "msgs", hk: "messages", role: "log", "aria-live": "polite", "aria-label": "Conversation" });
-    var input = h("textarea", { hk: "input", rows: "1", maxlength: "4000", "aria-label": "Your question", placeholder: "Type your question…" });
+    var input = h("textarea", { hk: "input", rows: "1", maxlength: "4000", "aria-label": "Your question",
+      placeholder: "Type your question\u2026" });
     var send = btn({ class: "send", hk: "send", "aria-label": "Send", onclick: function () { ask(input.value); } }, [icon("send")]);
     var compose = h("div", { class: "compose" }, [input, send]);
-    var foot = h("div", { class: "foot" }, [btn({ class: "link", hk: "human", "aria-label": "Talk to a person", onclick: function () { openLead(""); } }, [icon("person"), "Talk to a person"])]);
+    var foot = h("div", { class: "foot" }, [
+      btn({ class: "link", hk: "human", "aria-label": "Talk to a person", onclick: function () { openLead(""); } }, [icon("person"), "Talk to a person"])
+    ]);
 
     // the "talk to a person" form, shown in place of the conversation
     var fName = h("input", { type: "text", hk: "lead-name", autocomplete: "name", maxlength: "200" });
@@ -209,7 +216,7 @@
       h("label", { class: "consent" }, [fConsent, h("span", { text: "I agree that " + NAME + " may contact me about this request." })]),
       fSubmit
     ]);
-    var back = btn({ class: "link", hk: "lead-back", onclick: closeLead }, ["← Back to chat"]);
+    var back = btn({ class: "link", hk: "lead-back", onclick: closeLead }, ["\u2190 Back to chat"]);
     var lead = h("div", { class: "lead", hidden: true }, [
       h("h2", { text: "Talk to a person" }),
       h("p", { text: "Leave your details and someone from our team will get back to you." }),
@@ -284,7 +291,8 @@
       if (m.refused) {
         el.appendChild(h("div", { class: "offer" }, [
           h("div", { text: "Would you like someone from our team to get back to you?" }),
-          btn({ class: "link", hk: "human-offer", onclick: function () { openLead(m.question); } }, [icon("person"), "Contact our team"])
+          btn({ class: "link", hk: "human-offer", onclick: function () { openLead(m.question); } },
+            [icon("person"), "Contact our team"])
         ]));
       }
       return el;
@@ -301,11 +309,13 @@
       async function rate(r) {
         if (m.rating) return;
         m.rating = r; mark(); save();
+        input.focus(); // the pressed button is now disabled and would drop the focus
         var res = await post("/api/feedback", { exchange_id: m.exchange_id, session_id: state.session_id, rating: r });
         if (res.error) { m.rating = null; save(); mark(res.error); }
       }
       up = btn({ hk: "thumb-up", "aria-label": "This answer helped", onclick: function () { rate("up"); } }, [icon("up")]);
-      down = btn({ hk: "thumb-down", "aria-label": "This answer did not help", onclick: function () { rate("down"); } }, [icon("up")]);
+      down = btn({ hk: "thumb-down", "aria-label": "This answer did not help", onclick: function () { rate("down"); } },
+        [icon("up")]); // turned upside down by the CSS
       mark();
       return h("div", { class: "fb" }, [label, up, down]);
     }
@@ -371,12 +381,14 @@
         if (!ok) { why.push(problem); first = first || field; }
       }
       check(name, fName, "Please enter your name.");
-      check(/^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/.test(email), fEmail, email ? "Please check your email address (like name@example.com)." : "Please enter your email address.");
+      check(/^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/.test(email), fEmail,
+        email ? "Please check your email address (like name@example.com)." : "Please enter your email address.");
       check(message, fMsg, "Please tell us how we can help.");
       check(fConsent.checked, fConsent, "Please tick the box so we may contact you.");
       if (first) { status(why.join(" "), "bad"); return first.focus(); }
-      fSubmit.disabled = true; status("Sending…", "");
-      var r = await post("/api/lead", { session_id: state.session_id, name: name, email: email, message: message, consent: true });
+      fSubmit.disabled = true; status("Sending\u2026", "");
+      var r = await post("/api/lead", { session_id: state.session_id, name: name, email: email, message: message,
+        consent: true });
       fSubmit.disabled = false;
       if (r.error) return status(r.error, "bad");
       var thanks = str(r.data && r.data.message, "Thanks! We'll get back to you soon.");
@@ -390,7 +402,7 @@
     msgs.appendChild(h("div", { class: "msg bot", hk: "message-bot", "data-state": "done", "data-kind": "welcome" }, [
       h("div", { class: "txt", text: str(cfg.welcome_message, "Hi! How can I help you today?") })
     ]));
-    var sugg = (Array.isArray(cfg.suggested_questions) ? cfg.suggested_questions : []).filter(function (q) { return str(q); }).slice(0, 6);
+    var sugg = [].concat(cfg.suggested_questions || []).filter(function (q) { return str(q); }).slice(0, 6);
     if (sugg.length && !state.messages.some(function (m) { return m.role === "user"; })) {
       msgs.appendChild(h("div", { class: "chips", role: "group", "aria-label": "Suggested questions" }, sugg.map(function (q) {
         return btn({ class: "chip", hk: "suggestion", onclick: function () { ask(q); input.focus(); } }, [q]);
