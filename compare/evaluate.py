@@ -275,7 +275,7 @@ def comparisons(questions: list[EvalQuestion], scored: dict[str, list[dict]]) ->
         xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
         test = metrics.paired_test(xs, ys)
         out.append({"a": a, "b": b, "metric": "fact_accuracy", "a_value": _round(metrics.mean(xs)),
-                    "b_value": _round(metrics.mean(ys)), **test, "p_value": _round(test["p_value"], 4)})
+                    "b_value": _round(metrics.mean(ys)), **test, "p_value": float(f"{test['p_value']:.3g}")})
     return out
 
 

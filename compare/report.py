@@ -501,7 +501,7 @@ def _comparisons_html(result: dict) -> str:
         call = "—" if p is None else ("clear difference" if p < CLEAR_P else "too close to call")
         cells = [c.get("a"), c.get("b"), c.get("metric"), _fmt(c.get("a_value"), "rate"),
                  _fmt(c.get("b_value"), "rate"), c.get("test"), c.get("n"),
-                 NOT_APPLICABLE if p is None else f"{p:.3g}", call]
+                 NOT_APPLICABLE if p is None else ("< 0.001" if p < 0.001 else f"{p:.3g}"), call]
         rows.append("<tr>" + "".join(f"<td>{e(NOT_APPLICABLE if v is None else v)}</td>" for v in cells) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in ("A", "B", "Measure", "A", "B", "Test", "Questions", "p-value", "Verdict"))
     return ("<h2>Is the difference real?</h2><p class=\"note\">Paired tests on the same questions: a p-value "

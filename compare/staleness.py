@@ -94,15 +94,17 @@ def change_price(store: Store, chunk: Chunk, old: str, new: str) -> None:
 
 
 def _how(path, says_new: bool, says_old: bool, index_s: float, answer_s: float) -> str:
+    """How the path took the change, in words that follow "gave the new one (...)" in the report."""
     adapter = getattr(path, "adapter", None)
     if says_new and not says_old:
+        answered = f"answered in {_seconds(answer_s)}"
         if getattr(path, "retriever", None) is not None:
-            return f"gave the new price right away: re-indexing took {index_s:.1f} s and the answer {answer_s:.1f} s"
-        return f"gave the new price ({answer_s:.1f} s)"
+            return f"re-indexed in {_seconds(index_s)}, {answered}"
+        return answered
     if adapter is not None:
-        minutes = adapter.train_seconds / 60
-        what = "still gave the old price" if says_old else "did not give the new price"
-        return f"{what}; it needs training again to learn the change (the last training took {minutes:.1f} min)"
-    if says_old:
-        return "still gave the old price"
-    return "did not mention the price"
+        return f"it needs training again to learn the change; the last training took {adapter.train_seconds / 60:.1f} min"
+    return "it never read the FAQ" if not says_old else "it does not read the FAQ"
+
+
+def _seconds(s: float) -> str:
+    return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.1f} s"

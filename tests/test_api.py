@@ -262,6 +262,16 @@ def test_insights_list_top_questions_and_content_gaps(client, keys):
     assert gaps["Do you repair bicycles?"]["count"] == 2 and gaps["Do you repair bicycles?"]["refused"]
 
 
+def test_a_running_server_follows_settings_changed_outside_it(client, keys, kb):
+    Settings.load(kb).updated(welcome_message="Hello from the command line").save(kb)
+    try:
+        assert client.get("/api/config", headers=_pub(keys)).json()["welcome_message"] == "Hello from the command line"
+        (kb / "settings.toml").write_text("bot_color = 'green'\n", encoding="utf-8")  # broken: the last good ones stay
+        assert client.get("/api/config", headers=_pub(keys)).json()["welcome_message"] == "Hello from the command line"
+    finally:
+        Settings(max_new_tokens=40, rate_limit_per_ip=1000, rate_limit_per_session=1000).save(kb)
+
+
 def test_keys_command_prints_and_rotates_the_public_key(kb, client):
     from click.testing import CliRunner
 
@@ -278,3 +288,4 @@ def test_keys_command_prints_and_rotates_the_public_key(kb, client):
     admin = json.loads(CliRunner().invoke(cli, ["--kb", str(kb), "keys", "--rotate", "admin", "--json"]).output)
     assert admin["admin_token"].startswith("adm_")
     assert client.get("/api/admin/settings", headers={"Authorization": f"Bearer {admin['admin_token']}"}).status_code == 200
+

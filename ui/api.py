@@ -41,7 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from kb.bot import BotRecords
 from kb.errors import KbchatError, NotFound
 from kb.records import Answer
-from kb.settings import Settings
+from kb.settings import SETTINGS_FILE, Settings
 from kb.store import Store
 
 log = logging.getLogger("kbchat.api")
@@ -92,11 +92,41 @@ class Bot:
         self.store = Store(kb_dir, create=False)
         self.records = BotRecords(kb_dir)
         self.new_admin_token = self.records.ensure_keys()
-        self.settings = Settings.load(kb_dir)
-        self.paths = self._build(self.settings)
+        self._settings_file = kb_dir / SETTINGS_FILE
+        self._settings_stamp = self._stamp()
+        self._settings = Settings.load(kb_dir)
+        self.paths = self._build(self._settings)
         self.answer_lock = threading.Lock()
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
         self._parse_limit = parse
+
+    @property
+    def settings(self) -> Settings:
+        """The settings, read again when settings.toml changed (kbchat settings, the app), so a
+        running server follows the owner's changes without a restart. The answer paths follow as
+        soon as no answer is being written (never waiting here: the event loop calls this)."""
+        stamp = self._stamp()
+        if stamp != self._settings_stamp:
+            try:
+                self._settings = Settings.load(self.kb_dir)
+            except KbchatError as e:  # a broken file: keep serving with the last good settings
+                log.warning("settings not reloaded: %s", e)
+                self._settings_stamp = stamp
+                return self._settings
+            if self.answer_lock.acquire(blocking=False):
+                try:
+                    self.paths = self._build(self._settings)
+                    self._settings_stamp = stamp
+                finally:
+                    self.answer_lock.release()
+        return self._settings
+
+    def _stamp(self) -> tuple:
+        try:
+            st = self._settings_file.stat()
+            return st.st_mtime_ns, st.st_size
+        except FileNotFoundError:
+            return ()
 
     def _build(self, settings: Settings):
         from compare.paths import build
@@ -123,7 +153,7 @@ class Bot:
         with self.answer_lock:  # no answer is half-way through when the paths change
             paths = self._build(settings)
             settings.save(self.kb_dir)
-            self.settings, self.paths = settings, paths
+            self._settings, self.paths, self._settings_stamp = settings, paths, self._stamp()
         return settings
 
     def check_rate(self, ip: str, session: str) -> None:

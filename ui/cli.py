@@ -218,14 +218,16 @@ def settings(ctx: click.Context, changes: tuple[str, ...], as_json: bool) -> Non
             parsed[name.strip()] = value.strip()
         current = current.updated(**parsed)
         path = current.save(ctx.obj)
-        click.echo(f"Saved {path}. Re-ingest your documents for chunking changes to take effect.")
+        chunking = {"chunk_size", "chunk_overlap"} & set(parsed)
+        click.echo(f"Saved {path}." + (" Re-ingest your documents for chunking changes to take effect." if chunking else ""))
     if as_json:
         _echo_json(current.to_dict())
         return
     for name, default, help_text in Settings.describe():
         value = getattr(current, name)
         mark = "" if value == default else "   (changed)"
-        click.echo(f"{name} = {value!r}{mark}\n    {help_text}")
+        shown = json.dumps(list(value), ensure_ascii=False) if isinstance(value, tuple) else repr(value)
+        click.echo(f"{name} = {shown}{mark}\n    {help_text}")
 
 
 # -- search ---------------------------------------------------------------------------------------
