@@ -5,6 +5,7 @@ page origin the owner allowed; admin endpoints need the admin token as `Authoriz
 
     GET  /health                 is the server up, how many documents, which paths
     GET  /widget.js              the widget; embed with <script src=".../widget.js" data-bot="KEY" async>
+    GET  /preview                a page with the widget on it (the app's live preview)
     GET  /api/config             the widget's look: name, colours, logo, welcome, suggested questions
     POST /api/chat               {"question", "session_id", "path"?} -> the Answer record (+ exchange_id)
     POST /api/chat/stream        the same as server-sent events: piece..., then answer (or error)
@@ -32,7 +33,7 @@ from typing import Iterator, Literal
 
 from fastapi import BackgroundTasks, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 from starlette.middleware.gzip import GZipMiddleware
@@ -230,7 +231,9 @@ def create_app(kb_dir: str | Path) -> FastAPI:
         if origin is None:
             return await call_next(request)  # not a browser page: nothing to check
         bot: Bot | None = getattr(request.app.state, "bot", None)
-        allowed = bot is not None and public and origin_allowed(origin, bot.settings.allowed_origins)
+        own = f"{request.url.scheme}://{request.headers.get('host', '')}"  # the preview page: same origin
+        allowed = bot is not None and public and (origin.rstrip("/").lower() == own.lower()
+                                                   or origin_allowed(origin, bot.settings.allowed_origins))
         if not allowed:
             return _error(403, "This website is not allowed to use this chat. The owner can add it to the allowed "
                                "websites (setting allowed_origins).")
@@ -290,6 +293,16 @@ def create_app(kb_dir: str | Path) -> FastAPI:
     def widget():
         return FileResponse(WIDGET, media_type="application/javascript; charset=utf-8",
                             headers={"Cache-Control": "public, max-age=300"})
+
+    @app.get("/preview", response_class=HTMLResponse)
+    def preview(b: Bot = Depends(bot)):
+        """A plain page with the widget on it, as on the owner's site (the app shows it in a frame)."""
+        key = b.records.public_key()
+        return ("<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
+                "content=\"width=device-width, initial-scale=1\"><title>Widget preview</title></head>"
+                "<body style=\"font-family: sans-serif; color: #555; margin: 2rem\"><p>This is how the chat looks "
+                "on your website. Click the bubble to try it.</p>"
+                f"<script src=\"widget.js\" data-bot=\"{key}\" async></script></body></html>")
 
     @app.get("/api/config")
     def config(b: Bot = Depends(public)):

@@ -415,9 +415,11 @@ def _rich_escape(text: str) -> str:
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N questions (a quick look).")
 @click.option("--workers", type=click.IntRange(1, 16), default=None,
               help="Questions answered at a time, one CPU core each (default: 2 when there are 2 or more cores).")
+@click.option("--progress", "progress_file", hidden=True, help="Keep {done, total, path} in this JSON file (for the app).")
 @click.pass_context
 def eval_command(ctx: click.Context, questions_file: str | None, path_names: str | None, as_json: bool,
-                 report_dir: str | None, staleness: bool, limit: int | None, workers: int | None) -> None:
+                 report_dir: str | None, staleness: bool, limit: int | None, workers: int | None,
+                 progress_file: str | None) -> None:
     """Measure which answer path answers your customers best.
 
     Without QUESTIONS.jsonl, the questions are made from your knowledge base: every FAQ question
@@ -454,6 +456,8 @@ def eval_command(ctx: click.Context, questions_file: str | None, path_names: str
             bar.set_description(path)
             bar.n = done
             bar.refresh()
+            if progress_file:
+                _write_progress(progress_file, {"done": done, "total": total, "path": path, "stage": "answering"})
 
         try:
             result = evaluate.evaluate(chosen, paths, store, settings, on_answer, questions_file,
@@ -461,6 +465,9 @@ def eval_command(ctx: click.Context, questions_file: str | None, path_names: str
         finally:
             bar.close()
         if staleness:
+            if progress_file:
+                _write_progress(progress_file, {"done": len(chosen) * len(paths), "total": len(chosen) * len(paths),
+                                                "path": "", "stage": "staleness"})
             result["staleness"] = staleness_test.run(
                 store, settings, paths.names, on_step=None if as_json else lambda m: click.echo(m, err=True))
     if report_dir:
@@ -473,6 +480,12 @@ def eval_command(ctx: click.Context, questions_file: str | None, path_names: str
         _echo_json(result)
         return
     _print_evaluation(result)
+
+
+def _write_progress(file: str, data: dict) -> None:
+    from kb.files import atomic_write
+
+    atomic_write(Path(file), lambda f: f.write(json.dumps(data).encode()))
 
 
 def _writable_folder(folder: Path) -> None:
@@ -697,6 +710,30 @@ def keys(ctx: click.Context, rotate: str | None, base: str, as_json: bool) -> No
         click.secho("The old public key no longer works: update the script tag on your site.", fg="yellow")
     if token:
         _show_admin_token(token)
+
+
+@cli.command()
+@click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True, help="Port of the app.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--browser/--no-browser", default=True, help="Open the app in your web browser.")
+@click.pass_context
+def ui(ctx: click.Context, port: int, host: str, browser: bool) -> None:
+    """Open the kbchat app: your documents, both answer paths side by side, fine-tuning, evaluation,
+    the website widget and what your visitors ask."""
+    import os
+    import subprocess
+    import sys
+
+    app = Path(__file__).with_name("app.py")
+    env = {**os.environ, "KBCHAT_HOME": str(ctx.obj.resolve())}
+    click.echo(f"kbchat app: http://{host}:{port} (Ctrl-C stops it)")
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port), "--server.address", host,
+           "--server.headless", "false" if browser else "true", "--browser.gatherUsageStats", "false",
+           "--theme.base", "light"]
+    try:
+        ctx.exit(subprocess.call(cmd, env=env))
+    except KeyboardInterrupt:
+        ctx.exit(0)
 
 
 # -- demo -----------------------------------------------------------------------------------------
