@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml Makefile
 
 demo: $(STAMP)
 	$(KBCHAT) --kb $(DEMO_KB) ingest sample_data
-	$(KBCHAT) --kb $(DEMO_KB) demo
+	$(KBCHAT) --kb $(DEMO_KB) ui
 
 test: $(STAMP) browser
 	$(PY) -m pytest

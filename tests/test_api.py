@@ -272,6 +272,13 @@ def test_a_running_server_follows_settings_changed_outside_it(client, keys, kb):
         Settings(max_new_tokens=40, rate_limit_per_ip=1000, rate_limit_per_session=1000).save(kb)
 
 
+def test_the_preview_page_embeds_the_widget_and_may_call_its_own_server(client, keys):
+    page = client.get("/preview")
+    assert page.status_code == 200 and f'data-bot="{keys["public"]}"' in page.text and 'src="widget.js"' in page.text
+    own = client.get("/api/config", headers=_pub(keys, Origin="http://testserver"))  # TestClient's own origin
+    assert own.status_code == 200 and own.headers["access-control-allow-origin"] == "http://testserver"
+
+
 def test_keys_command_prints_and_rotates_the_public_key(kb, client):
     from click.testing import CliRunner
 

@@ -36,8 +36,13 @@ class Job:
     log_tail: str  # the last lines of its output, for a failure message
 
     @property
+    def stopped(self) -> bool:
+        """Ended by stop() (Ctrl-C): exit status 130, or killed by the signal before it could say so."""
+        return not self.running and self.exit_code in (130, -signal.SIGINT)
+
+    @property
     def failed(self) -> bool:
-        return not self.running and self.exit_code not in (None, 0)
+        return not self.running and self.exit_code not in (None, 0) and not self.stopped
 
 
 def _files(kb_dir, name: str) -> tuple[Path, Path]:

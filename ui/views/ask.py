@@ -1,5 +1,225 @@
-"""Placeholder: being written."""
+"""Ask and compare: one question, every answer path side by side, each answer with its sources,
+timing and how it was made; the owner rates an answer or fixes it (the fix becomes an FAQ answer).
+
+The last question's answers live in st.session_state["ask"], so the buttons under them (thumbs,
+fix) rerun the page without asking again.
+"""
+
+from __future__ import annotations
+
+import re
 
 import streamlit as st
 
-st.title("ask")
+from kb.records import Answer
+from ui import appkit
+from ui.places import place
+
+# How each answer was made, as the CLI says it (ui/cli.py _METHOD_WORDS).
+METHOD_WORDS = {
+    "faq": "a curated FAQ answer, word for word",
+    "generated": "written by the model from your documents, every sentence checked against them",
+    "quoted": "quoted from your documents (the model's own wording did not match them)",
+    "refused": "your fallback message: your documents do not seem to answer this",
+    "model": "the model alone, without your documents",
+}
+# Library messages name CLI commands; in the app the same step is a page.
+_APP_WORDS = (
+    (re.compile(r"(Train (?:it|one)[^.:]*?)(?: again)? with: kbchat tune[^.]*"), r"\1 on the Fine-tune page"),
+    (re.compile(r"(?:Ingest something first|Add your documents first|Add documents with): kbchat ingest \S+"),
+     "Add documents on the Knowledge page"),
+)
+_MD_SPECIAL = re.compile(r"([\\`*_$<>\[\]|~#])")
+_CITE = re.compile(r"\s*\[\d+\]")
+N_EXAMPLES = 3
+
+
+def md_escape(text: str) -> str:
+    """Text shown literally where Streamlit renders Markdown: a price like "$25 ... $40" must not
+    turn into LaTeX, nor a document's `**` or <b> into formatting.
+
+    >>> md_escape("$25 *each*")
+    '\\\\$25 \\\\*each\\\\*'
+    """
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def app_words(text: str) -> str:
+    for pattern, replacement in _APP_WORDS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def why_unavailable(name: str, reason: str) -> str:
+    """'The fine-tuned model: not trained yet - train one on the **Fine-tune** page.'"""
+    label = appkit.path_words(name)
+    label = label[0].upper() + label[1:]
+    if "no fine-tuned model" in reason.lower():
+        return f"{md_escape(label)}: not trained yet — train one on the **Fine-tune** page."
+    return f"{md_escape(label)}: {md_escape(app_words(reason))}"
+
+
+def seconds(ms: float) -> str:
+    """1234.5 -> '1.2 s'; 80 -> '80 ms'."""
+    return f"{ms / 1000:.1f} s" if ms >= 1000 else f"{ms:.0f} ms"
+
+
+def text_pieces(stream, into: dict):
+    """The text pieces of a path's stream, escaped for st.write_stream; the final Answer goes
+    into `into["answer"]`."""
+    for item in stream:
+        if isinstance(item, Answer):
+            into["answer"] = item
+        elif item:
+            yield md_escape(item)
+
+
+# -- state -------------------------------------------------------------------------------------
+def _state() -> dict | None:
+    return st.session_state.get("ask")
+
+
+def _pick_example(question: str) -> None:
+    st.session_state["ask_box"] = question
+    st.session_state["ask_now"] = question
+
+
+def _rate(name: str, helpful: bool) -> None:
+    from kb.bot import BotRecords
+
+    state = _state()
+    answer = state["answers"][name]
+    with appkit.friendly(), BotRecords(appkit.kb_dir()) as records:
+        if name not in state["logged"]:
+            state["logged"][name] = records.log("app", answer)
+        records.feedback(state["logged"][name], "app", helpful)
+        state["rated"][name] = helpful
+
+
+def _save_fix(name: str, corrected: str) -> None:
+    from kb.corrections import add_answer
+
+    state = _state()
+    with appkit.friendly():
+        with st.spinner("Saving your answer and adding it to the knowledge base..."):
+            add_answer(appkit.store(), appkit.settings(), state["question"], corrected)
+        state["fixed"][name] = True
+
+
+# -- one answer --------------------------------------------------------------------------------
+def show_details(name: str, answer: Answer) -> None:
+    """Everything under an answer's text: badges, notes, sources, rating, fix."""
+    state = _state()
+    badges = []
+    if answer.refused:
+        badges.append(":orange-badge[Declined: your documents don't cover this]")
+    if answer.total_ms > 0:
+        badges.append(f":gray-badge[{seconds(answer.total_ms)}]")
+    if answer.tokens_per_s:
+        badges.append(f":gray-badge[{answer.tokens_per_s:.0f} tokens/s]")
+    if badges:
+        st.markdown(" ".join(badges))
+    how = METHOD_WORDS.get(answer.method, answer.method)
+    if answer.method in ("faq", "generated", "quoted", "refused"):  # a path that searched the documents
+        how += f" · best match with your documents {answer.confidence:.0%}"
+    st.caption(f"How: {md_escape(how)}")
+    for note in answer.notes:
+        st.warning(md_escape(app_words(note)), icon=":material/warning:")
+    for c in answer.citations:
+        with st.expander(md_escape(f"[{c.n}] {place(c.source, c.location)}")):
+            st.text(c.snippet)
+
+    qid = state["id"]
+    rated = state["rated"].get(name)
+    up, down = st.columns(2)
+    up.button("👍 Helpful", key=f"up-{name}-{qid}", on_click=_rate, args=(name, True), disabled=rated is True)
+    down.button("👎 Not helpful", key=f"down-{name}-{qid}", on_click=_rate, args=(name, False), disabled=rated is False)
+    if rated is not None:
+        st.caption("Thanks: recorded as " + ("helpful." if rated else "not helpful. You can fix it below."))
+
+    with st.expander("Fix this answer", expanded=bool(state["fixed"].get(name))):
+        if state["fixed"].get(name):
+            st.success("Saved as your own FAQ answer. Answers from your documents (RAG) use it from now on; "
+                       "the next fine-tune learns it too.")
+        with st.form(f"fix-{name}-{qid}"):
+            draft = "" if answer.refused else _CITE.sub("", answer.text).strip()
+            corrected = st.text_area("The answer customers should get", value=draft, key=f"fix-text-{name}-{qid}",
+                                     placeholder="Write the answer as you would give it to a customer.")
+            if st.form_submit_button("Save this answer"):
+                _save_fix(name, corrected)
+                if state["fixed"].get(name):
+                    st.rerun()  # show the confirmation above the form
+
+
+def ask(question: str, chosen: list) -> None:
+    """Stream every chosen path's answer into its own column and keep the answers."""
+    state = {"id": st.session_state.get("ask_count", 0) + 1, "question": question, "answers": {},
+             "logged": {}, "rated": {}, "fixed": {}}
+    st.session_state["ask_count"] = state["id"]
+    st.session_state["ask"] = state
+    for column, path in zip(st.columns(len(chosen)), chosen):
+        with column:
+            st.subheader(appkit.path_words(path.name))
+            got: dict = {}
+            with appkit.friendly(), st.spinner("Answering..."):
+                st.write_stream(text_pieces(path.stream(question), got))
+            if "answer" in got:
+                state["answers"][path.name] = got["answer"]
+                if not got["answer"].text:
+                    st.caption("(The model wrote nothing.)")
+                show_details(path.name, got["answer"])
+
+
+def show_last() -> None:
+    state = _state()
+    names = list(state["answers"])
+    if not names:
+        return
+    st.markdown(f"**Question:** {md_escape(state['question'])}")
+    for column, name in zip(st.columns(len(names)), names):
+        with column:
+            answer = state["answers"][name]
+            st.subheader(appkit.path_words(name))
+            st.markdown(md_escape(answer.text) if answer.text else "_(The model wrote nothing.)_")
+            show_details(name, answer)
+
+
+# -- the page ----------------------------------------------------------------------------------
+st.title("Ask and compare")
+st.write("Ask what a customer would ask. Each way of answering replies side by side, with the documents "
+         "it used, so you can see which one to trust.")
+if not appkit.need_documents():
+    st.stop()
+
+paths = None
+with appkit.friendly():
+    paths = appkit.paths()
+if paths is None:
+    st.stop()
+
+names = paths.names
+selected = st.multiselect("Show answers from", names, default=names, format_func=appkit.path_words,
+                          key="ask-paths-" + ",".join(names))
+for name, reason in paths.unavailable.items():
+    st.caption(why_unavailable(name, reason))
+
+examples = [c.faq.question for c in appkit.store().faqs()[:N_EXAMPLES]]
+if examples:
+    st.caption("Try a question from your FAQ:")
+    for column, (i, example) in zip(st.columns(len(examples)), enumerate(examples)):
+        column.button(md_escape(example), key=f"example-{i}", on_click=_pick_example, args=(example,))
+
+with st.form("ask-form"):
+    typed = st.text_input("Your question", key="ask_box", placeholder="e.g. When are you open on Saturday?")
+    submitted = st.form_submit_button("Ask", type="primary")
+
+question = st.session_state.pop("ask_now", None) or (typed.strip() if submitted else "")
+if submitted and not question:
+    st.warning("Type a question first, as a customer would ask it.")
+chosen = [p for p in paths.available if p.name in selected]
+if question and not chosen:
+    st.warning("Choose at least one way of answering above.")
+elif question:
+    ask(question, chosen)
+elif _state():
+    show_last()

@@ -1,0 +1,59 @@
+"""The owner's own FAQ answers (written in the app) and the background jobs the app starts."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import sample_kb
+
+from kb import corrections
+from kb.errors import BadInput
+from kb.settings import Settings
+from kb.store import Store
+from ui import jobs
+
+
+def test_an_owner_answer_is_saved_ingested_and_replaced(tmp_path):
+    kb = sample_kb(tmp_path, 3)
+    with Store(kb) as store:
+        first = corrections.add_answer(store, Settings(), "Do you repair bicycles?", "No, only pottery.")
+        assert first.status == "added" and first.n_faqs == 1
+        corrections.add_answer(store, Settings(), "do you repair bicycles", "No: we only teach pottery.")
+        corrections.add_answer(store, Settings(), "Is there Wi-Fi?", "Yes, ask at the desk for the password.")
+        assert corrections.answers(kb) == [("do you repair bicycles", "No: we only teach pottery."),
+                                           ("Is there Wi-Fi?", "Yes, ask at the desk for the password.")]
+        faqs = {c.faq.question: c.faq.answer for c in store.faqs()}
+        assert faqs["do you repair bicycles"] == "No: we only teach pottery." and "Do you repair bicycles?" not in faqs
+        with pytest.raises(BadInput, match="answer is empty"):
+            corrections.add_answer(store, Settings(), "Is there Wi-Fi?", "  ")
+        assert len(corrections.answers(kb)) == 2  # nothing half-written
+
+
+def test_a_background_job_runs_reports_and_stops(tmp_path):
+    kb = sample_kb(tmp_path, 3)
+    assert jobs.status(kb, "sources") is None
+    job = jobs.start(kb, "sources", ["sources", "--json"])
+    deadline = time.time() + 60
+    while jobs.status(kb, "sources").running and time.time() < deadline:
+        time.sleep(0.2)
+    done = jobs.status(kb, "sources")
+    assert job.pid and not done.running and done.exit_code == 0 and "faq.csv" in done.log_tail
+    failing = jobs.start(kb, "bad", ["chunks", "no-such-source"])
+    while jobs.status(kb, "bad").running:
+        time.sleep(0.2)
+    assert jobs.status(kb, "bad").failed and "No source named" in jobs.status(kb, "bad").log_tail
+    # A long job: refused twice, then stopped as Ctrl-C would.
+    jobs.start(kb, "slow", ["ask", "--path", "base", "Tell me a very long story about clay."])
+    with pytest.raises(BadInput, match="already running"):
+        jobs.start(kb, "slow", ["sources"])
+    deadline = time.time() + 120
+    while not jobs.status(kb, "slow").log_tail.strip() and time.time() < deadline:
+        time.sleep(0.2)  # the model is writing: stop it half-way
+    assert jobs.stop(kb, "slow")
+    deadline = time.time() + 60
+    while jobs.status(kb, "slow").running and time.time() < deadline:
+        time.sleep(0.2)
+    stopped = jobs.status(kb, "slow")
+    assert stopped.exit_code == 130 and stopped.stopped and not stopped.failed and "Stopped" in stopped.log_tail
+    assert failing.name == "bad"
