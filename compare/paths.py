@@ -70,6 +70,26 @@ def parse_names(text: str | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def availability(store: Store | None, names: list[str] | tuple[str, ...] = NAMES) -> dict[str, str | None]:
+    """Which paths could answer, without loading any model: {name: None if it can, else the reason
+    in plain words}. `build` gives the same verdicts (and the models)."""
+    from tuning import adapters
+
+    has_documents = store is not None and store.count()[0] > 0
+    trained = store is not None and adapters.active_id(store.dir) is not None
+    out: dict[str, str | None] = {}
+    for name in names:
+        if name == "base":
+            out[name] = None
+        elif not has_documents:
+            out[name] = "Add your documents first (kbchat ingest, or the Knowledge page)."
+        elif name in ("tuned", "rag+tuned") and not trained:
+            out[name] = "There is no fine-tuned model yet: train one with kbchat tune (or the Fine-tune page)."
+        else:
+            out[name] = None
+    return out
+
+
 def build(store: Store | None, settings: Settings, names: list[str] | tuple[str, ...] = NAMES,
           on_message: Callable[[str], None] | None = None) -> Paths:
     """The named paths, sharing one retriever (synced with the store now, its messages passed to

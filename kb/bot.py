@@ -89,6 +89,11 @@ class Lead:
     webhook: str  # "", "sent", or what went wrong posting it
 
 
+def embed_tag(base: str, key: str) -> str:
+    """The one line the owner pastes into their web pages."""
+    return f'<script src="{base.rstrip("/")}/widget.js" data-bot="{key}" async></script>'
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 

@@ -107,6 +107,9 @@ class Settings:
             raise BadInput(f"Setting 'max_new_tokens' must be between 1 and 2000, not {self.max_new_tokens}.")
         if not 20 <= self.max_question_chars <= 20000:
             raise BadInput(f"Setting 'max_question_chars' must be between 20 and 20000, not {self.max_question_chars}.")
+        for name in ("bot_name", "welcome_message"):
+            if not getattr(self, name).strip():
+                raise BadInput(f"Setting '{name}' must not be empty: visitors see it in the chat window.")
         if not self.fallback_message.strip():
             raise BadInput("Setting 'fallback_message' must not be empty: it is what customers see when there is no answer.")
         for name in ("bot_color", "bot_text_color"):

@@ -119,3 +119,72 @@ def generator(model_cache):
     gen = generate.Generator(device="cpu")
     gen.loaded
     return gen
+
+
+# -- real browser tests ---------------------------------------------------------------------------
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+
+def require_chromium() -> None:
+    """Skip a browser test module when Chromium is missing, except in CI (`make test` installs it)."""
+    if CHROMIUM.exists() and CHROMEDRIVER.exists():
+        return
+    if os.environ.get("CI"):
+        pytest.fail("Chromium is missing: `make test` installs Debian's chromium and chromium-driver.", pytrace=False)
+    pytest.skip("Chromium is not installed (make test installs it)", allow_module_level=True)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float = 120, what: str = "the page"):
+    """Poll until `predicate()` is truthy (and return it), else fail saying what did not appear."""
+    import time
+
+    end = time.time() + timeout
+    while time.time() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium driven by selenium (the recipe in shared/BROWSER.md)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    yield driver
+    driver.quit()
+
+
+def wait_for_http(url: str, proc, timeout: float = 120) -> None:
+    """Wait until a server we started answers `url` with 200; fail with its output if it died."""
+    import time
+
+    import httpx
+
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            pytest.fail(f"the server stopped: {out[-2000:]}")
+        time.sleep(0.5)
+    pytest.fail(f"no answer from {url} within {timeout:.0f} s")

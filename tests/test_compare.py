@@ -14,7 +14,7 @@ import pytest
 from conftest import sample_kb
 
 from compare import evaluate, questions, staleness
-from compare.paths import NAMES, build, parse_names
+from compare.paths import NAMES, availability, build, parse_names
 from compare.report import write_report
 from kb.errors import BadInput, NotFound
 from kb.ingest import ingest
@@ -71,8 +71,11 @@ def test_paths_that_cannot_run_say_why(tmp_path):
     kb = _small_kb(tmp_path)  # no fine-tuned model here
     with Store(kb) as store:
         paths = build(store, SHORT, ["rag", "tuned", "rag+tuned"])
+        cheap = availability(store)  # the same verdicts without loading a model
     assert paths.names == ["rag"]
     assert set(paths.unavailable) == {"tuned", "rag+tuned"} and "kbchat tune" in paths.unavailable["tuned"]
+    assert {n for n, why in cheap.items() if why is None} == {"rag", "base"} and "kbchat tune" in cheap["rag+tuned"]
+    assert {n for n, why in availability(None).items() if why is None} == {"base"}
     alone = build(None, SHORT, ["base", "rag"])
     assert alone.names == ["base"] and "kbchat ingest" in alone.unavailable["rag"]
 

@@ -8,36 +8,21 @@ when they are missing (see the Makefile)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import httpx
 import pytest
-from conftest import sample_kb
+from conftest import free_port, require_chromium, sample_kb, wait_for, wait_for_http
 
 from kb.bot import BotRecords
 
-CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+require_chromium()
 PAYLOAD = "<img src=x onerror=alert(1)><script>alert(2)</script>"
 SECRET_QUESTION = "What is written on the studio door sign?"
 HOSTILE_CSS = "* { font-size: 40px !important; color: red !important; } div { display: block !important; }"
-
-if not (CHROMIUM.exists() and DRIVER.exists()):
-    if os.environ.get("CI"):
-        pytest.fail("Chromium is missing: `make test` installs Debian's chromium and chromium-driver.", pytrace=False)
-    pytest.skip("Chromium is not installed (make test installs it)", allow_module_level=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, model_cache):
@@ -51,23 +36,13 @@ def server(tmp_path_factory, model_cache):
     with BotRecords(kb) as records:
         records.ensure_keys()
         key = records.public_key()
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "KBCHAT_CACHE": str(model_cache)}
     proc = subprocess.Popen([str(exe), "--kb", str(kb), "serve", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(240):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None:
-                pytest.fail("kbchat serve stopped: " + proc.stdout.read().decode()[-2000:])
-            time.sleep(0.5)
-        else:
-            pytest.fail("kbchat serve did not answer /health within 2 minutes")
+        wait_for_http(f"{base}/health", proc)
         yield base, key
     finally:
         proc.terminate()
@@ -98,20 +73,6 @@ def host_page(server):
     httpd.shutdown()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
-    yield driver
-    driver.quit()
-
-
 def _find(driver, hook: str, all_: bool = False):
     """Elements inside the widget's shadow root by their data-kbchat hook."""
     script = ("const host = document.getElementById('kbchat-widget');"
@@ -121,24 +82,14 @@ def _find(driver, hook: str, all_: bool = False):
     return driver.execute_script(script, all_)
 
 
-def _wait(predicate, timeout: float = 120, what: str = "the widget"):
-    end = time.time() + timeout
-    while time.time() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _ask(driver, question: str):
     before = len(_find(driver, "message-bot", True) or [])
     box = _find(driver, "input")
     box.send_keys(question)
     _find(driver, "send").click()
-    _wait(lambda: len(_find(driver, "message-bot", True) or []) > before, 30, "the answer bubble")
+    wait_for(lambda: len(_find(driver, "message-bot", True) or []) > before, 30, "the answer bubble")
     answer = (_find(driver, "message-bot", True) or [])[-1]
-    _wait(lambda: answer.get_attribute("data-state") == "done", 180, "the streamed answer")
+    wait_for(lambda: answer.get_attribute("data-state") == "done", 180, "the streamed answer")
     return answer
 
 
@@ -146,9 +97,9 @@ def test_a_visitor_asks_and_sees_the_streamed_answer_with_sources(browser, host_
     from selenium.common.exceptions import NoAlertPresentException
 
     browser.get(host_page)
-    bubble = _wait(lambda: _find(browser, "bubble"), 30, "the chat bubble")
+    bubble = wait_for(lambda: _find(browser, "bubble"), 30, "the chat bubble")
     bubble.click()
-    _wait(lambda: _find(browser, "panel") and _find(browser, "panel").is_displayed(), 10, "the chat panel")
+    wait_for(lambda: _find(browser, "panel") and _find(browser, "panel").is_displayed(), 10, "the chat panel")
     welcome = _find(browser, "message-bot", True)
     assert welcome and "Ask me anything" in welcome[0].text
 
@@ -174,7 +125,7 @@ def test_the_conversation_survives_a_reload(browser, host_page):
     before = [m.text for m in _find(browser, "message-user", True) or []]
     assert before, "the previous test asked questions"
     browser.refresh()
-    _wait(lambda: _find(browser, "message-user", True), 30, "the restored conversation")
+    wait_for(lambda: _find(browser, "message-user", True), 30, "the restored conversation")
     assert [m.text for m in _find(browser, "message-user", True)] == before
 
 
@@ -182,10 +133,10 @@ def test_a_phone_sized_screen_gets_a_full_screen_chat(browser, host_page, tmp_pa
     browser.set_window_size(390, 844)
     try:
         browser.get(host_page)
-        _wait(lambda: _find(browser, "bubble"), 30, "the chat bubble")
+        wait_for(lambda: _find(browser, "bubble"), 30, "the chat bubble")
         if not (_find(browser, "panel") and _find(browser, "panel").is_displayed()):
             _find(browser, "bubble").click()
-        panel = _wait(lambda: _find(browser, "panel"), 10, "the chat panel")
+        panel = wait_for(lambda: _find(browser, "panel"), 10, "the chat panel")
         width = browser.execute_script("return document.documentElement.clientWidth")
         assert panel.size["width"] >= width - 2
         assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")

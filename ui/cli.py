@@ -653,7 +653,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     """
     import uvicorn
 
-    from kb.bot import BotRecords
+    from kb.bot import BotRecords, embed_tag
     from ui.api import create_app
 
     with _store(ctx, create=False) as store:
@@ -663,14 +663,10 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         key = records.public_key()
     base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     click.echo(f"kbchat is answering at {base} (Ctrl-C stops it). Add the chat to a web page with:")
-    click.secho(_embed_tag(base, key), fg="cyan")
+    click.secho(embed_tag(base, key), fg="cyan")
     if token:
         _show_admin_token(token)
     uvicorn.run(create_app(ctx.obj), host=host, port=port, log_level="warning")
-
-
-def _embed_tag(base: str, key: str) -> str:
-    return f'<script src="{base}/widget.js" data-bot="{key}" async></script>'
 
 
 def _show_admin_token(token: str) -> None:
@@ -689,7 +685,7 @@ def keys(ctx: click.Context, rotate: str | None, base: str, as_json: bool) -> No
     The public key sits in your web page, so it is public by nature: it only lets a page chat.
     The admin token opens settings, conversations and leads; it is shown once, when it is made.
     """
-    from kb.bot import BotRecords
+    from kb.bot import BotRecords, embed_tag
 
     with _store(ctx, create=False):
         pass  # a clear message when there is no knowledge base
@@ -705,7 +701,7 @@ def keys(ctx: click.Context, rotate: str | None, base: str, as_json: bool) -> No
         return
     click.echo(f"Public key: {key}")
     click.echo("Script tag for your web pages:")
-    click.secho(_embed_tag(base.rstrip("/"), key), fg="cyan")
+    click.secho(embed_tag(base.rstrip("/"), key), fg="cyan")
     if rotate == "public":
         click.secho("The old public key no longer works: update the script tag on your site.", fg="yellow")
     if token:

@@ -25,7 +25,7 @@ METHOD_WORDS = {
 }
 # Library messages name CLI commands; in the app the same step is a page.
 _APP_WORDS = (
-    (re.compile(r"(Train (?:it|one)[^.:]*?)(?: again)? with: kbchat tune[^.]*"), r"\1 on the Fine-tune page"),
+    (re.compile(r"(Train (?:it|one)[^.:]*?) with: kbchat tune[^.]*"), r"\1 on the Fine-tune page"),
     (re.compile(r"(?:Ingest something first|Add your documents first|Add documents with): kbchat ingest \S+"),
      "Add documents on the Knowledge page"),
 )
@@ -47,7 +47,7 @@ def md_escape(text: str) -> str:
 def app_words(text: str) -> str:
     for pattern, replacement in _APP_WORDS:
         text = pattern.sub(replacement, text)
-    return text
+    return text if text.endswith((".", "!", "?", ")")) else text + "."
 
 
 def why_unavailable(name: str, reason: str) -> str:
@@ -96,6 +96,22 @@ def _rate(name: str, helpful: bool) -> None:
         state["rated"][name] = helpful
 
 
+def _same_question(a: str, b: str) -> bool:
+    """The comparison kb.corrections uses to replace an earlier answer to the same question."""
+    key = lambda q: " ".join(q.split()).lower().rstrip("?!. ")  # noqa: E731
+    return key(a) == key(b)
+
+
+def competing_faqs(question: str) -> list[str]:
+    """Places in the owner's other FAQ files that answer exactly this question: the saved answer
+    competes with them, so the owner should change or remove those rows too."""
+    from kb.corrections import path as own_file
+
+    own = str(own_file(appkit.kb_dir()))
+    return [place(c.source, c.location) for c in appkit.store().faqs()
+            if c.source != own and _same_question(c.faq.question, question)]
+
+
 def _save_fix(name: str, corrected: str) -> None:
     from kb.corrections import add_answer
 
@@ -103,7 +119,7 @@ def _save_fix(name: str, corrected: str) -> None:
     with appkit.friendly():
         with st.spinner("Saving your answer and adding it to the knowledge base..."):
             add_answer(appkit.store(), appkit.settings(), state["question"], corrected)
-        state["fixed"][name] = True
+        state["fixed"][name] = competing_faqs(state["question"])
 
 
 # -- one answer --------------------------------------------------------------------------------
@@ -137,17 +153,22 @@ def show_details(name: str, answer: Answer) -> None:
     if rated is not None:
         st.caption("Thanks: recorded as " + ("helpful." if rated else "not helpful. You can fix it below."))
 
-    with st.expander("Fix this answer", expanded=bool(state["fixed"].get(name))):
-        if state["fixed"].get(name):
+    with st.expander("Fix this answer", expanded=name in state["fixed"]):
+        if name in state["fixed"]:
             st.success("Saved as your own FAQ answer. Answers from your documents (RAG) use it from now on; "
                        "the next fine-tune learns it too.")
+            if state["fixed"][name]:
+                st.warning("Your FAQ already answers this exact question in "
+                           + md_escape(", ".join(state["fixed"][name]))
+                           + ". Change or remove that row too (then add the file again on the Knowledge page), "
+                           "or the two answers compete.")
         with st.form(f"fix-{name}-{qid}"):
             draft = "" if answer.refused else _CITE.sub("", answer.text).strip()
             corrected = st.text_area("The answer customers should get", value=draft, key=f"fix-text-{name}-{qid}",
                                      placeholder="Write the answer as you would give it to a customer.")
             if st.form_submit_button("Save this answer"):
                 _save_fix(name, corrected)
-                if state["fixed"].get(name):
+                if name in state["fixed"]:
                     st.rerun()  # show the confirmation above the form
 
 
@@ -157,6 +178,7 @@ def ask(question: str, chosen: list) -> None:
              "logged": {}, "rated": {}, "fixed": {}}
     st.session_state["ask_count"] = state["id"]
     st.session_state["ask"] = state
+    st.markdown(f"**Question:** {md_escape(question)}")
     for column, path in zip(st.columns(len(chosen)), chosen):
         with column:
             st.subheader(appkit.path_words(path.name))

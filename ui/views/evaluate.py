@@ -1,5 +1,356 @@
-"""Placeholder: being written."""
+"""Evaluate: ask every answer path the same questions in the background (`kbchat eval`), watch it go,
+and read the report: the verdict, the scores in plain words, the charts and every answer side by side.
 
+The run is a job (ui.jobs) that writes a report folder under `reports/`; the live part reads the
+progress file it keeps every 2 seconds in a fragment. A stopped run keeps its answers and picks up
+where it stopped when it is run again with the same choices.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
 import streamlit as st
 
-st.title("evaluate")
+from compare import questions as question_sets
+from compare.paths import NAMES
+from compare.report import CHARTS, KIND_WORDS, METRICS, SHORT_WORDS, charts, evaluated, verdict
+from kb.errors import KbchatError
+from tuning import adapters
+from ui import appkit, jobs
+
+JOB = "eval"
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "eval_questions.jsonl"
+QUICK = 20
+STOPPED_CODES = (130, -2)  # Ctrl-C: the CLI's exit status, or the signal itself before Python handles it
+CHOICES = {
+    "kb": "Made from your knowledge base: your FAQ questions, reworded ones, questions from your documents "
+          "and questions your documents do not cover",
+    "upload": "My own questions (a .jsonl file)",
+    "sample": "The sample questions (for the sample pottery studio)",
+}
+CAPTIONS = {
+    "accuracy": "How often each path gave the right fact",
+    "latency": "Time to answer (seconds)",
+    "memorization": "FAQ questions asked word for word vs reworded",
+    "refusals": "Questions your documents do not cover: declined or made up",
+}
+PERCENT = {"fact_accuracy", "refusal_accuracy", "hallucination_rate", "retrieval_hit_at_1", "retrieval_hit_at_5"}
+MARKS = {True: "✓", False: "✗", None: "?"}
+
+
+# ---------------------------------------------------------------- choosing and running
+
+
+def choose_questions(kb: Path) -> list[str] | None:
+    """The question file arguments for `kbchat eval` ([] for the knowledge base), or None when the
+    choice cannot run yet."""
+    st.subheader("1. The questions")
+    options = [k for k in CHOICES if k != "sample" or SAMPLE.exists()]
+    choice = st.radio("Which questions should every path answer?", options, format_func=CHOICES.get, key="eval_questions")
+    if choice == "kb":
+        with appkit.friendly():
+            n = len(question_sets.from_knowledge_base(appkit.store()))
+            st.caption(f"{n} questions, each with the answer your documents give, so every answer can be checked.")
+            return []
+        return None
+    if choice == "sample":
+        st.caption(f"{len(question_sets.load(SAMPLE))} questions about the sample pottery studio: useful only when "
+                   "your knowledge base holds the sample documents.")
+        return [str(SAMPLE)]
+    saved = kb / "eval" / "uploaded.jsonl"
+    st.caption('One question per line, like {"question": "When are you open?", "expected": "9 am"}. '
+               '"expected" is the fact a right answer must contain; add "in_scope": false for questions '
+               "the bot should politely decline.")
+    upload = st.file_uploader("Your questions file", type=["jsonl"], key="eval_upload")
+    if upload is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            candidate = Path(tmp) / Path(upload.name).name  # messages name the owner's file, not ours
+            candidate.write_bytes(upload.getvalue())
+            try:
+                loaded = question_sets.load(candidate)
+            except KbchatError as e:
+                st.error(f"This file cannot be used: {e}")
+                return None
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(candidate, saved)
+        st.success(f"{len(loaded)} questions read from {upload.name}.")
+        return [str(saved)]
+    if saved.exists():
+        try:
+            st.caption(f"Using the file you uploaded before ({len(question_sets.load(saved))} questions); "
+                       "upload another to replace it.")
+            return [str(saved)]
+        except KbchatError:
+            pass
+    return None
+
+
+def choose_paths() -> list[str]:
+    st.subheader("2. The answer paths")
+    chosen = []
+    for name in NAMES:
+        why = _unavailable(name)
+        words = appkit.path_words(name)
+        label = f"{words[:1].upper()}{words[1:]} ({name})"
+        if st.checkbox(label, value=why is None, disabled=why is not None, key=f"eval_path_{name}"):
+            chosen.append(name)
+        if why:
+            st.caption(f"Not available: {why}")
+    return chosen
+
+
+def _unavailable(name: str) -> str | None:
+    """Why a path cannot run here, checked without loading a model (as compare.paths.build decides)."""
+    try:
+        if name != "base":
+            appkit.store().require_documents()
+        if name in ("tuned", "rag+tuned"):
+            adapters.get(appkit.kb_dir())
+    except KbchatError as e:
+        return str(e)
+    return None
+
+
+def run_controls(kb: Path, files: list[str] | None, names: list[str]) -> None:
+    st.subheader("3. Run")
+    quick = st.checkbox(f"Quick look: only the first {QUICK} questions", key="eval_quick",
+                        help="A rough answer in a few minutes; the full set gives surer numbers.")
+    stale = st.checkbox("Also run the staleness test", key="eval_staleness")
+    st.caption("Staleness test: when you change a price, which paths notice at once and which keep the old one. "
+               "It changes one price on a copy of your knowledge base; yours is not touched.")
+    job = jobs.status(kb, JOB)
+    if job is not None and job.running:
+        return
+    ready = files is not None and bool(names)
+    if not names:
+        st.caption("Choose at least one answer path.")
+    if st.button("Run the evaluation", type="primary", disabled=not ready, key="eval_run"):
+        report_dir = kb / "reports" / time.strftime("%Y%m%d-%H%M%S")
+        progress_file = kb / "eval" / "progress.json"
+        progress_file.unlink(missing_ok=True)  # the last run's numbers would show until the first answer
+        args = ["eval", *files, "--paths", ",".join(names), "--report", str(report_dir),
+                "--progress", str(progress_file), *(["--staleness"] if stale else []),
+                *(["--limit", str(QUICK)] if quick else [])]
+        with appkit.friendly():
+            jobs.start(kb, JOB, args)
+            st.rerun()
+
+
+def live(kb: Path, was_running: bool) -> None:
+    """The run's state; refreshes itself every 2 s while a run goes on."""
+
+    @st.fragment(run_every=2 if was_running else None)
+    def part() -> None:
+        job = jobs.status(kb, JOB)
+        running = job is not None and job.running
+        if was_running and not running:
+            st.rerun()  # the whole page, with the new report
+        if running:
+            _show_progress(kb / "eval" / "progress.json")
+            if st.button("Stop", key="eval_stop", help="The answers so far are kept: run again with the same "
+                                                      "choices and it picks up where it stopped."):
+                jobs.stop(kb, JOB)
+                st.info("Stopping… the answers so far are kept.")
+            return
+        if job is None:
+            return
+        if job.exit_code in STOPPED_CODES:
+            st.info("The last evaluation was stopped. The answers so far are kept: run it again with the same "
+                    "choices and it picks up where it stopped.")
+        elif job.failed:
+            st.error("The last evaluation did not finish. The lines below say why.")
+            with st.expander("What the evaluation printed (last lines)"):
+                st.code(job.log_tail or "(nothing was printed)", language=None)
+
+    part()
+
+
+def _show_progress(file: Path) -> None:
+    try:
+        p = json.loads(file.read_text())
+    except (OSError, ValueError):
+        st.progress(0.0, text="Loading the models and preparing the questions…")
+        return
+    done, total = int(p.get("done") or 0), int(p.get("total") or 0)
+    if p.get("stage") == "staleness":
+        st.progress(1.0, text="All answers in; now the staleness test: changing a price on a copy and asking again…")
+        return
+    now = f" · now: {appkit.path_words(p['path'])}" if p.get("path") else ""
+    st.progress(done / total if total else 0.0, text=f"{done} of {total} answers{now}")
+
+
+# ---------------------------------------------------------------- the results
+
+
+def results(kb: Path) -> None:
+    st.subheader("Results")
+    folders = _reports(kb)
+    if not folders:
+        st.caption("No evaluation yet: run one above and its report appears here.")
+        return
+    folder = st.selectbox("Report", folders, format_func=_when, key="eval_report",
+                          help="The newest first; older reports stay for comparison.")
+    try:
+        result = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        st.error(f"This report cannot be read ({e}). Run the evaluation again.")
+        return
+    with appkit.friendly():
+        show_verdict(result)
+        show_scores(result)
+        show_charts(folder, result)
+        show_staleness(result)
+        show_questions(result)
+        report = folder / "report.html"
+        if report.exists():
+            st.download_button("Download the report (one HTML file you can open or email)", report.read_bytes(),
+                               file_name=f"kbchat-report-{folder.name}.html", mime="text/html", key="eval_download")
+
+
+def _reports(kb: Path) -> list[Path]:
+    """Report folders with results, newest first (a stopped run leaves an empty one)."""
+    root = kb / "reports"
+    found = [p for p in root.iterdir() if (p / "results.json").exists()] if root.is_dir() else []
+    return sorted(found, key=lambda p: p.name, reverse=True)
+
+
+def _when(folder: Path) -> str:
+    try:
+        return datetime.strptime(folder.name, "%Y%m%d-%H%M%S").strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return folder.name
+
+
+def show_verdict(result: dict) -> None:
+    head, *rest = verdict(result)
+    st.markdown(f"#### {_md(head)}")
+    for line in rest:
+        st.markdown(f"- **{_md(line)}**" if line.startswith("Use ") else f"- {_md(line)}")
+    source = Path(result["questions_file"]).name if result.get("questions_file") else "made from your knowledge base"
+    workers = result.get("workers") or 1
+    st.caption(f"{result.get('n_questions', 0)} questions ({source}); evaluated {_when_iso(result.get('created_at'))}"
+               + (f"; {workers} questions answered at a time" if workers > 1 else "") + ".")
+    overlap = result.get("training_overlap") or {}
+    if overlap.get("n_in_training"):
+        st.warning(f"{overlap['n_in_training']} test question(s) were also in the fine-tuned model's training "
+                   "data, so its score on them shows memory, not understanding.")
+
+
+def show_scores(result: dict) -> None:
+    names = evaluated(result)
+    if not names:
+        return
+    st.markdown("**Scores** (ranges in brackets: where the true value most likely lies, given this many questions)")
+    paths = result["paths"]
+    rows = []
+    for key, label, explain, how in METRICS:
+        cells = {_column(n): _cell(paths[n], key, how) for n in names}
+        if all(c == "–" for c in cells.values()):
+            continue
+        rows.append({"Measure": label, **cells, "What it means": explain})
+    st.table(pd.DataFrame(rows).set_index("Measure"))
+
+
+def _column(name: str) -> str:
+    return SHORT_WORDS.get(name, name)
+
+
+def _cell(m: dict, key: str, how: str) -> str:
+    value, ci = m.get(key), m.get(f"{key}_ci")
+    if value is None:
+        return "–"
+    if how == "seconds":
+        return f"{value / 1000:.1f} s" if value >= 1000 else f"{value / 1000:.2f} s"
+    if how == "count":
+        return str(value)
+    if how == "speed":
+        return f"{value:.0f}"
+    show = (lambda x: f"{x:.0%}") if key in PERCENT else (lambda x: f"{x:.2f}")
+    has_ci = isinstance(ci, list) and len(ci) == 2 and None not in ci
+    return show(value) + (f" ({show(ci[0])}–{show(ci[1])})" if has_ci else "")
+
+
+def show_charts(folder: Path, result: dict) -> None:
+    pngs = {n: (folder / f"{n}.png").read_bytes() for n in CHARTS if (folder / f"{n}.png").exists()}
+    if not pngs:
+        pngs = charts(result)  # a report written without its pictures
+    columns = st.columns(2)
+    for i, (name, png) in enumerate(pngs.items()):
+        columns[i % 2].image(png, caption=CAPTIONS.get(name, name))
+
+
+def show_staleness(result: dict) -> None:
+    stale = result.get("staleness")
+    if not isinstance(stale, dict) or not stale.get("paths"):
+        return
+    st.markdown("**When an answer changes (staleness test)**")
+    st.write(_md(f"On a copy of your knowledge base, the FAQ answer to “{stale.get('faq_question') or ''}” was "
+                 f"changed from {stale.get('old_value')} to {stale.get('new_value')}, then every path was asked "
+                 f"“{stale.get('question') or ''}”."))
+    st.dataframe(pd.DataFrame([{
+        "Path": _column(name), "Answer": s.get("answer") or "",
+        "Gave the new value": "yes" if s.get("says_new") else "no",
+        "Gave the old value": "yes" if s.get("says_old") else "no",
+        "How": s.get("how") or "",
+    } for name, s in stale["paths"].items()]), hide_index=True)
+
+
+def show_questions(result: dict) -> None:
+    questions = result.get("questions") or []
+    if not questions:
+        return
+    names = evaluated(result)
+    st.markdown("**Every question, side by side**")
+    st.caption("✓ right fact (or, for a question your documents do not cover, politely declined); ✗ wrong; "
+               "? could not be checked.")
+    only_wrong = st.checkbox("Only questions at least one path got wrong", key="eval_only_wrong")
+    rows = []
+    for q in questions:
+        answers = q.get("answers") or {}
+        marks = [(answers.get(n) or {}).get("right") for n in names]
+        if only_wrong and False not in marks:
+            continue
+        row = {"Question": q.get("question") or ""}
+        for name, mark in zip(names, marks):
+            a = answers.get(name) or {}
+            row[_column(name)] = f"{MARKS.get(mark, '?')} {a.get('text') or ''}" + (" (declined)" if a.get("refused") else "")
+        row["Your answer"] = q.get("reference") or ("(should decline)" if q.get("in_scope") is False else "")
+        row["Kind"] = KIND_WORDS.get(q.get("kind"), q.get("kind") or "")
+        rows.append(row)
+    wide = {column: st.column_config.TextColumn(width="medium") for column in rows[0]} if rows else None
+    st.dataframe(pd.DataFrame(rows), hide_index=True, column_config=wide)
+
+
+def _when_iso(value) -> str:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return str(value or "")
+
+
+def _md(text: str) -> str:
+    """Text safe in Markdown: a '$' would start a formula, '*' or '_' emphasis."""
+    return "".join("\\" + c if c in "\\`*_[]$<>#" else c for c in str(text))
+
+
+# ---------------------------------------------------------------- the page
+
+st.title("Evaluate")
+st.write("Which answer path should you trust? kbchat asks every path the same questions and checks the answers: "
+         "did it give the right fact, did it politely decline what your documents do not cover, and how fast was it.")
+kb = appkit.kb_dir()
+if appkit.need_documents():
+    files = choose_questions(kb)
+    names = choose_paths()
+    job = jobs.status(kb, JOB)
+    running = job is not None and job.running
+    run_controls(kb, files, names)
+    live(kb, running)
+results(kb)

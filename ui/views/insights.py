@@ -1,5 +1,149 @@
-"""Placeholder: being written."""
+"""Insights: what visitors ask the chatbot on the owner's site, where it falls short (with a form to
+write the missing answer into the owner's FAQ), the conversations themselves, and the leads."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from datetime import datetime, timedelta, timezone
 
 import streamlit as st
 
-st.title("insights")
+from kb import corrections
+from kb.bot import BotRecords, Lead
+from kb.errors import KbchatError
+from ui.appkit import friendly, kb_dir, settings, store
+
+PERIODS = {7: "Last 7 days", 30: "Last 30 days", 90: "Last 90 days"}
+FEEDBACK = {1: "👍", -1: "👎"}
+RECENT = 500  # conversations listed, newest first
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>#~$|])")
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell starting with these as a formula
+
+
+def _plain(text: str) -> str:
+    """Visitors' words shown as typed where Streamlit reads markdown: "**free**" -> "\\*\\*free\\*\\*"."""
+    return _MARKDOWN.sub(r"\\\1", " ".join(text.split()))
+
+
+def _when(at: str) -> str:
+    """'2026-03-01T09:30:00+00:00' -> '2026-03-01 10:30' in this computer's time zone."""
+    try:
+        return datetime.fromisoformat(at).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return at
+
+
+def _key(question: str) -> str:
+    """The same question however it is cased or punctuated, as kb.corrections matches it."""
+    return " ".join(question.split()).lower().rstrip("?!. ")
+
+
+def _webhook_words(status: str) -> str:
+    return {"": "", "sent": "sent"}.get(status, f"not sent: {status}")
+
+
+def leads_csv(leads: list[Lead]) -> bytes:
+    """The leads as a CSV file a spreadsheet opens as is: UTF-8 with a byte-order mark (so Excel
+    reads accents right), and a visitor's text never taken for a formula ("=cmd" -> "'=cmd")."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["Time", "Name", "Email", "Message", "Agreed to be contacted", "Webhook", "Chat"])
+    for lead in leads:
+        row = [_when(lead.at), lead.name, lead.email, lead.message, "yes" if lead.consent else "no",
+               _webhook_words(lead.webhook), lead.session]
+        writer.writerow(["'" + v if v.startswith(_FORMULA) else v for v in row])
+    return out.getvalue().encode("utf-8-sig")
+
+
+def _answer_form(gap: dict, written: str | None) -> None:
+    question = gap["question"]
+    why = "declined it" if gap["refused"] else "was unsure of its answer"
+    label = f"{'✅ ' if written else ''}{_plain(question)} (asked {gap['count']}×; the chatbot {why})"
+    with st.expander(label):
+        form_id = hashlib.sha1(_key(question).encode()).hexdigest()[:12]
+        with st.form(f"insights_gap_{form_id}"):
+            answer = st.text_area("Write an answer", written or "",
+                                  placeholder="The answer as you would give it to a customer.",
+                                  help="It is saved in your FAQ (owner_faq.csv in the knowledge base folder): the "
+                                       "chatbot gives it to this question from now on, and the next fine-tune learns it.")
+            if st.form_submit_button("Save answer"):
+                with friendly():
+                    corrections.add_answer(store(), settings(), question, answer)
+                    st.success("Saved: the chatbot now answers this from your FAQ")
+
+
+st.title("Insights")
+st.write("What visitors ask the chatbot on your website, which questions it could not answer well, "
+         "and who left their details.")
+
+days = st.radio("Period", list(PERIODS), index=1, format_func=PERIODS.get, horizontal=True)
+try:
+    with BotRecords(kb_dir()) as records:
+        numbers = records.insights(days=days, top=10)
+        recent = records.exchanges(limit=RECENT)
+        leads = records.leads()
+except KbchatError as e:
+    st.error(str(e))
+    st.stop()
+
+if not recent:
+    st.info("No conversations yet: put the widget on your site (Widget page).")
+    st.page_link("views/widget.py", label="Go to the Widget page", icon=":material/chat:")
+else:
+    cols = st.columns(5)
+    cols[0].metric("Questions", numbers["questions"], help="Questions visitors asked in this period.")
+    cols[1].metric("Chats", numbers["sessions"], help="Separate conversations: one visitor's visit.")
+    cols[2].metric("Declined", numbers["refused"],
+                   help="Questions your documents did not answer: the visitor got your fallback message.")
+    cols[3].metric("Helpful 👍", numbers["helpful"], help="Answers visitors marked as helpful.")
+    cols[4].metric("Not helpful 👎", numbers["not_helpful"], help="Answers visitors marked as not helpful.")
+    if not numbers["questions"]:
+        st.info(f"No questions in the last {days} days. Choose a longer period to see older ones.")
+
+    st.subheader("Top questions")
+    if numbers["top_questions"]:
+        st.dataframe([{"Question": q["question"], "Times asked": q["count"]} for q in numbers["top_questions"]],
+                     hide_index=True)
+
+    st.subheader("Content gaps")
+    if numbers["content_gaps"]:
+        st.write("Questions the chatbot declined or answered without much confidence. Write the answer once: it goes "
+                 "into your FAQ and the chatbot gives it from then on.")
+        written = {_key(q): a for q, a in corrections.answers(kb_dir())}
+        for gap in numbers["content_gaps"]:
+            _answer_form(gap, written.get(_key(gap["question"])))
+    elif numbers["questions"]:
+        st.success("No gaps: the chatbot answered every question in this period with confidence.")
+
+    st.subheader("Recent conversations")
+    since = (datetime.now(timezone.utc) - timedelta(days=days)).isoformat(timespec="seconds")
+    left, right = st.columns([3, 1])
+    find = left.text_input("Find", placeholder="A word in the question or the answer").strip().lower()
+    only_declined = right.checkbox("Only declined questions")
+    shown = [x for x in recent if x.at >= since and (not only_declined or x.refused)
+             and (not find or find in x.question.lower() or find in x.answer.lower())]
+    if shown:
+        small = st.column_config.TextColumn(width="small")
+        st.dataframe([{"Time": _when(x.at), "Question": x.question, "Answer": x.answer,
+                       "Declined": "yes" if x.refused else "", "Feedback": FEEDBACK.get(x.feedback, ""),
+                       "Path": x.path, "Chat": x.session[:8]} for x in shown], hide_index=True,
+                     column_config={"Question": st.column_config.TextColumn(width="medium"),
+                                    "Answer": st.column_config.TextColumn(width="medium"),
+                                    "Declined": small, "Feedback": small, "Path": small, "Chat": small})
+        more = f" (only the latest {RECENT} are kept in this list)" if len(recent) == RECENT else ""
+        st.caption(f"{len(shown)} questions, newest first{more}. Questions with the same Chat come from one visit.")
+    else:
+        st.info("No conversations match." if find or only_declined else f"No conversations in the last {days} days.")
+
+st.subheader("Leads")
+if leads:
+    st.write("Visitors who left their name and email in the chat and agreed that you may contact them.")
+    st.dataframe([{"Time": _when(lead.at), "Name": lead.name, "Email": lead.email, "Message": lead.message,
+                   "Webhook": _webhook_words(lead.webhook)} for lead in leads], hide_index=True)
+    st.download_button("Download as CSV", leads_csv(leads), file_name="kbchat-leads.csv", mime="text/csv",
+                       icon=":material/download:")
+else:
+    st.info("No leads yet: when a visitor leaves their name and email in the chat, they show here.")

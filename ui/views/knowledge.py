@@ -1,5 +1,288 @@
-"""Placeholder: being written."""
+"""Knowledge: the owner's documents come in (uploads, web pages), are listed, previewed and removed,
+and the search index is kept up to date. The work is the library's (kb.ingest, kb.store,
+rag.retrieve); this page saves uploads, calls it and says what happened in plain words.
+
+`add_files` is the upload step without the widget, so it can be tested and reused:
+
+    >>> add_files([("faq.csv", b"Question,Answer\\nOpen?,9-5\\n")])    # doctest: +SKIP
+    [IngestResult(target='.../uploads/faq.csv', status='added', ...)]
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Callable
 
 import streamlit as st
 
-st.title("knowledge")
+from kb import readers
+from kb.ingest import IngestResult, ingest
+from kb.records import Source
+from ui import appkit
+from ui.places import split_uri
+
+UPLOADS = "uploads"
+EXTENSIONS = sorted(ext.lstrip(".") for ext in readers.READERS)
+KIND_WORDS = {"faq": "FAQ (questions and answers)", "pdf": "PDF", "markdown": "Text (Markdown)", "text": "Text",
+              "html": "Web page", "docx": "Word document"}
+STATUS_WORDS = {"added": "Added", "updated": "Updated (it had changed)", "unchanged": "Already up to date",
+                "failed": "Not added", "skipped": "Skipped"}
+PREVIEW_LIMIT = 50  # passages shown at once: a 300-page manual would flood the page
+_MD_SPECIAL = re.compile(r"([\\`*_$<>\[\]|~#])")
+
+
+def md_escape(text: str) -> str:
+    """Literal text where Streamlit renders Markdown (file names like price_list.md, "$25")."""
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def safe_name(name: str) -> str:
+    """The file name only, never a path: '../../etc/passwd' -> 'passwd', 'C:\\\\docs\\\\faq.csv' -> 'faq.csv'.
+    '' when nothing usable is left."""
+    base = PurePosixPath(str(name).replace("\\", "/")).name.strip()
+    return "" if base in ("", ".", "..") or "\x00" in base else base
+
+
+# -- the work (no widgets) ---------------------------------------------------------------------
+def add_files(files: list[tuple[str, bytes]], on_progress: Callable[[int, int, IngestResult], None] | None = None
+              ) -> list[IngestResult]:
+    """Save uploaded (name, bytes) pairs into the knowledge base's uploads folder and ingest them
+    in one batch; one result per file, bad files included (with their reason). A file that fails
+    is not kept, and an earlier good version of the same name is put back, so the uploads folder
+    holds exactly what the knowledge base was read from."""
+    folder = appkit.kb_dir() / UPLOADS
+    folder.mkdir(parents=True, exist_ok=True)
+    results: list[IngestResult] = []
+    saved: dict[str, tuple[Path, bytes | None]] = {}  # target -> (path, the bytes it replaced)
+    for name, data in files:
+        base = safe_name(name)
+        if not base:
+            results.append(IngestResult(str(name), "failed", reason="the file name cannot be used; rename the file and upload it again"))
+            continue
+        path = folder / base
+        if str(path) in saved:
+            results.append(IngestResult(str(path), "failed", reason="another file in this upload has the same name; upload it separately"))
+            continue
+        saved[str(path)] = (path, path.read_bytes() if path.is_file() else None)
+        path.write_bytes(data)
+    for i, result in enumerate(ingest(appkit.store(), list(saved), appkit.settings()), 1):
+        if result.failed and result.target in saved:
+            path, before = saved[result.target]
+            if before is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_bytes(before)
+        results.append(result)
+        if on_progress:
+            on_progress(i, len(saved), result)
+    return results
+
+
+def remove(uri: str) -> int:
+    """Remove a source; a copy kbchat keeps in the knowledge base folder (an upload, your own FAQ
+    answers) goes too, so it does not come back. Returns how many passages went."""
+    n = appkit.store().remove_source(uri)
+    kb = appkit.kb_dir()
+    path = Path(uri)
+    if path.is_file() and (path.parent == kb / UPLOADS or path.parent == kb):
+        path.unlink()
+    return n
+
+
+def index_status() -> dict:
+    """What the saved search index holds and whether it matches the knowledge base, read from disk
+    without loading a model."""
+    from rag.index import faq_question
+    from rag.retrieve import Retriever
+
+    store = appkit.store()
+    retriever = Retriever(store, appkit.settings())
+    problems = [p for p in (retriever.passages.load(), retriever.faqs.load()) if p]
+    chunks = store.chunks()
+    want_faqs = sum(1 for c in chunks if faq_question(c) is not None)
+    revision = store.revision
+    up_to_date = (not problems and len(retriever.passages) == len(chunks) and len(retriever.faqs) == want_faqs
+                  and (not chunks or retriever.passages.revision == retriever.faqs.revision == revision))
+    return {"passages": len(retriever.passages), "faqs": len(retriever.faqs), "kind": retriever.passages.kind,
+            "up_to_date": up_to_date, "problems": problems, "want_passages": len(chunks), "want_faqs": want_faqs}
+
+
+def sync_index() -> list[str]:
+    from rag.retrieve import Retriever
+
+    return Retriever(appkit.store(), appkit.settings()).sync()
+
+
+# -- showing results ---------------------------------------------------------------------------
+def result_line(result: IngestResult) -> str:
+    """'Added — faq.csv: 12 FAQ pairs, 0 text passages' / 'Not added — setup.exe: ...'."""
+    name, _ = split_uri(result.target)
+    status = STATUS_WORDS.get(result.status, result.status)
+    if result.failed or result.status == "skipped":
+        return f"{status} — {name}: {result.reason}"
+    detail = f"{result.n_faqs} FAQ pairs, {result.n_chunks - result.n_faqs} text passages"
+    return f"{status} — {name}: {detail}"
+
+
+def show_results(results: list[IngestResult]) -> None:
+    for r in results:
+        line = md_escape(result_line(r))
+        if r.failed:
+            st.error(line, icon=":material/error:")
+        elif r.status == "skipped":
+            st.warning(line)
+        else:
+            st.success(line, icon=":material/check_circle:")
+        for w in r.warnings:
+            st.caption(f"⚠ {md_escape(split_uri(r.target)[0])}: {md_escape(w)}")
+
+
+def _after_ingest(results: list[IngestResult]) -> None:
+    st.session_state["knowledge_results"] = results
+    if any(r.status in ("added", "updated") for r in results):
+        _update_index()
+
+
+def _update_index() -> None:
+    with appkit.friendly():
+        with st.spinner("Updating the search index (reading new passages for meaning)..."):
+            messages = sync_index()
+        st.session_state["knowledge_index_messages"] = messages or ["The search index was already up to date."]
+
+
+def _date(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso
+
+
+def _label(source: Source) -> str:
+    name, where = split_uri(source.uri)
+    return f"{name} ({where})"
+
+
+# -- the page ----------------------------------------------------------------------------------
+st.title("Knowledge")
+st.write("Everything your chatbot knows comes from the documents here: your FAQ, price list, policies, "
+         "web pages. Add them, look at what kbchat read from them, or remove them.")
+st.caption("kbchat cuts each document into short **passages** and finds the ones that match a question. "
+           "An **FAQ pair** is one question with your answer (a row of a spreadsheet): when a customer asks "
+           "nearly the same question, the chatbot gives your answer word for word.")
+
+with st.container(border=True):
+    st.subheader("Add files")
+    uploads = st.file_uploader("Choose one or more files", type=EXTENSIONS, accept_multiple_files=True,
+                               key=f"uploader-{st.session_state.get('uploader_round', 0)}",
+                               help="Supported: " + ", ".join(f".{e}" for e in EXTENSIONS))
+    if st.button("Add to the knowledge base", type="primary", disabled=not uploads):
+        bar = st.progress(0.0, text="Reading your files...")
+
+        def _progress(i: int, n: int, result: IngestResult) -> None:
+            bar.progress(i / max(n, 1), text=f"Read {i} of {n} files")
+
+        with appkit.friendly():
+            with st.spinner("Reading your files..."):
+                results = add_files([(f.name, f.getvalue()) for f in uploads], _progress)
+            bar.empty()
+            st.session_state["uploader_round"] = st.session_state.get("uploader_round", 0) + 1  # empty the box
+            _after_ingest(results)
+
+with st.container(border=True):
+    st.subheader("Add a web page")
+    with st.form("add-url"):
+        url = st.text_input("Web address", placeholder="https://www.example.com/faq")
+        pages = st.number_input("Follow links on the same site, up to this many pages (1: only this page)",
+                                min_value=1, max_value=200, value=1, step=1)
+        if st.form_submit_button("Add this page"):
+            from kb.web import is_url
+
+            url = url.strip()
+            if not is_url(url):
+                st.error("Give the full web address, starting with https:// (or http://).")
+            else:
+                with appkit.friendly():
+                    with st.spinner(f"Reading {url} ..."):
+                        results = list(ingest(appkit.store(), [url], appkit.settings(), crawl_pages=int(pages)))
+                    _after_ingest(results)
+
+if st.session_state.get("knowledge_results"):
+    st.markdown("**What happened**")
+    show_results(st.session_state["knowledge_results"])
+removed = st.session_state.pop("knowledge_removed", None)
+if removed:
+    st.success(md_escape(removed))
+for message in st.session_state.pop("knowledge_index_messages", []):
+    st.info(md_escape(message), icon=":material/manage_search:")
+
+st.header("Your documents")
+sources = []
+with appkit.friendly():
+    sources = appkit.store().sources()
+if not sources:
+    st.info("No documents yet. Add your FAQ spreadsheet, price list or policies above.")
+else:
+    rows = [{"Name": split_uri(s.uri)[0], "Where": split_uri(s.uri)[1], "Type": KIND_WORDS.get(s.kind, s.kind),
+             "Text passages": s.n_chunks - s.n_faqs, "FAQ pairs": s.n_faqs, "Added": _date(s.ingested_at)}
+            for s in sources]
+    st.dataframe(rows, hide_index=True, width="stretch")
+
+    by_uri = {s.uri: s for s in sources}
+    uri = st.selectbox("Look at or remove a document", list(by_uri), format_func=lambda u: _label(by_uri[u]),
+                       key="knowledge_source")
+    source = by_uri[uri]
+    preview, removal = st.tabs(["What kbchat read", "Remove"])
+    with preview:
+        chunks = appkit.store().chunks(source=uri)
+        if len(chunks) > PREVIEW_LIMIT:
+            st.caption(f"Showing the first {PREVIEW_LIMIT} of {len(chunks)} passages.")
+        for c in chunks[:PREVIEW_LIMIT]:
+            st.caption(md_escape(c.location or "passage"))
+            if c.faq:
+                st.text(f"Q: {c.faq.question}\nA: {c.faq.answer}")
+            else:
+                st.text(c.text)
+    with removal:
+        confirming = st.session_state.get("knowledge_remove") == uri
+        if not confirming:
+            if st.button("Remove this document", key="remove-ask"):
+                st.session_state["knowledge_remove"] = uri
+                st.rerun()
+        else:
+            kept = Path(uri).is_file() and Path(uri).parent in (appkit.kb_dir(), appkit.kb_dir() / UPLOADS)
+            st.warning(f"Remove **{md_escape(split_uri(uri)[0])}** from the knowledge base? The chatbot stops using "
+                       f"its {source.n_chunks} passages at once."
+                       + (" The copy kbchat keeps of it is deleted too." if kept else " Your own file is not touched."))
+            yes, no = st.columns(2)
+            if yes.button("Yes, remove it", type="primary", key="remove-yes"):
+                st.session_state.pop("knowledge_remove", None)
+                with appkit.friendly():
+                    n = remove(uri)
+                    st.session_state["knowledge_results"] = []
+                    st.session_state["knowledge_removed"] = f"Removed {split_uri(uri)[0]} ({n} passages)."
+                    _update_index()
+                    st.rerun()
+            if no.button("Cancel", key="remove-no"):
+                st.session_state.pop("knowledge_remove", None)
+                st.rerun()
+st.header("Search index")
+with appkit.friendly():
+    status = index_status()
+    kinds = {"flat": "exact (compares the question with every passage)",
+             "hnsw": "approximate (fast search for large collections)"}
+    a, b, c = st.columns(3)
+    a.metric("Passages in the index", status["passages"])
+    b.metric("FAQ questions in the index", status["faqs"])
+    c.metric("Search type", "exact" if status["kind"] == "flat" else "approximate", help=kinds[status["kind"]])
+    if status["up_to_date"]:
+        st.success("The search index is up to date with your documents.")
+    else:
+        why = "; ".join(status["problems"]) or (
+            f"your documents have {status['want_passages']} passages and {status['want_faqs']} FAQ questions")
+        st.warning(md_escape(f"The search index is not up to date ({why}). The first question will update it, "
+                             "or update it now."))
+    if st.button("Rebuild / update the index", key="sync-index"):
+        _update_index()
+        st.rerun()

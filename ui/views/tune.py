@@ -1,5 +1,213 @@
-"""Placeholder: being written."""
+"""Fine-tune: check the FAQ pairs, train a LoRA adapter in the background (`kbchat tune`), watch it
+learn, and choose which trained version the fine-tuned answer paths use.
 
+The training runs as a job (ui.jobs), so the page stays usable and the run goes on if the page is
+closed; the live part reads `tuning/progress.json` every 2 seconds in a fragment.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
 import streamlit as st
 
-st.title("tune")
+from kb.errors import KbchatError
+from tuning import adapters
+from tuning.train import Progress, TuneSettings, prepare
+from ui import appkit, jobs
+
+JOB = "tune"
+STOPPED_CODES = (130, -2)  # Ctrl-C: the CLI's exit status, or the signal itself before Python handles it
+RATES = [0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005]
+
+
+def data_check(defaults: TuneSettings) -> bool:
+    """Show what training would learn from; False when there is nothing to train on."""
+    st.subheader("1. Your training data")
+    try:
+        report, data = prepare(appkit.store(), defaults)
+    except KbchatError as e:
+        st.warning(str(e))
+        return False
+    st.write(report.describe()[0])
+    for problem in report.problems:
+        if problem.kind == "too_few":
+            st.warning(f"**Too few questions to fine-tune well.** {problem.message}")
+    details = [f"- {p.message}" for p in report.problems if p.kind != "too_few"]
+    if details:
+        st.markdown("\n".join(_md(line) for line in details))
+    st.write(f"**{len(data.train)} training examples** (your questions, plus reworded versions of them) and "
+             f"**{len(data.validation)} held-out rewordings**: questions the model never trains on, used to check "
+             "that it understands new wordings and to stop training when it stops improving.")
+    return True
+
+
+def choose_settings(defaults: TuneSettings, running: bool) -> dict:
+    st.subheader("2. Settings")
+    st.caption("The defaults suit most FAQs; change them only to experiment.")
+    left, right = st.columns(2)
+    epochs = left.number_input(
+        "Epochs", min_value=1, max_value=50, value=defaults.epochs, step=1, disabled=running)
+    left.caption("How many times the model reads all your questions; training stops early when it stops improving.")
+    rates = sorted(set(RATES) | {defaults.learning_rate})
+    rate = right.select_slider(
+        "Learning rate", options=rates, value=defaults.learning_rate, disabled=running,
+        format_func=lambda r: f"{r:g}" + (" (default)" if r == defaults.learning_rate else ""))
+    right.caption("How big a correction the model makes after each example: too small learns slowly, "
+                  "too large garbles what it learned. The default was measured on a sample FAQ.")
+    return {"epochs": int(epochs), "learning_rate": float(rate)}
+
+
+def controls(kb: Path, chosen: dict | None, running: bool) -> None:
+    """Start or resume buttons (Stop lives in the live part, so it is there as soon as a run starts)."""
+    st.subheader("3. Train")
+    st.caption("Training runs in the background and takes about 5 to 10 minutes on a laptop; you can use the other "
+               "pages meanwhile. Stop is safe: a stopped run can be resumed. The finished model is saved as a new "
+               "version and made active.")
+    if running:
+        return
+    left, right = st.columns(2)
+    start = left.button("Start training", type="primary", disabled=chosen is None, key="tune_start")
+    resumable = _resumable(kb)
+    resume = right.button("Resume the stopped run", disabled=not resumable, key="tune_resume",
+                          help="A stopped run keeps what it learned up to its last finished epoch and goes on from there.")
+    if start or resume:
+        args = ["tune", "--resume"] if resume else [
+            "tune", "--epochs", str(chosen["epochs"]), "--lr", f"{chosen['learning_rate']:g}"]
+        with appkit.friendly():
+            jobs.start(kb, JOB, args)
+            st.rerun()
+
+
+def live(kb: Path, was_running: bool) -> None:
+    """The run's state; refreshes itself every 2 s while a run goes on."""
+
+    @st.fragment(run_every=2 if was_running else None)
+    def part() -> None:
+        job = jobs.status(kb, JOB)
+        running = job is not None and job.running
+        if was_running and not running:
+            st.rerun()  # the whole page: buttons, the new adapter in the list
+        progress = _progress_of(kb, job)
+        if running:
+            if st.button("Stop training", key="tune_stop",
+                         help="Stops safely; a stopped run can be resumed later from its last finished epoch."):
+                jobs.stop(kb, JOB)
+                st.info("Stopping… the run saves what it has learned so far; you can resume it later.")
+            _show_progress(progress)
+            return
+        if job is None:
+            return
+        stopped = job.exit_code in STOPPED_CODES or (progress is not None and progress.status == "stopped")
+        if stopped:
+            st.info("Training was stopped. Press **Resume the stopped run** to go on from the last finished epoch, "
+                    "or start a new run.")
+        elif job.failed or (progress is not None and progress.status == "failed"):
+            st.error("Training did not finish. The lines below say why; fix that (often: more or cleaner FAQ "
+                     "pairs on the Knowledge page) and start again.")
+            with st.expander("What the training printed (last lines)"):
+                st.code(job.log_tail or "(nothing was printed)", language=None)
+        elif progress is not None and progress.status == "done":
+            st.success(f"The last run finished. {progress.message}")
+        if progress is not None and progress.train_loss:
+            with st.expander("How the last run learned"):
+                _show_progress(progress)
+
+    part()
+
+
+def _progress_of(kb: Path, job) -> Progress | None:
+    """This run's progress; None while the run loads the model (the file is still the last run's)."""
+    progress = Progress.read(kb)
+    file = kb / "tuning" / "progress.json"
+    if progress is None or job is None or not file.exists():
+        return progress
+    return progress if file.stat().st_mtime >= job.started_at - 1 else None
+
+
+def _show_progress(p: Progress | None) -> None:
+    if p is None or not p.total_steps:
+        st.progress(0.0, text="Loading the model and preparing your questions…")
+        return
+    minutes = f" · about {max(1, round(p.eta_s / 60))} min left" if p.eta_s else ""
+    epoch = min(p.epoch + 1, p.epochs) if p.status == "training" else p.epoch
+    st.progress(min(p.step / p.total_steps, 1.0),
+                text=f"Step {p.step} of {p.total_steps} · epoch {epoch} of {p.epochs}{minutes}")
+    if p.train_loss:
+        per_epoch = p.total_steps / max(p.epochs, 1)
+        rows = [{"step": s, "loss": loss, "questions": "trained on"} for s, loss in p.train_loss]
+        rows += [{"step": round(e * per_epoch), "loss": loss, "questions": "held out (reworded)"} for e, loss in p.val_loss]
+        st.line_chart(pd.DataFrame(rows), x="step", y="loss", color="questions")
+        st.caption("Loss: how far the model's answers are from yours (lower is better). When the held-out line "
+                   "stops going down, more training would only memorize, so training stops.")
+
+
+def _resumable(kb: Path) -> bool:
+    # tuning.train keeps an unfinished run in tuning/run-*/ (with run.json) until it finishes.
+    return any((kb / "tuning").glob("run-*/run.json"))
+
+
+def versions(kb: Path) -> None:
+    st.subheader("Trained versions")
+    found = adapters.list_adapters(kb)
+    if not found:
+        st.caption("No fine-tuned model yet: the first finished training run appears here.")
+        return
+    active = adapters.active_id(kb)
+    current = appkit.store().faq_hash()
+    st.caption("The **active** version is the one the fine-tuned answer paths use. **Outdated** means your FAQ "
+               "changed after it was trained: train again to teach it the changes. Validation loss: how far its "
+               "answers to the held-out rewordings were from yours (lower is better).")
+    rows = [{
+        "Version": a.id,
+        "Trained": _when(a.created_at),
+        "Examples": a.n_train,
+        "Epochs": a.epochs_run,
+        "Validation loss": round(a.best_val_loss, 3),
+        "Training time": f"{a.train_seconds / 60:.1f} min",
+        "Active": "active" if a.id == active else "",
+        "FAQ": "outdated" if a.faq_hash != current else "up to date",
+    } for a in reversed(found)]
+    st.dataframe(rows, hide_index=True)
+    for a in reversed(found):
+        label = a.id + (" (active)" if a.id == active else "") + (" (outdated)" if a.faq_hash != current else "")
+        with st.expander(label, expanded=a.id == active):
+            plot = Path(a.path) / "loss.png"
+            if plot.exists():
+                st.image(str(plot), caption="Loss during training: lower is better", width=520)
+            if a.id == active:
+                st.caption("This version answers on the fine-tuned paths.")
+            elif st.button("Make active", key=f"activate_{a.id}"):
+                with appkit.friendly():
+                    adapters.activate(kb, a.id)
+                    st.rerun()
+
+
+def _when(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso[:16].replace("T", " ")
+
+
+def _md(text: str) -> str:
+    """Text safe in Markdown: a '$' would start a formula, '*' or '_' emphasis."""
+    return "".join("\\" + c if c in "\\`*_[]$<>#" else c for c in text)
+
+
+st.title("Fine-tune")
+st.write("Fine-tuning teaches the small model your FAQ answers by heart, so it answers from memory instead of "
+         "looking them up in your documents. Whether that beats answering from your documents (RAG) is what "
+         "the **Evaluate** page measures.")
+kb = appkit.kb_dir()
+if appkit.need_documents():
+    defaults = TuneSettings()
+    usable = data_check(defaults)
+    job = jobs.status(kb, JOB)
+    running = job is not None and job.running
+    chosen = choose_settings(defaults, running) if usable else None
+    controls(kb, chosen, running)
+    live(kb, running)
+versions(kb)

@@ -1,5 +1,266 @@
-"""Placeholder: being written."""
+"""Widget: put the chatbot on the owner's website. Its look and rules (settings.toml), a live preview
+of the real widget (served by `kbchat serve`, run as a background job), and the script tag."""
 
+from __future__ import annotations
+
+import re
+import socket
+import time
+
+import httpx
 import streamlit as st
 
-st.title("widget")
+from compare.paths import DESCRIPTIONS, NAMES, availability
+from kb.bot import BotRecords, embed_tag
+from kb.errors import KbchatError
+from kb.settings import Settings
+from ui import jobs
+from ui.appkit import friendly, kb_dir, need_documents, settings, store
+
+SERVE = "serve"  # the job's name: the Ask page or a restarted app sees the same server
+DEFAULT_PORT = 8765
+HELP = {name: text for name, _, text in Settings.describe()}
+_ADDRESS = re.compile(r"https?://[^\s\"'<>/]+(/[^\s\"'<>]*)?")
+
+st.session_state.setdefault("widget_preview_n", 0)  # bumped to make the browser reload the preview
+
+
+def _lines(text: str) -> tuple[str, ...]:
+    """One item per line, blanks dropped: "a\\n\\n b \\n" -> ("a", "b")."""
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _unavailable() -> dict[str, str]:
+    """Why an answer path cannot answer visitors yet, in plain words, without loading any model."""
+    return {name: why for name, why in availability(store()).items() if why}
+
+
+def _path_words(name: str, why: dict[str, str]) -> str:
+    words = DESCRIPTIONS[name][0].upper() + DESCRIPTIONS[name][1:]
+    return f"{words} (not available yet: {why[name]})" if name in why else words
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _health(port: int) -> dict | None:
+    """The chat server's /health reply, or None while nothing answers there."""
+    try:
+        reply = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1.0)
+        return reply.json() if reply.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
+def _job_port(job: jobs.Job) -> int:
+    args = job.args
+    try:
+        return int(args[args.index("--port") + 1])
+    except (ValueError, IndexError):
+        return DEFAULT_PORT
+
+
+def _flash(where: str, kind: str, text: str) -> None:
+    """A message for the next run: buttons act in callbacks, before the page is drawn again."""
+    st.session_state[f"widget_flash_{where}"] = (kind, text)
+
+
+def _show_flash(where: str) -> None:
+    if f"widget_flash_{where}" in st.session_state:
+        kind, text = st.session_state.pop(f"widget_flash_{where}")
+        getattr(st, kind)(text)
+
+
+# -- callbacks (run before the page is drawn, so it shows their result) ---------------------------
+def _stop_server() -> None:
+    jobs.stop(kb_dir(), SERVE)
+    for _ in range(100):  # uvicorn stops in well under a second; wait, so the page shows it stopped
+        job = jobs.status(kb_dir(), SERVE)
+        if job is None or not job.running:
+            return
+        time.sleep(0.1)
+    _flash("preview", "warning", "The chat server is taking long to stop. Check again in a moment.")
+
+
+def _reload_preview() -> None:
+    st.session_state["widget_preview_n"] += 1
+
+
+def _rotate_public_key() -> None:
+    with BotRecords(kb_dir()) as records:
+        records.ensure_keys()
+        records.rotate_public_key()
+    st.session_state["widget_preview_n"] += 1
+    _flash("keys", "warning", "New public key made. The old script tag no longer works: copy the new one below to "
+                      "every page of your site that has the chat.")
+
+
+def _rotate_admin_token() -> None:
+    with BotRecords(kb_dir()) as records:
+        records.ensure_keys()
+        st.session_state["widget_admin_token"] = records.rotate_admin_token()
+    _flash("keys", "warning", "New admin token made. The old one no longer works.")
+
+
+def _hide_admin_token() -> None:
+    st.session_state.pop("widget_admin_token", None)
+
+
+# -- the page ---------------------------------------------------------------------------------------
+st.title("Widget")
+st.write("Put the chatbot on your website with one line: choose how it looks and behaves, try it here, "
+         "then copy the line into your web pages.")
+
+try:
+    current = settings()
+except KbchatError as e:
+    st.error(str(e))
+    st.stop()
+why = _unavailable()
+
+st.subheader("1. Look and rules")
+with st.form("widget_settings"):
+    bot_name = st.text_input("Bot name", current.bot_name, help=HELP["bot_name"])
+    left, right = st.columns(2)
+    bot_color = left.color_picker("Main colour", current.bot_color, help=HELP["bot_color"])
+    bot_text_color = right.color_picker("Text colour", current.bot_text_color, help=HELP["bot_text_color"])
+    bot_logo_url = st.text_input("Logo web address", current.bot_logo_url, placeholder="https://www.example.com/logo.png",
+                                 help=HELP["bot_logo_url"])
+    welcome_message = st.text_area("Welcome message", current.welcome_message, help=HELP["welcome_message"])
+    suggested = st.text_area("Suggested questions (one per line, at most 6)", "\n".join(current.suggested_questions),
+                             placeholder="When are you open?\nHow much is a class?", help=HELP["suggested_questions"])
+    visitor_path = st.selectbox("How the chatbot answers visitors", NAMES, index=NAMES.index(current.visitor_path),
+                                format_func=lambda name: _path_words(name, why), help=HELP["visitor_path"])
+    fallback_message = st.text_area("Fallback message", current.fallback_message, help=HELP["fallback_message"])
+    origins = st.text_area("Allowed websites (one per line)", "\n".join(current.allowed_origins),
+                           placeholder="https://www.example.com", help=HELP["allowed_origins"])
+    left, right = st.columns(2)
+    per_ip = left.number_input("Questions per minute from one visitor's address", min_value=1,
+                               value=current.rate_limit_per_ip, step=1, help=HELP["rate_limit_per_ip"])
+    per_session = right.number_input("Questions per minute in one chat", min_value=1,
+                                     value=current.rate_limit_per_session, step=1, help=HELP["rate_limit_per_session"])
+    webhook = st.text_input("Lead webhook address", current.lead_webhook_url, placeholder="https://...",
+                            help=HELP["lead_webhook_url"])
+    save = st.form_submit_button("Save", type="primary")
+
+visitors_get = current.visitor_path
+if save:
+    changes = dict(
+        bot_name=bot_name.strip(), bot_color=bot_color, bot_text_color=bot_text_color, bot_logo_url=bot_logo_url.strip(),
+        welcome_message=welcome_message.strip(), suggested_questions=_lines(suggested), visitor_path=visitor_path,
+        fallback_message=fallback_message.strip(), allowed_origins=_lines(origins), rate_limit_per_ip=int(per_ip),
+        rate_limit_per_session=int(per_session), lead_webhook_url=webhook.strip(),
+    )
+    try:  # read again: a change made elsewhere meanwhile (another page, the API) is kept
+        settings().updated(**changes).save(kb_dir())
+    except KbchatError as e:
+        st.error(f"Not saved: {e}")
+    else:
+        st.session_state["widget_preview_n"] += 1
+        visitors_get = visitor_path
+        st.success("Saved. A running chat server uses the new settings at once; the preview below reloads to show them.")
+if visitors_get in why:
+    st.warning(f"Visitors get no answers until the chosen way of answering is available. {why[visitors_get]} "
+               "Or choose another one.")
+
+st.subheader("2. Try it")
+st.write("The preview shows the real chat window, answered by the chat server on this computer. Saved settings "
+         "show in it once it reloads: it reloads by itself after Save, or press Reload the preview.")
+
+
+@st.fragment(run_every=2)
+def _wait_for_server(port: int) -> None:
+    """While the server starts, look again every 2 seconds; draw the whole page once it answers."""
+    job = jobs.status(kb_dir(), SERVE)
+    if _health(port) is not None or job is None or not job.running:
+        st.rerun()
+    st.caption(f"Still loading... (looked at {time.strftime('%H:%M:%S')})")
+
+
+_show_flash("preview")
+job = jobs.status(kb_dir(), SERVE)
+if job is not None and job.running:
+    port = _job_port(job)
+    st.session_state["widget_port"] = port
+    if _health(port) is None:
+        st.info(f"The chat server is starting on port {port}: it loads the models (up to a minute or two the first time).")
+        _wait_for_server(port)
+        st.button("Stop the chat server", on_click=_stop_server)
+    else:
+        st.success(f"The chat server is running at http://127.0.0.1:{port}")
+        left, right = st.columns(2)
+        left.button("Reload the preview", on_click=_reload_preview)
+        right.button("Stop the chat server", on_click=_stop_server)
+        st.iframe(f"http://127.0.0.1:{port}/preview?v={st.session_state['widget_preview_n']}", height=640,
+                  alt="Preview of the chat window on a web page")
+elif need_documents():
+    if job is not None and job.failed:
+        st.error("The chat server stopped with a problem. Its last words are below; fix what they say and start it again.")
+        with st.expander("What the chat server said"):
+            st.code(job.log_tail or "(nothing)", language=None)
+    else:
+        st.info("The chat server is not running. Start it to see the preview.")
+    left, _ = st.columns([1, 3])
+    port = int(left.number_input("Port", min_value=1024, max_value=65535, step=1,
+                                 value=st.session_state.get("widget_port", DEFAULT_PORT),
+                                 help="The chat server listens on this port of this computer. Change it if another "
+                                      "program already uses it."))
+    st.session_state["widget_port"] = port
+    if st.button("Start the chat server", type="primary"):
+        if _port_in_use(port):
+            other = "a kbchat chat server (started outside this app?)" if _health(port) else "another program"
+            st.error(f"Port {port} is in use by {other}. Choose another port, like {port + 1}, and start again.")
+        else:
+            with friendly():
+                jobs.start(kb_dir(), SERVE, [SERVE, "--port", str(port)])
+                st.rerun()
+
+st.subheader("3. Put it on your website")
+with friendly():
+    with BotRecords(kb_dir()) as records:
+        token = records.ensure_keys()  # only on the first visit: the admin token is made with the keys
+        public_key = records.public_key()
+    if token:
+        st.session_state["widget_admin_token"] = token
+
+    _show_flash("keys")
+
+    port = st.session_state.get("widget_port", DEFAULT_PORT)
+    base = st.text_input("Your chat server's web address", f"http://127.0.0.1:{port}",
+                         help="Where your visitors' browsers reach the chat server (kbchat serve). On this computer "
+                              "it is http://127.0.0.1 and the port; for your real site, the address of the server "
+                              "where you run it, like https://chat.example.com.").strip().rstrip("/")
+    if not _ADDRESS.fullmatch(base):
+        st.warning("The address should start with https:// (or http://), like https://chat.example.com.")
+    elif re.match(r"https?://(127\.0\.0\.1|localhost)\b", base):
+        st.caption("This address only works on this computer. For your real site, run the chat server where the "
+                   "internet can reach it and put its address here.")
+    st.write("Paste this line into every page where the chat should appear, just before `</body>` "
+             "(copy it with the button at the right of the box):")
+    st.code(embed_tag(base, public_key), language="html", wrap_lines=True)
+    st.caption(f"The public key in it (`{public_key}`) is meant to be seen by anyone: it only lets web pages use "
+               "the chat, and only from your allowed websites.")
+
+    if st.session_state.get("widget_admin_token"):
+        with st.container(border=True):
+            st.warning("Your admin token, shown only now: copy it somewhere safe and keep it secret. It opens your "
+                       "chatbot's settings, conversations and leads through the chat server (for a developer or "
+                       "another tool); you do not need it in this app.")
+            st.code(st.session_state["widget_admin_token"], language=None)
+            st.button("I have saved it: hide it", on_click=_hide_admin_token)
+
+    left, right = st.columns(2)
+    with left.popover("Make a new public key"):
+        st.write("Do this if the chat is being used from a website that is not yours. The old script tag stops "
+                 "working at once: you must paste the new one into your site.")
+        st.button("Yes, make a new public key", on_click=_rotate_public_key)
+    with right.popover("Make a new admin token"):
+        st.write("Do this if the admin token was lost or seen by someone else. The old token stops working at once.")
+        st.button("Yes, make a new admin token", on_click=_rotate_admin_token)
+
+allowed = ", ".join(f"`{origin}`" for origin in settings().allowed_origins) or "none"  # as saved just now
+st.info(f"Tip: add your website's address, like `https://www.example.com`, to **Allowed websites** above, or the chat "
+        f"will refuse to answer there. Allowed now: {allowed}.")
