@@ -128,7 +128,12 @@ def _ingest_file(store: Store, path: Path, settings: Settings) -> IngestResult:
         previous = store.source(uri)
         if previous and previous.content_hash == signature:
             return IngestResult(target, "unchanged", previous.kind, previous.title, previous.n_chunks, previous.n_faqs)
-        doc = readers.read(data, path.name)
+        try:
+            doc = readers.read(data, path.name)
+        except BadInput:
+            raise
+        except Exception as e:  # noqa: BLE001 - a reader library choking on a broken file fails that file only
+            raise BadInput(f"the file could not be read; it may be damaged ({type(e).__name__}: {str(e)[:200]})") from None
         return _store(store, uri, doc, signature, size, settings, target)
     except BadInput as e:
         return IngestResult(target, "failed", reason=str(e))

@@ -15,11 +15,14 @@ list pull the right answer down (top-1 0.95 -> 0.85 on a public FAQ paraphrase s
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from kb import corrections
 from kb.errors import BadInput
 from kb.records import Chunk
 from kb.settings import Settings
@@ -49,6 +52,13 @@ class Hit:
     score: float  # the fused score the hits are ranked by
     dense: float | None  # cosine of the question and the passage
     lexical: float | None  # raw BM25 score; 0.0 when no query word is in the passage
+
+
+def _same_question(a: str, b: str) -> bool:
+    def key(text: str) -> str:
+        return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+    return key(a) == key(b)
 
 
 def fuse(dense: float, bm25: float, bm25_max: float, weight: float = LEXICAL_WEIGHT) -> float:
@@ -167,12 +177,18 @@ class Retriever:
             return self._match_faq(self.query_vector(query))
 
     def _match_faq(self, qvec) -> tuple[Chunk, float] | None:
-        best = self.faqs.search(qvec, 1)
-        if not best:
+        """The closest FAQ. When the same question is in several FAQ files (the owner corrected an
+        answer in kbchat), the owner's own answer (kb/corrections.py) wins."""
+        found = self.faqs.search(qvec, 5)
+        if not found:
             return None
-        cid, score = best[0]
-        chunks = self.store.get_chunks([cid])
-        return (chunks[0], score) if chunks else None
+        best = found[0][1]
+        tied = [cid for cid, score in found if score >= best - 1e-5]
+        chunks = self.store.get_chunks(tied)
+        if not chunks:
+            return None
+        owner = [c for c in chunks if Path(c.source).name == corrections.FILE]
+        return (owner or chunks)[0], best
 
     def faq_answer(self, query: str) -> tuple[Chunk, float] | None:
         """The fast path's decision: match_faq, kept only when it clears `faq_threshold` and the
@@ -188,4 +204,11 @@ class Retriever:
             if match is None or match[1] < self.faq_threshold:
                 return None
             top = self._rank(query, 1, "hybrid", qvec)
-        return match if top and top[0][0] == match[0].id else None
+            if not top:
+                return None
+            if top[0][0] == match[0].id:
+                return match
+            # The same question in another FAQ file ranked first: the signals still agree.
+            first = self.store.get_chunks([top[0][0]])
+            same = first and first[0].faq and _same_question(first[0].faq.question, match[0].faq.question)
+        return match if same else None

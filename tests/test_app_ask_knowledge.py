@@ -97,7 +97,7 @@ def test_asking_a_faq_question_answers_on_every_available_path(kb):
     base = column(at, "base")
     assert texts(base).strip() and "the model alone" in " ".join(c.value for c in base.caption)
     assert "tokens/s" in texts(base)
-    assert not at.columns or all(DESCRIPTIONS["tuned"] not in s.value for c in at.columns for s in c.subheader)
+    assert all(DESCRIPTIONS["tuned"] not in s.value for c in at.columns for s in c.subheader)
 
     at = at.run()  # a rerun (any widget) keeps the answers on screen without asking again
     assert HOURS_A in texts(column(at, "rag"))
@@ -107,9 +107,9 @@ def test_thumbs_log_the_answer_once_and_record_the_rating(kb):
     from kb.bot import BotRecords
 
     at = ask(run_app(), HOURS_Q)
-    at = button(column(at, "rag"), "👍 Helpful").click().run()
+    at = button(column(at, "rag"), "Helpful").click().run()
     assert "recorded as helpful" in " ".join(c.value for c in column(at, "rag").caption)
-    at = button(column(at, "rag"), "👎 Not helpful").click().run()
+    at = button(column(at, "rag"), "Not helpful").click().run()
     assert not at.exception
     with BotRecords(kb) as records:
         exchanges = records.exchanges()
@@ -185,6 +185,13 @@ def test_uploading_good_and_bad_files_reports_each_and_keeps_the_good(kb, data):
         assert str(uploads / "notes.txt") in {s.uri for s in store.sources()}
     assert any("up to date with your documents" in s.value for s in at.success)  # the index was updated at once
 
+    box = at.selectbox(key="knowledge_source")  # removing an upload deletes kbchat's copy too
+    at = box.select_index(next(i for i, o in enumerate(box.options) if o.startswith("notes.txt"))).run()
+    at = at.button(key="remove-ask").click().run()
+    assert any("copy kbchat keeps" in plain(w.value) for w in at.warning)
+    at = at.button(key="remove-yes").click().run()
+    assert sorted(p.name for p in uploads.iterdir()) == ["escape.txt"]
+
 
 def test_adding_a_web_page_needs_a_full_address(kb):
     at = run_app("views/knowledge.py")
@@ -209,7 +216,7 @@ def test_removing_a_source_asks_first_then_removes_it(kb):
     assert list(at.dataframe[0].value["Name"]) == ["faq.csv"]
 
 
-def test_fixing_a_curated_answer_warns_that_the_faq_file_still_answers_it(kb):
+def test_fixing_a_curated_answer_wins_and_says_the_faq_file_still_answers_it(kb):
     from kb import corrections
 
     at = run_app()
@@ -220,5 +227,28 @@ def test_fixing_a_curated_answer_warns_that_the_faq_file_still_answers_it(kb):
     fix.text_area[0].input("Open every day from 8 am to 8 pm.")
     at = button(fix, "Save this answer").click().run()
     assert corrections.answers(kb) == [(HOURS_Q, "Open every day from 8 am to 8 pm.")]
-    warning = " ".join(plain(w.value) for w in column(at, "rag").warning)
-    assert "already answers this exact question in faq.csv, row " in warning
+    info = " ".join(plain(w.value) for w in column(at, "rag").info)
+    assert "also answers this exact question in faq.csv, row " in info
+    again = ask(at, HOURS_Q)  # the owner's answer wins over the FAQ file's, word for word
+    assert "Open every day from 8 am to 8 pm." in " ".join(plain(m.value) for m in column(again, "rag").markdown)
+
+
+def test_a_file_that_crashes_its_reader_fails_alone(kb, monkeypatch):
+    from kb import readers
+
+    real = readers.READERS[".txt"]
+
+    def fragile(data: bytes, name: str):
+        if name == "boom.txt":
+            raise RuntimeError("reader bug")
+        return real(data, name)
+
+    monkeypatch.setitem(readers.READERS, ".txt", fragile)
+    at = run_app("views/knowledge.py")
+    at.file_uploader[0].set_value([("boom.txt", b"Some text here.", "text/plain"),
+                                   ("after.txt", b"Gift cards are sold at the front desk.", "text/plain")]).run()
+    at = button(at, "Add to the knowledge base").click().run()
+    assert not at.exception
+    assert [plain(e.value) for e in at.error] == ["Not added — boom.txt: the file could not be read; it may be damaged (RuntimeError: reader bug)"]
+    assert any(plain(s.value).startswith("Added — after.txt") for s in at.success)
+    assert sorted(p.name for p in (kb / "uploads").iterdir()) == ["after.txt"]

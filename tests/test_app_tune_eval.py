@@ -114,7 +114,7 @@ def test_training_starts_with_the_chosen_settings_and_stops_from_the_page(monkey
     finally:
         jobs.stop(kb, "tune")
     stopped = wait_for_job(kb, "tune", 60)
-    assert stopped.exit_code in (130, -2), stopped.log_tail
+    assert stopped.stopped, stopped.log_tail
     at.run()
     assert any("Training was stopped" in i.value for i in at.info)
     assert button(at, "Start training")
@@ -279,7 +279,7 @@ def test_an_evaluation_runs_in_the_background_and_stops_keeping_the_last_report(
     finally:
         jobs.stop(kb, "eval")
     stopped = wait_for_job(kb, "eval", 60)
-    assert stopped.exit_code in (130, -2), stopped.log_tail
+    assert stopped.stopped, stopped.log_tail
     at.run()
     assert not at.exception
     assert any("was stopped" in i.value and "answers so far are kept" in i.value for i in at.info)

@@ -324,9 +324,15 @@ def train(
     return info
 
 
+def interrupted_runs(kb_dir) -> list[Path]:
+    """Unfinished runs that `train(resume=True)` can go on with, oldest first."""
+    work = Path(kb_dir) / "tuning"
+    return sorted(p for p in work.glob("run-*") if (p / "run.json").exists()) if work.exists() else []
+
+
 def _run_dir(work: Path, resume: bool) -> Path:
     """The folder of the run: the newest unfinished one to resume, or a new one."""
-    runs = sorted(p for p in work.glob("run-*") if (p / "run.json").exists()) if work.exists() else []
+    runs = interrupted_runs(work.parent)
     if resume:
         if not runs:
             raise NotFound("There is no interrupted training run to resume. Start one with: kbchat tune")

@@ -723,9 +723,10 @@ def ui(ctx: click.Context, port: int, host: str, browser: bool) -> None:
     app = Path(__file__).with_name("app.py")
     env = {**os.environ, "KBCHAT_HOME": str(ctx.obj.resolve())}
     click.echo(f"kbchat app: http://{host}:{port} (Ctrl-C stops it)")
+    upload_mb = max(1, int(_settings(ctx).max_file_mb + 0.999))  # the same limit ingestion applies
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port), "--server.address", host,
            "--server.headless", "false" if browser else "true", "--browser.gatherUsageStats", "false",
-           "--theme.base", "light"]
+           "--theme.base", "light", "--server.maxUploadSize", str(upload_mb)]
     try:
         ctx.exit(subprocess.call(cmd, env=env))
     except KeyboardInterrupt:

@@ -103,8 +103,8 @@ def _same_question(a: str, b: str) -> bool:
 
 
 def competing_faqs(question: str) -> list[str]:
-    """Places in the owner's other FAQ files that answer exactly this question: the saved answer
-    competes with them, so the owner should change or remove those rows too."""
+    """Places in the owner's other FAQ files that answer exactly this question. The saved answer
+    wins for the chatbot (rag.retrieve prefers it), but fine-tuning would learn both."""
     from kb.corrections import path as own_file
 
     own = str(own_file(appkit.kb_dir()))
@@ -148,8 +148,10 @@ def show_details(name: str, answer: Answer) -> None:
     qid = state["id"]
     rated = state["rated"].get(name)
     up, down = st.columns(2)
-    up.button("👍 Helpful", key=f"up-{name}-{qid}", on_click=_rate, args=(name, True), disabled=rated is True)
-    down.button("👎 Not helpful", key=f"down-{name}-{qid}", on_click=_rate, args=(name, False), disabled=rated is False)
+    up.button("Helpful", icon=":material/thumb_up:", key=f"up-{name}-{qid}", on_click=_rate, args=(name, True),
+              disabled=rated is True)
+    down.button("Not helpful", icon=":material/thumb_down:", key=f"down-{name}-{qid}", on_click=_rate,
+                args=(name, False), disabled=rated is False)
     if rated is not None:
         st.caption("Thanks: recorded as " + ("helpful." if rated else "not helpful. You can fix it below."))
 
@@ -158,10 +160,10 @@ def show_details(name: str, answer: Answer) -> None:
             st.success("Saved as your own FAQ answer. Answers from your documents (RAG) use it from now on; "
                        "the next fine-tune learns it too.")
             if state["fixed"][name]:
-                st.warning("Your FAQ already answers this exact question in "
-                           + md_escape(", ".join(state["fixed"][name]))
-                           + ". Change or remove that row too (then add the file again on the Knowledge page), "
-                           "or the two answers compete.")
+                st.info("Your FAQ also answers this exact question in "
+                        + md_escape(", ".join(state["fixed"][name]))
+                        + ". The chatbot gives your new answer; change or remove that row too when you can "
+                        "(then add the file again on the Knowledge page), so fine-tuning does not learn both.")
         with st.form(f"fix-{name}-{qid}"):
             draft = "" if answer.refused else _CITE.sub("", answer.text).strip()
             corrected = st.text_area("The answer customers should get", value=draft, key=f"fix-text-{name}-{qid}",

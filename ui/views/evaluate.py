@@ -19,16 +19,14 @@ import pandas as pd
 import streamlit as st
 
 from compare import questions as question_sets
-from compare.paths import NAMES
+from compare.paths import availability
 from compare.report import CHARTS, KIND_WORDS, METRICS, SHORT_WORDS, charts, evaluated, verdict
 from kb.errors import KbchatError
-from tuning import adapters
 from ui import appkit, jobs
 
 JOB = "eval"
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "eval_questions.jsonl"
 QUICK = 20
-STOPPED_CODES = (130, -2)  # Ctrl-C: the CLI's exit status, or the signal itself before Python handles it
 CHOICES = {
     "kb": "Made from your knowledge base: your FAQ questions, reworded ones, questions from your documents "
           "and questions your documents do not cover",
@@ -95,8 +93,7 @@ def choose_questions(kb: Path) -> list[str] | None:
 def choose_paths() -> list[str]:
     st.subheader("2. The answer paths")
     chosen = []
-    for name in NAMES:
-        why = _unavailable(name)
+    for name, why in availability(appkit.store()).items():
         words = appkit.path_words(name)
         label = f"{words[:1].upper()}{words[1:]} ({name})"
         if st.checkbox(label, value=why is None, disabled=why is not None, key=f"eval_path_{name}"):
@@ -104,18 +101,6 @@ def choose_paths() -> list[str]:
         if why:
             st.caption(f"Not available: {why}")
     return chosen
-
-
-def _unavailable(name: str) -> str | None:
-    """Why a path cannot run here, checked without loading a model (as compare.paths.build decides)."""
-    try:
-        if name != "base":
-            appkit.store().require_documents()
-        if name in ("tuned", "rag+tuned"):
-            adapters.get(appkit.kb_dir())
-    except KbchatError as e:
-        return str(e)
-    return None
 
 
 def run_controls(kb: Path, files: list[str] | None, names: list[str]) -> None:
@@ -161,9 +146,11 @@ def live(kb: Path, was_running: bool) -> None:
             return
         if job is None:
             return
-        if job.exit_code in STOPPED_CODES:
+        if job.stopped:
             st.info("The last evaluation was stopped. The answers so far are kept: run it again with the same "
                     "choices and it picks up where it stopped.")
+        elif job.exit_code == 0:
+            st.success("The evaluation finished: its report is below.")
         elif job.failed:
             st.error("The last evaluation did not finish. The lines below say why.")
             with st.expander("What the evaluation printed (last lines)"):

@@ -17,7 +17,7 @@ from typing import Callable
 
 import streamlit as st
 
-from kb import readers
+from kb import corrections, readers
 from kb.ingest import IngestResult, ingest
 from kb.records import Source
 from ui import appkit
@@ -59,15 +59,19 @@ def add_files(files: list[tuple[str, bytes]], on_progress: Callable[[int, int, I
     for name, data in files:
         base = safe_name(name)
         if not base:
-            results.append(IngestResult(str(name), "failed", reason="the file name cannot be used; rename the file and upload it again"))
+            results.append(IngestResult(str(name), "failed",
+                                        reason="the file name cannot be used; rename the file and upload it again"))
             continue
         path = folder / base
         if str(path) in saved:
-            results.append(IngestResult(str(path), "failed", reason="another file in this upload has the same name; upload it separately"))
+            results.append(IngestResult(str(path), "failed",
+                                        reason="another file in this upload has the same name; upload it separately"))
             continue
         saved[str(path)] = (path, path.read_bytes() if path.is_file() else None)
         path.write_bytes(data)
-    for i, result in enumerate(ingest(appkit.store(), list(saved), appkit.settings()), 1):
+
+    def _report(result: IngestResult) -> None:
+        nonlocal done
         if result.failed and result.target in saved:
             path, before = saved[result.target]
             if before is None:
@@ -75,8 +79,13 @@ def add_files(files: list[tuple[str, bytes]], on_progress: Callable[[int, int, I
             else:
                 path.write_bytes(before)
         results.append(result)
+        done += 1
         if on_progress:
-            on_progress(i, len(saved), result)
+            on_progress(done, len(saved), result)
+
+    done = 0
+    for result in ingest(appkit.store(), list(saved), appkit.settings()):  # a file that cannot be read fails alone
+        _report(result)
     return results
 
 
@@ -86,8 +95,8 @@ def remove(uri: str) -> int:
     n = appkit.store().remove_source(uri)
     kb = appkit.kb_dir()
     path = Path(uri)
-    if path.is_file() and (path.parent == kb / UPLOADS or path.parent == kb):
-        path.unlink()
+    if path.parent == kb / UPLOADS or path == corrections.path(kb):
+        path.unlink(missing_ok=True)
     return n
 
 
@@ -174,9 +183,12 @@ st.caption("kbchat cuts each document into short **passages** and finds the ones
 
 with st.container(border=True):
     st.subheader("Add files")
+    limit = ""
+    with appkit.friendly():
+        limit = f" Up to {appkit.settings().max_file_mb:g} MB each (setting max_file_mb)."
     uploads = st.file_uploader("Choose one or more files", type=EXTENSIONS, accept_multiple_files=True,
                                key=f"uploader-{st.session_state.get('uploader_round', 0)}",
-                               help="Supported: " + ", ".join(f".{e}" for e in EXTENSIONS))
+                               help="Supported: " + ", ".join(f".{e}" for e in EXTENSIONS) + "." + limit)
     if st.button("Add to the knowledge base", type="primary", disabled=not uploads):
         bar = st.progress(0.0, text="Reading your files...")
 
@@ -251,10 +263,14 @@ else:
                 st.session_state["knowledge_remove"] = uri
                 st.rerun()
         else:
-            kept = Path(uri).is_file() and Path(uri).parent in (appkit.kb_dir(), appkit.kb_dir() / UPLOADS)
+            if Path(uri) == corrections.path(appkit.kb_dir()):
+                also = f" The {source.n_faqs} answers you wrote in kbchat (Fix this answer) are deleted with it."
+            elif Path(uri).parent == appkit.kb_dir() / UPLOADS:
+                also = " The copy kbchat keeps of the uploaded file is deleted too."
+            else:
+                also = " Your own file is not touched."
             st.warning(f"Remove **{md_escape(split_uri(uri)[0])}** from the knowledge base? The chatbot stops using "
-                       f"its {source.n_chunks} passages at once."
-                       + (" The copy kbchat keeps of it is deleted too." if kept else " Your own file is not touched."))
+                       f"its {source.n_chunks} passages at once." + md_escape(also))
             yes, no = st.columns(2)
             if yes.button("Yes, remove it", type="primary", key="remove-yes"):
                 st.session_state.pop("knowledge_remove", None)
@@ -273,8 +289,9 @@ with appkit.friendly():
     kinds = {"flat": "exact (compares the question with every passage)",
              "hnsw": "approximate (fast search for large collections)"}
     a, b, c = st.columns(3)
-    a.metric("Passages in the index", status["passages"])
-    b.metric("FAQ questions in the index", status["faqs"])
+    a.metric("Passages in the index", status["passages"], help="Every text passage and every FAQ pair, searched by meaning.")
+    b.metric("FAQ questions in the index", status["faqs"],
+             help="Your FAQ questions, compared with a customer's question to give your answer word for word.")
     c.metric("Search type", "exact" if status["kind"] == "flat" else "approximate", help=kinds[status["kind"]])
     if status["up_to_date"]:
         st.success("The search index is up to date with your documents.")

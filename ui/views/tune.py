@@ -15,11 +15,10 @@ import streamlit as st
 
 from kb.errors import KbchatError
 from tuning import adapters
-from tuning.train import Progress, TuneSettings, prepare
+from tuning.train import Progress, TuneSettings, interrupted_runs, prepare
 from ui import appkit, jobs
 
 JOB = "tune"
-STOPPED_CODES = (130, -2)  # Ctrl-C: the CLI's exit status, or the signal itself before Python handles it
 RATES = [0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005]
 
 
@@ -100,7 +99,7 @@ def live(kb: Path, was_running: bool) -> None:
             return
         if job is None:
             return
-        stopped = job.exit_code in STOPPED_CODES or (progress is not None and progress.status == "stopped")
+        stopped = job.stopped or (progress is not None and progress.status == "stopped")
         if stopped:
             st.info("Training was stopped. Press **Resume the stopped run** to go on from the last finished epoch, "
                     "or start a new run.")
@@ -145,8 +144,7 @@ def _show_progress(p: Progress | None) -> None:
 
 
 def _resumable(kb: Path) -> bool:
-    # tuning.train keeps an unfinished run in tuning/run-*/ (with run.json) until it finishes.
-    return any((kb / "tuning").glob("run-*/run.json"))
+    return bool(interrupted_runs(kb))
 
 
 def versions(kb: Path) -> None:
