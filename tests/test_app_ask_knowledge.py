@@ -7,7 +7,7 @@ import pytest
 from conftest import ROOT, sample_kb
 from streamlit.testing.v1 import AppTest
 
-from compare.paths import DESCRIPTIONS
+from ui.appkit import path_words
 from kb.settings import Settings
 from kb.store import Store
 
@@ -38,7 +38,7 @@ def plain(text: str) -> str:
 
 def column(at: AppTest, path: str):
     """The answer column headed by this path's words."""
-    found = [c for c in at.columns if any(s.value == DESCRIPTIONS[path] for s in c.subheader)]
+    found = [c for c in at.columns if any(s.value == path_words(path, title=True) for s in c.subheader)]
     assert len(found) == 1, [[s.value for s in c.subheader] for c in at.columns]
     return found[0]
 
@@ -97,7 +97,7 @@ def test_asking_a_faq_question_answers_on_every_available_path(kb):
     base = column(at, "base")
     assert texts(base).strip() and "the model alone" in " ".join(c.value for c in base.caption)
     assert "tokens/s" in texts(base)
-    assert all(DESCRIPTIONS["tuned"] not in s.value for c in at.columns for s in c.subheader)
+    assert all(path_words("tuned", title=True) not in s.value for c in at.columns for s in c.subheader)
 
     at = at.run()  # a rerun (any widget) keeps the answers on screen without asking again
     assert HOURS_A in texts(column(at, "rag"))
@@ -221,7 +221,7 @@ def test_fixing_a_curated_answer_wins_and_says_the_faq_file_still_answers_it(kb)
 
     at = run_app()
     at = ask(at.multiselect[0].set_value(["rag"]).run(), HOURS_Q)
-    assert [s.value for c in at.columns for s in c.subheader] == [DESCRIPTIONS["rag"]]  # only the chosen path
+    assert [s.value for c in at.columns for s in c.subheader] == [path_words("rag", title=True)]  # only the chosen path
     fix = [e for e in column(at, "rag").expander if e.label == "Fix this answer"][0]
     assert HOURS_A in fix.text_area[0].value  # prefilled with the answer
     fix.text_area[0].input("Open every day from 8 am to 8 pm.")

@@ -57,8 +57,10 @@ def paths():
     return _paths(str(kb_dir()), json.dumps(s.to_dict(), default=list), active_id(kb_dir()))
 
 
-def path_words(name: str) -> str:
-    return DESCRIPTIONS.get(name, name)
+def path_words(name: str, title: bool = False) -> str:
+    """"answers from your documents (RAG)"; with title=True, "Answers from your documents (RAG)"."""
+    words = DESCRIPTIONS.get(name, name)
+    return words[:1].upper() + words[1:] if title else words
 
 
 @contextmanager

@@ -726,7 +726,7 @@ def ui(ctx: click.Context, port: int, host: str, browser: bool) -> None:
     upload_mb = max(1, int(_settings(ctx).max_file_mb + 0.999))  # the same limit ingestion applies
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port), "--server.address", host,
            "--server.headless", "false" if browser else "true", "--browser.gatherUsageStats", "false",
-           "--theme.base", "light", "--server.maxUploadSize", str(upload_mb)]
+           "--theme.base", "light", "--server.maxUploadSize", str(upload_mb), "--client.toolbarMode", "minimal"]
     try:
         ctx.exit(subprocess.call(cmd, env=env))
     except KeyboardInterrupt:

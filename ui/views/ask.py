@@ -183,7 +183,7 @@ def ask(question: str, chosen: list) -> None:
     st.markdown(f"**Question:** {md_escape(question)}")
     for column, path in zip(st.columns(len(chosen)), chosen):
         with column:
-            st.subheader(appkit.path_words(path.name))
+            st.subheader(appkit.path_words(path.name, title=True))
             got: dict = {}
             with appkit.friendly(), st.spinner("Answering..."):
                 st.write_stream(text_pieces(path.stream(question), got))
@@ -203,7 +203,7 @@ def show_last() -> None:
     for column, name in zip(st.columns(len(names)), names):
         with column:
             answer = state["answers"][name]
-            st.subheader(appkit.path_words(name))
+            st.subheader(appkit.path_words(name, title=True))
             st.markdown(md_escape(answer.text) if answer.text else "_(The model wrote nothing.)_")
             show_details(name, answer)
 
