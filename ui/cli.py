@@ -722,15 +722,38 @@ def ui(ctx: click.Context, port: int, host: str, browser: bool) -> None:
 
     app = Path(__file__).with_name("app.py")
     env = {**os.environ, "KBCHAT_HOME": str(ctx.obj.resolve())}
-    click.echo(f"kbchat app: http://{host}:{port} (Ctrl-C stops it)")
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    click.echo(f"kbchat app: {url} (Ctrl-C stops it)")
     upload_mb = max(1, int(_settings(ctx).max_file_mb + 0.999))  # the same limit ingestion applies
+    # Headless always: a first run of Streamlit otherwise stops to ask for an e-mail address.
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port), "--server.address", host,
-           "--server.headless", "false" if browser else "true", "--browser.gatherUsageStats", "false",
-           "--theme.base", "light", "--server.maxUploadSize", str(upload_mb), "--client.toolbarMode", "minimal"]
+           "--server.headless", "true", "--browser.gatherUsageStats", "false", "--theme.base", "light",
+           "--server.maxUploadSize", str(upload_mb), "--client.toolbarMode", "minimal"]
+    proc = subprocess.Popen(cmd, env=env)
     try:
-        ctx.exit(subprocess.call(cmd, env=env))
+        if browser:
+            _open_when_ready(url, proc)
+        ctx.exit(proc.wait())
     except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(30)
         ctx.exit(0)
+
+
+def _open_when_ready(url: str, proc) -> None:
+    import time
+    import urllib.request
+    import webbrowser
+
+    for _ in range(120):
+        if proc.poll() is not None:
+            return
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1):
+                webbrowser.open(url)
+                return
+        except OSError:
+            time.sleep(0.5)
 
 
 # -- demo -----------------------------------------------------------------------------------------
