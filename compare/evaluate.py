@@ -22,12 +22,11 @@ from typing import Callable
 from compare import metrics
 from compare.paths import Paths
 from compare.questions import EvalQuestion
-from kb.files import atomic_write
+from kb.records import question_key
 from kb.settings import Settings
 from kb.store import Store
 
 PARTIAL_DIR = "eval"
-RATE_METRICS = ("fact_accuracy", "refusal_accuracy")
 
 
 def evaluate(questions: list[EvalQuestion], paths: Paths, store: Store | None, settings: Settings,
@@ -114,10 +113,7 @@ def _run(todo: list, ask: Callable, workers: int) -> None:
     try:
         for t in helpers:
             t.start()
-        work()
-    except BaseException:
-        stop.set()
-        raise
+        work()  # hands any error, Ctrl-C included, to `errors` and stops the others
     finally:
         stop.set()
         for t in helpers:
@@ -170,16 +166,13 @@ def summarize(questions: list[EvalQuestion], answers: dict[str, list[dict]], pat
     """
     scored = {name: [score(q, a, settings.fallback_message) for q, a in zip(questions, got)] for name, got in answers.items()}
     semantic_model = _add_semantic(questions, scored, paths, settings)
-    retrieval = {}
+    ranks: dict[int, list] = {}  # by retriever: rag and rag+tuned share one, so search once
+    out_paths: dict[str, dict] = {}
     for path in paths:
         retriever = getattr(path, "retriever", None)
-        if retriever is not None:
-            key = id(retriever)
-            retrieval[key] = retrieval.get(key) or retrieval_ranks(questions, retriever, store)
-            retrieval[path.name] = retrieval[key]
-    out_paths: dict[str, dict] = {}
-    for name, rows in scored.items():
-        out_paths[name] = path_metrics(questions, rows, retrieval.get(name))
+        if retriever is not None and id(retriever) not in ranks:
+            ranks[id(retriever)] = retrieval_ranks(questions, retriever, store)
+        out_paths[path.name] = path_metrics(questions, scored[path.name], ranks.get(id(retriever)) if retriever else None)
     for name, reason in paths.unavailable.items():
         out_paths[name] = {"unavailable": reason}
     return {
@@ -245,15 +238,15 @@ def retrieval_ranks(questions: list[EvalQuestion], retriever, store: Store | Non
     that FAQ entry in search, or None when it is not in the top k. -1 for the other questions (the
     metric does not apply to them)."""
     faqs = store.faqs() if store is not None else []
-    by_question = {metrics.normalize(c.faq.question): c.id for c in faqs}
+    by_question = {question_key(c.faq.question): c.id for c in faqs}
     by_answer: dict[str, set[str]] = {}
     for c in faqs:
         by_answer.setdefault(metrics.normalize(c.faq.answer), set()).add(c.id)
     ranks: list[int | None] = []
     for q in questions:
         target = set()
-        if q.in_scope and q.faq_question and metrics.normalize(q.faq_question) in by_question:
-            target = {by_question[metrics.normalize(q.faq_question)]}
+        if q.in_scope and q.faq_question and question_key(q.faq_question) in by_question:
+            target = {by_question[question_key(q.faq_question)]}
         elif q.in_scope and q.reference:
             target = by_answer.get(metrics.normalize(q.reference), set())
         if not target:
@@ -285,8 +278,8 @@ def training_overlap(questions: list[EvalQuestion], paths: Paths) -> dict:
     adapter = next((p.adapter for p in paths if getattr(p, "adapter", None) is not None), None)
     if adapter is None:
         return {"adapter": None, "checked": False, "n_in_training": 0, "questions": []}
-    trained = {metrics.normalize(t) for t in adapter.trained_questions}
-    hits = [q.question for q in questions if q.kind != "verbatim" and metrics.normalize(q.question) in trained]
+    trained = {question_key(t) for t in adapter.trained_questions}
+    hits = [q.question for q in questions if q.kind != "verbatim" and question_key(q.question) in trained]
     return {"adapter": adapter.id, "checked": True, "n_in_training": len(hits), "questions": hits}
 
 
@@ -347,10 +340,6 @@ def _append(path: Path | None, row: dict) -> None:
         f.write(json.dumps(row) + "\n")
         f.flush()
         os.fsync(f.fileno())
-
-
-def write_json(result: dict, path: Path) -> None:
-    atomic_write(path, lambda f: f.write(json.dumps(result, indent=2).encode()))
 
 
 def _with_ci(out: dict, key: str, values: list) -> None:

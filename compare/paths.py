@@ -91,15 +91,16 @@ def availability(store: Store | None, names: list[str] | tuple[str, ...] = NAMES
 
 
 def build(store: Store | None, settings: Settings, names: list[str] | tuple[str, ...] = NAMES,
-          on_message: Callable[[str], None] | None = None) -> Paths:
-    """The named paths, sharing one retriever (synced with the store now, its messages passed to
-    `on_message`) and one copy of each model. `store` may be None: then only `base` can answer."""
+          on_message: Callable[[str], None] | None = None, retriever=None) -> Paths:
+    """The named paths, sharing one retriever (the one given, or a new one; synced with the store
+    now, its messages passed to `on_message`) and one copy of each model. `store` may be None: then
+    only `base` can answer."""
     from rag.answer import BasePath, RagPath
     from rag.generate import Generator
 
     paths = Paths()
-    retriever = None
     generator = None
+    synced = False
     for name in names:
         try:
             if name == "base":
@@ -109,8 +110,9 @@ def build(store: Store | None, settings: Settings, names: list[str] | tuple[str,
             if store is None:
                 raise BadInput("There is no knowledge base here. Add your documents first: kbchat ingest FILES...")
             store.require_documents()
-            if name in ("rag", "rag+tuned") and retriever is None:
-                retriever = _synced_retriever(store, settings, on_message)
+            if name in ("rag", "rag+tuned") and not synced:
+                retriever = _synced_retriever(store, settings, on_message, retriever)
+                synced = True
             if name == "rag":
                 generator = generator or Generator(settings.generator_path)
                 paths.available.append(RagPath(store, settings, generator=generator, retriever=retriever))
@@ -129,10 +131,10 @@ def build(store: Store | None, settings: Settings, names: list[str] | tuple[str,
     return paths
 
 
-def _synced_retriever(store: Store, settings: Settings, on_message):
+def _synced_retriever(store: Store, settings: Settings, on_message, retriever=None):
     from rag.retrieve import Retriever
 
-    retriever = Retriever(store, settings)
+    retriever = retriever or Retriever(store, settings)
     for message in retriever.sync():
         if on_message:
             on_message(message)

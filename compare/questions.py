@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from kb.errors import BadInput, NotFound
-from kb.records import Chunk
+from kb.records import Chunk, question_key
 from kb.store import Store
 from rag.grounding import units
 
@@ -142,7 +142,7 @@ def _kind(row: dict, in_scope: bool) -> str:
         return "out_of_scope"
     faq_question = row.get("faq_question")
     if isinstance(faq_question, str):
-        same = faq_question.strip().lower() == str(row["question"]).strip().lower()
+        same = question_key(faq_question) == question_key(str(row["question"]))
         return "verbatim" if same else "reworded"
     return "document" if row.get("source") else "question"
 
@@ -157,10 +157,10 @@ def from_knowledge_base(store: Store, n_rewordings: int | None = None) -> list[E
     store.require_documents()
     skip = TuneSettings().n_rewordings if n_rewordings is None else n_rewordings
     pairs = store_pairs(store)
-    faq_keys = {_key(p.question) for p in pairs}
+    faq_keys = {question_key(p.question) for p in pairs}
     out = [EvalQuestion(p.question, "verbatim", True, p.answer, facts(p.answer), p.question) for p in pairs]
     for p in pairs:
-        fresh = [q for q in reword(p.question, skip + 3)[skip:] if _key(q) not in faq_keys]
+        fresh = [q for q in reword(p.question, skip + 3)[skip:] if question_key(q) not in faq_keys]
         if fresh:
             out.append(EvalQuestion(fresh[0], "reworded", True, p.answer, facts(p.answer), p.question))
     out += document_questions([c for c in store.chunks() if not c.faq])
@@ -182,7 +182,7 @@ def document_questions(chunks: list[Chunk], limit: int = MAX_DOCUMENT_QUESTIONS)
             if question is None and topic and topic not in seen_topics:
                 question, value = f"What should I know about {topic}?", unit.text
             expected = facts(value or "")
-            if not question or not expected or _key(question) in {_key(q.question) for q in out}:
+            if not question or not expected or question_key(question) in {question_key(q.question) for q in out}:
                 continue
             if question.startswith("What should I know"):
                 seen_topics.add(topic)
@@ -214,7 +214,3 @@ def _row_question(text: str) -> tuple[str | None, str | None]:
         if name and facts(value):
             return f"What is the {column.strip().lower()} for {name}?", value
     return None, None
-
-
-def _key(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())

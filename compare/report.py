@@ -39,23 +39,37 @@ KIND_WORDS = {
     "question": "your question",
     "out_of_scope": "not covered",
 }
-# (key, label, one-line explanation, how to show it)
+# The one table of measures: (key, label, short label for a terminal, one-line explanation, how to
+# show it). The report, the CLI and the app all read it.
 METRICS = [
-    ("n_in_scope", "Questions covered", "test questions your documents answer", "count"),
-    ("n_out_of_scope", "Questions not covered", "test questions your documents do not answer", "count"),
-    ("fact_accuracy", "Fact accuracy", "share of answers that contain the right fact (price, time, address…)", "rate"),
-    ("answer_f1", "Answer F1", "word overlap with your reference answer (1 = the same words)", "rate"),
-    ("rouge_l", "ROUGE-L", "longest shared word sequence with your reference answer", "rate"),
-    ("semantic_similarity", "Semantic similarity", "closeness in meaning to your reference answer", "rate"),
-    ("refusal_accuracy", "Refusal accuracy", "share of questions your documents don't cover that it politely declined", "rate"),
-    ("hallucination_rate", "Hallucination rate", "made-up answers to questions your documents don't cover (lower is better)", "rate"),
-    ("retrieval_hit_at_1", "Retrieval hit@1", "the right FAQ entry was found first", "rate"),
-    ("retrieval_hit_at_5", "Retrieval hit@5", "the right FAQ entry was in the top 5", "rate"),
-    ("retrieval_mrr", "Retrieval MRR", "how high the right FAQ entry ranked on average (1 = always first)", "rate"),
-    ("latency_p50_ms", "Latency p50", "typical time to answer", "seconds"),
-    ("latency_p95_ms", "Latency p95", "time to answer for the slowest 1 question in 20", "seconds"),
-    ("tokens_per_s", "Tokens/s", "writing speed, in word pieces per second", "speed"),
+    ("n_in_scope", "Questions covered", "Questions covered", "test questions your documents answer", "count"),
+    ("n_out_of_scope", "Questions not covered", "Questions not covered", "test questions your documents do not answer", "count"),
+    ("fact_accuracy", "Fact accuracy", "Right fact in the answer",
+     "share of answers that contain the right fact (price, time, address…)", "rate"),
+    ("answer_f1", "Answer F1", "Word overlap with your answer (F1)",
+     "word overlap with your reference answer (1 = the same words)", "rate"),
+    ("rouge_l", "ROUGE-L", "Longest shared wording (ROUGE-L)", "longest shared word sequence with your reference answer", "rate"),
+    ("semantic_similarity", "Semantic similarity", "Closeness in meaning", "closeness in meaning to your reference answer", "rate"),
+    ("refusal_accuracy", "Refusal accuracy", "Declined questions it cannot answer",
+     "share of questions your documents don't cover that it politely declined", "rate"),
+    ("hallucination_rate", "Hallucination rate", "Made-up answers to those",
+     "made-up answers to questions your documents don't cover (lower is better)", "rate"),
+    ("wrongly_refused", "Wrongly declined", "Declined questions it should answer",
+     "share of questions your documents answer that it declined anyway (lower is better)", "rate"),
+    ("retrieval_hit_at_1", "Retrieval hit@1", "Right FAQ entry found first", "the right FAQ entry was found first", "rate"),
+    ("retrieval_hit_at_5", "Retrieval hit@5", "Right FAQ entry in the top 5", "the right FAQ entry was in the top 5", "rate"),
+    ("retrieval_mrr", "Retrieval MRR", "How high the right FAQ entry ranked",
+     "how high the right FAQ entry ranked on average (1 = always first)", "rate"),
+    ("latency_p50_ms", "Latency p50", "Typical answer time", "typical time to answer", "seconds"),
+    ("latency_p95_ms", "Latency p95", "Slow answer time (95th percentile)", "time to answer for the slowest 1 question in 20", "seconds"),
+    ("tokens_per_s", "Tokens/s", "Model speed (tokens/s)", "writing speed, in word pieces per second", "speed"),
 ]
+CHART_CAPTIONS = {
+    "accuracy": "Right fact given, per path",
+    "latency": "Time to answer (seconds)",
+    "memorization": "FAQ questions word for word vs reworded",
+    "refusals": "Questions your documents do not cover: declined or made up",
+}
 # What a paired test compares, in words: "<a> <verb> more often than <b>".
 COMPARE_VERBS = {
     "fact_accuracy": "gave the right fact",
@@ -92,11 +106,6 @@ def _secs(ms: float) -> str:
 
 def _p(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
-
-
-def _join(parts: list[str]) -> str:
-    """'a', 'a and b', 'a, b and c'."""
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def _paths(result: dict) -> dict[str, dict]:
@@ -467,12 +476,18 @@ def _fmt(value: Any, how: str) -> str:
     return str(value)
 
 
-def _metric_cell(m: dict, key: str, how: str) -> str:
+def metric_text(m: dict, key: str, how: str, ci: bool = True) -> str:
+    """One path's measure as shown everywhere: '0.80 (0.38–0.96)', '1.2 s', or '–' when it does
+    not apply. `how` comes from METRICS."""
     text = _fmt(m.get(key), how)
-    ci = m.get(f"{key}_ci")
-    if m.get(key) is not None and ci and len(ci) == 2 and None not in ci:
-        text += f" ({ci[0]:.2f}–{ci[1]:.2f})"
-    return f'<td class="num">{e(text)}</td>'
+    interval = m.get(f"{key}_ci")
+    if ci and m.get(key) is not None and interval and len(interval) == 2 and None not in interval:
+        text += f" ({interval[0]:.2f}–{interval[1]:.2f})"
+    return text
+
+
+def _metric_cell(m: dict, key: str, how: str) -> str:
+    return f'<td class="num">{e(metric_text(m, key, how))}</td>'
 
 
 def _metrics_html(result: dict) -> str:
@@ -484,7 +499,7 @@ def _metrics_html(result: dict) -> str:
     head = "<tr><th>Measure</th>" + "".join(f"<th>{e(n)}<br><span class=\"explain\">{e(path_words(n))}</span></th>"
                                             for n in names) + "<th>What it means</th></tr>"
     rows = []
-    for key, label, explain, how in METRICS:
+    for key, label, _short, explain, how in METRICS:
         cells = "".join(_metric_cell(_paths(result)[n], key, how) for n in names)
         rows.append(f"<tr><th>{e(label)}</th>{cells}<td class=\"explain\">{e(explain)}</td></tr>")
     return ("<h2>Scores</h2><p class=\"note\">Ranges in brackets are 95% confidence intervals; "
@@ -510,9 +525,7 @@ def _comparisons_html(result: dict) -> str:
 
 
 def _charts_html(pngs: dict[str, bytes]) -> str:
-    captions = {"accuracy": "Right fact given, per path", "latency": "Time to answer (seconds)",
-                "memorization": "FAQ questions word for word vs reworded",
-                "refusals": "Questions your documents do not cover"}
+    captions = CHART_CAPTIONS
     figs = []
     for name, png in pngs.items():
         data = base64.b64encode(png).decode("ascii")

@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS leads (
 PUBLIC_PREFIX = "pk_"
 ADMIN_PREFIX = "adm_"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+OWNER_SESSION = "app"  # the owner trying answers in the app: kept, but never counted as a visitor
 LOW_CONFIDENCE = 0.5  # answers below this are listed as content gaps even when not refused
 
 
@@ -191,8 +192,10 @@ class BotRecords:
         if not done:
             raise NotFound("There is no such answer in this chat to rate.")
 
-    def exchanges(self, limit: int = 200, session: str | None = None) -> list[Exchange]:
+    def exchanges(self, limit: int = 200, session: str | None = None, visitors_only: bool = False) -> list[Exchange]:
         where, args = ("WHERE session = ?", (session,)) if session else ("", ())
+        if visitors_only and not session:
+            where, args = "WHERE session != ?", (OWNER_SESSION,)
         rows = self._all(f"SELECT * FROM exchanges {where} ORDER BY id DESC LIMIT ?", (*args, limit))
         return [Exchange(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), r[9], json.loads(r[10]), r[11]) for r in rows]
 
@@ -201,13 +204,14 @@ class BotRecords:
         answered with low confidence (content gaps: write an FAQ answer for them), and feedback."""
         since = (datetime.now(timezone.utc) - timedelta(days=days)).isoformat(timespec="seconds")
         key = "lower(trim(question))"
-        top_rows = self._all(f"SELECT MIN(question), COUNT(*) FROM exchanges WHERE at >= ? GROUP BY {key} "
-                             "ORDER BY COUNT(*) DESC, MAX(id) DESC LIMIT ?", (since, top))
+        visitors = "at >= ? AND session != ?"  # the owner's own tries in the app are not visitors
+        top_rows = self._all(f"SELECT MIN(question), COUNT(*) FROM exchanges WHERE {visitors} GROUP BY {key} "
+                             "ORDER BY COUNT(*) DESC, MAX(id) DESC LIMIT ?", (since, OWNER_SESSION, top))
         gaps = self._all(f"SELECT MIN(question), COUNT(*), MAX(refused), MIN(confidence) FROM exchanges "
-                         f"WHERE at >= ? AND (refused = 1 OR confidence < ?) GROUP BY {key} "
-                         "ORDER BY COUNT(*) DESC, MAX(id) DESC LIMIT ?", (since, LOW_CONFIDENCE, top))
+                         f"WHERE {visitors} AND (refused = 1 OR confidence < ?) GROUP BY {key} "
+                         "ORDER BY COUNT(*) DESC, MAX(id) DESC LIMIT ?", (since, OWNER_SESSION, LOW_CONFIDENCE, top))
         totals = self._one("SELECT COUNT(*), COUNT(DISTINCT session), SUM(refused), SUM(feedback = 1), SUM(feedback = -1) "
-                           "FROM exchanges WHERE at >= ?", (since,))
+                           f"FROM exchanges WHERE {visitors}", (since, OWNER_SESSION))
         return {
             "days": days,
             "questions": totals[0], "sessions": totals[1], "refused": totals[2] or 0,

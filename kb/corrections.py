@@ -14,6 +14,7 @@ from pathlib import Path
 from kb.errors import BadInput
 from kb.files import atomic_write
 from kb.ingest import IngestResult, ingest
+from kb.records import Chunk, question_key
 from kb.settings import Settings
 from kb.store import Store
 
@@ -33,6 +34,13 @@ def answers(kb_dir) -> list[tuple[str, str]]:
     return [(r[0], r[1]) for r in rows[1:] if len(r) >= 2]
 
 
+def competing(store: Store, question: str) -> list[Chunk]:
+    """FAQ entries in the owner's other files that answer exactly this question. The owner's own
+    answer wins for the chatbot (rag.retrieve prefers it), but fine-tuning would learn both."""
+    key = question_key(question)
+    return [c for c in store.faqs() if Path(c.source).name != FILE and question_key(c.faq.question) == key]
+
+
 def add_answer(store: Store, settings: Settings, question: str, answer: str) -> IngestResult:
     """Save a curated answer to a question (replacing an earlier one for the same question) and
     ingest it. The file is replaced atomically: an interruption never leaves half a file."""
@@ -41,8 +49,8 @@ def add_answer(store: Store, settings: Settings, question: str, answer: str) -> 
         raise BadInput("The question is empty. Write the question as a customer would ask it.")
     if not answer:
         raise BadInput("The answer is empty. Write the answer customers should get.")
-    key = question.lower().rstrip("?!. ")
-    pairs = [(q, a) for q, a in answers(store.dir) if q.lower().rstrip("?!. ") != key] + [(question, answer)]
+    key = question_key(question)
+    pairs = [(q, a) for q, a in answers(store.dir) if question_key(q) != key] + [(question, answer)]
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["Question", "Answer"])

@@ -7,6 +7,8 @@ turns a Document into `Chunk`s; the store keeps Chunks and one `Source` row per 
 from __future__ import annotations
 
 import hashlib
+import re
+import unicodedata
 from dataclasses import asdict, dataclass, field
 
 
@@ -67,6 +69,18 @@ class Source:
     n_faqs: int = 0
 
 
+def question_key(text: str) -> str:
+    """The comparable form of a question: case, spacing, punctuation and curly quotes ignored. The
+    one rule for "the same question" everywhere: FAQ checks, owner answers, the fast path's tie,
+    evaluation against training data.
+
+    >>> question_key("What's  your ADDRESS?") == question_key("whats your address")
+    True
+    """
+    text = unicodedata.normalize("NFKC", text).casefold().replace("\u2019", "'").replace("\u2018", "'")
+    return " ".join(re.sub(r"[\W_]+", " ", text.replace("'", "")).split())
+
+
 def chunk_id(source: str, text: str, seen: set[str] | None = None) -> str:
     """A 16-hex-digit id from the source and text, so an unchanged passage keeps its id across
     re-ingests (its embedding can then be reused). `seen` de-duplicates repeats within a source.
@@ -95,6 +109,16 @@ class Citation:
     location: str
     snippet: str  # the cited passage, shortened for display
     score: float  # how well the passage matched the question (cosine, or fused score)
+
+
+# How an answer's text was made (Answer.method), in the owner's words: the CLI and the app show these.
+METHOD_WORDS = {
+    "faq": "a curated FAQ answer, word for word",
+    "generated": "written by the model from your documents, every sentence checked against them",
+    "quoted": "quoted from your documents (the model's own wording did not match them)",
+    "refused": "your fallback message: your documents do not seem to answer this",
+    "model": "the model alone, without your documents",
+}
 
 
 @dataclass

@@ -15,7 +15,6 @@ list pull the right answer down (top-1 0.95 -> 0.85 on a public FAQ paraphrase s
 
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 
 from kb import corrections
 from kb.errors import BadInput
-from kb.records import Chunk
+from kb.records import Chunk, question_key
 from kb.settings import Settings
 from kb.store import Store
 from rag.embed import Embedder
@@ -52,13 +51,6 @@ class Hit:
     score: float  # the fused score the hits are ranked by
     dense: float | None  # cosine of the question and the passage
     lexical: float | None  # raw BM25 score; 0.0 when no query word is in the passage
-
-
-def _same_question(a: str, b: str) -> bool:
-    def key(text: str) -> str:
-        return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
-
-    return key(a) == key(b)
 
 
 def fuse(dense: float, bm25: float, bm25_max: float, weight: float = LEXICAL_WEIGHT) -> float:
@@ -120,6 +112,18 @@ class Retriever:
             self._synced_revision = revision
             self.messages = [r.message for r in reports if r.message]
             return self.messages
+
+    def status(self) -> dict:
+        """What the saved search index holds and whether it matches the knowledge base, read from
+        disk without loading the embedding model (for the app's Knowledge page)."""
+        with self._lock:
+            problems = [p for p in (self.passages.load(), self.faqs.load()) if p]
+            chunks = self.store.chunks()
+            want_faqs = sum(1 for c in chunks if faq_question(c) is not None)
+            up_to_date = (not problems and len(self.passages) == len(chunks) and len(self.faqs) == want_faqs
+                          and (not chunks or self.passages.revision == self.faqs.revision == self.store.revision))
+            return {"passages": len(self.passages), "faqs": len(self.faqs), "kind": self.passages.kind,
+                    "up_to_date": up_to_date, "problems": problems, "want_passages": len(chunks), "want_faqs": want_faqs}
 
     def _ensure_synced(self) -> None:
         if self._synced_revision is None or self._synced_revision != self.store.revision:
@@ -210,5 +214,5 @@ class Retriever:
                 return match
             # The same question in another FAQ file ranked first: the signals still agree.
             first = self.store.get_chunks([top[0][0]])
-            same = first and first[0].faq and _same_question(first[0].faq.question, match[0].faq.question)
+            same = first and first[0].faq and question_key(first[0].faq.question) == question_key(match[0].faq.question)
         return match if same else None

@@ -134,7 +134,7 @@ def get(kb_dir, adapter_id: str | None = None) -> AdapterInfo:
     """The named adapter, or the active one; a clear message when there is none."""
     adapter_id = adapter_id or active_id(kb_dir)
     if adapter_id is None:
-        raise NotFound("There is no fine-tuned model yet. Train one on your FAQ with: kbchat tune (about 5-10 minutes on a laptop).")
+        raise NotFound("There is no fine-tuned model yet. Train one on your FAQ with kbchat tune, or on the Fine-tune page (about 5-10 minutes on a laptop).")
     for info in list_adapters(kb_dir):
         if info.id == adapter_id:
             return info

@@ -19,7 +19,7 @@ def staleness_note(store: Store, info: adapters.AdapterInfo) -> str | None:
     if store.faq_hash() == info.faq_hash:
         return None
     return (f"The fine-tuned model ({info.id}, trained {info.created_at[:16].replace('T', ' ')}) learned an older "
-            "version of your FAQ; its answers may be out of date. Train it again with: kbchat tune")
+            "version of your FAQ; its answers may be out of date. Train it again (kbchat tune, or the Fine-tune page).")
 
 
 def tuned_generator(store: Store, settings: Settings, adapter_id: str | None = None) -> tuple[Generator, adapters.AdapterInfo]:

@@ -23,12 +23,12 @@ import hashlib
 import os
 import random
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from kb import readers
+from kb.records import question_key
 from kb.errors import BadInput
 from kb.records import FaqPair
 
@@ -95,15 +95,7 @@ def store_pairs(store: Store) -> list[FaqPair]:
 
 
 # -- checking -------------------------------------------------------------------------------------
-def normalize(text: str) -> str:
-    """The comparable form of a question: case, spacing, punctuation and curly quotes ignored.
-
-    >>> normalize("What's  your ADDRESS?") == normalize("whats your address")
-    True
-    """
-    text = unicodedata.normalize("NFKC", text).casefold().replace("\u2019", "'").replace("\u2018", "'")
-    text = text.replace("'", "")
-    return " ".join(re.sub(r"[\W_]+", " ", text).split())
+normalize = question_key  # the name this module and its tests use
 
 
 @dataclass

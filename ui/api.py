@@ -85,21 +85,19 @@ class Bot:
     """Everything the endpoints share, made once at start-up."""
 
     def __init__(self, kb_dir: Path):
-        from limits import parse
         from limits.storage import MemoryStorage
         from limits.strategies import MovingWindowRateLimiter
 
         self.kb_dir = kb_dir
         self.store = Store(kb_dir, create=False)
         self.records = BotRecords(kb_dir)
-        self.new_admin_token = self.records.ensure_keys()
+        self.records.ensure_keys()  # kbchat serve made them already and showed the admin token
         self._settings_file = kb_dir / SETTINGS_FILE
         self._settings_stamp = self._stamp()
         self._settings = Settings.load(kb_dir)
         self.paths = self._build(self._settings)
         self.answer_lock = threading.Lock()
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
-        self._parse_limit = parse
 
     @property
     def settings(self) -> Settings:
@@ -158,9 +156,11 @@ class Bot:
         return settings
 
     def check_rate(self, ip: str, session: str) -> None:
+        from limits import RateLimitItemPerMinute
+
         s = self.settings
-        for limit, key in ((f"{s.rate_limit_per_ip}/minute", f"ip:{ip}"), (f"{s.rate_limit_per_session}/minute", f"session:{session}")):
-            item = self._parse_limit(limit)
+        for per_minute, key in ((s.rate_limit_per_ip, f"ip:{ip}"), (s.rate_limit_per_session, f"session:{session}")):
+            item = RateLimitItemPerMinute(per_minute)
             if not self.limiter.hit(item, key):
                 reset = self.limiter.get_window_stats(item, key).reset_time
                 wait = max(1, int(reset - time.time()) + 1)
@@ -452,10 +452,3 @@ def _post_lead(b: Bot, url: str, lead) -> None:
 
 def _settings_json(settings: Settings) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in settings.to_dict().items()}
-
-
-def serve(kb_dir: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
-    import uvicorn
-
-    uvicorn.run(create_app(kb_dir), host=host, port=port, log_level="warning")
-

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from kb.errors import KbchatError
-from ui.places import place, split_uri
+from ui.places import duration, place, split_uri
 
 DEFAULT_KB = "kbchat_data"
 
@@ -311,16 +311,11 @@ def _paths(store, settings, names, quiet: bool):
     return build(store, settings, names, on_message=None if quiet else lambda m: click.secho(m, fg="yellow", err=True))
 
 
-_METHOD_WORDS = {
-    "faq": "a curated FAQ answer, word for word",
-    "generated": "written by the model from your documents, every sentence checked against them",
-    "quoted": "quoted from your documents (the model's own wording did not match them)",
-    "refused": "your fallback message: your documents do not seem to answer this",
-    "model": "the model alone, without your documents",
-}
 
 
 def _print_answer_details(answer) -> None:
+    from kb.records import METHOD_WORDS
+
     for c in answer.citations:
         click.secho(f"  [{c.n}] {place(c.source, c.location)}", fg="cyan")
     for note in answer.notes:
@@ -328,7 +323,7 @@ def _print_answer_details(answer) -> None:
     timing = f"{answer.total_ms:.0f} ms"
     if answer.tokens_per_s:
         timing += f", {answer.tokens_per_s:.1f} tokens/s"
-    click.secho(f"  ({_METHOD_WORDS[answer.method]}; confidence {answer.confidence:.2f}; {timing})", dim=True)
+    click.secho(f"  ({METHOD_WORDS[answer.method]}; confidence {answer.confidence:.2f}; {timing})", dim=True)
 
 
 # -- comparison and evaluation --------------------------------------------------------------------
@@ -388,7 +383,7 @@ def _print_comparison(answers, unavailable: dict[str, str]) -> None:
     table.add_column("Time", justify="right", ratio=1)
     for a in answers:
         sources = "\n".join(f"[{c.n}] {place(c.source, c.location)}" for c in a.citations) or "-"
-        speed = f"{a.total_ms / 1000:.1f} s" if a.total_ms >= 1000 else f"{a.total_ms:.0f} ms"
+        speed = duration(a.total_ms)
         if a.tokens_per_s:
             speed += f"\n{a.tokens_per_s:.0f} tok/s"
         body = _rich_escape(a.text) + "".join(f"\n[yellow]! {_rich_escape(n)}[/]" for n in a.notes)
@@ -502,54 +497,27 @@ def _writable_folder(folder: Path) -> None:
         raise BadInput(f"The report cannot be written to {folder} ({e.strerror or e}). Choose another folder with --report.") from None
 
 
-_EVAL_ROWS = (
-    ("fact_accuracy", "Right fact in the answer", "rate"),
-    ("answer_f1", "Word overlap with your answer (F1)", "score"),
-    ("rouge_l", "Longest shared wording (ROUGE-L)", "score"),
-    ("semantic_similarity", "Closeness in meaning", "score"),
-    ("refusal_accuracy", "Declined questions it cannot answer", "rate"),
-    ("hallucination_rate", "Made-up answers to those", "rate"),
-    ("wrongly_refused", "Declined questions it should answer", "rate"),
-    ("retrieval_hit_at_1", "Right FAQ entry found first", "rate"),
-    ("retrieval_hit_at_5", "Right FAQ entry in the top 5", "rate"),
-    ("latency_p50_ms", "Typical answer time", "ms"),
-    ("latency_p95_ms", "Slow answer time (95th percentile)", "ms"),
-    ("tokens_per_s", "Model speed (tokens/s)", "number"),
-)
-
-
 def _print_evaluation(result: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from compare.report import verdict
+    from compare.report import METRICS, metric_text, verdict
 
     evaluated = {name: m for name, m in result["paths"].items() if "unavailable" not in m}
     table = Table(title=f"{result['n_questions']} questions")
     table.add_column("")
     for name in evaluated:
         table.add_column(name, justify="right")
-    for key, label, kind in _EVAL_ROWS:
+    for key, _label, short, _explain, how in METRICS:
         # Intervals for the two headline rates only, so the table fits a terminal (the report has all).
         with_ci = key in ("fact_accuracy", "refusal_accuracy")
-        cells = [_format_metric(m.get(key), m.get(f"{key}_ci") if with_ci else None, kind) for m in evaluated.values()]
-        if any(c != "-" for c in cells):
-            table.add_row(label, *cells)
+        cells = [metric_text(m, key, how, ci=with_ci) for m in evaluated.values()]
+        if any(c != "–" for c in cells):
+            table.add_row(short, *cells)
     console = Console()
     console.print(table)
     for line in verdict(result):
         console.print(_rich_escape(line))
-
-
-def _format_metric(value, ci, kind: str) -> str:
-    if value is None:
-        return "-"
-    if kind == "ms":
-        return f"{value / 1000:.1f} s" if value >= 1000 else f"{value:.0f} ms"
-    if kind == "rate":
-        text = f"{value:.0%}"
-        return text + (f" ({ci[0]:.0%}-{ci[1]:.0%})" if ci else "")
-    return f"{value:.2f}" if kind == "score" else f"{value:.1f}"
 
 
 # -- fine-tuning ---------------------------------------------------------------------------------

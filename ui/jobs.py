@@ -33,7 +33,13 @@ class Job:
     started_at: float
     running: bool
     exit_code: int | None  # None while running or when unknown
-    log_tail: str  # the last lines of its output, for a failure message
+    log: Path  # its output
+
+    @property
+    def log_tail(self) -> str:
+        """The last lines of its output, for a failure message (read only when asked: a page polls
+        status() every 2 s)."""
+        return _tail(self.log)
 
     @property
     def stopped(self) -> bool:
@@ -84,7 +90,7 @@ def status(kb_dir, name: str) -> Job | None:
         running = exit_code is None
     else:  # started by another app process: all we can know is whether it is alive
         running = _alive(info.get("pid"))
-    return Job(name, info.get("args", []), info.get("pid"), info.get("started_at", 0.0), running, exit_code, _tail(log))
+    return Job(name, info.get("args", []), info.get("pid"), info.get("started_at", 0.0), running, exit_code, log)
 
 
 def stop(kb_dir, name: str) -> bool:

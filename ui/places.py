@@ -1,5 +1,5 @@
-"""How a document or passage is named to the owner and to visitors: the file name or page path,
-not the absolute path on the owner's disk."""
+"""How kbchat words things for people: a document or passage by its file name or page path (not the
+absolute path on the owner's disk), and how long something took."""
 
 from __future__ import annotations
 
@@ -24,3 +24,8 @@ def place(source: str, location: str) -> str:
     """'policies.pdf, page 2 > Kiln Room Access': where a passage is, as the owner names it."""
     name, _ = split_uri(source)
     return f"{name}, {location}" if location else name
+
+
+def duration(ms: float) -> str:
+    """1234.5 -> '1.2 s'; 80 -> '80 ms'."""
+    return f"{ms / 1000:.1f} s" if ms >= 1000 else f"{ms:.0f} ms"
