@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 import streamlit as st
 
@@ -41,11 +44,28 @@ def settings() -> Settings:
     return Settings.load(kb_dir())
 
 
-@st.cache_resource(show_spinner="Loading the models (only the first time)...", max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=1)
+def _retriever(folder: str, settings_json: str):
+    from rag.retrieve import Retriever
+
+    return Retriever(_store(folder), Settings.from_dict(json.loads(settings_json)))
+
+
+def retriever():
+    """The search index of this knowledge base: one object for the Knowledge page and the answer
+    paths, so passages added on one page are not embedded again for the other."""
+    return _retriever(str(kb_dir()), _settings_json())
+
+
+def _settings_json() -> str:
+    return json.dumps(settings().to_dict(), default=list)
+
+
+@st.cache_resource(show_spinner="Loading the models (only the first time)...", max_entries=1)
 def _paths(folder: str, settings_json: str, adapter: str | None):
     from compare.paths import build
 
-    return build(_store(folder), Settings.from_dict(json.loads(settings_json)))
+    return build(_store(folder), Settings.from_dict(json.loads(settings_json)), retriever=_retriever(folder, settings_json))
 
 
 def paths():
@@ -53,8 +73,28 @@ def paths():
     the active fine-tuned model change."""
     from tuning.adapters import active_id
 
-    s = settings()
-    return _paths(str(kb_dir()), json.dumps(s.to_dict(), default=list), active_id(kb_dir()))
+    return _paths(str(kb_dir()), _settings_json(), active_id(kb_dir()))
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_$<>\[\]|~#])")
+
+
+def md(text) -> str:
+    """Text shown literally where Streamlit renders Markdown: a price like "$25 ... $40" must not
+    turn into a formula, nor a document's `**` or <b> into formatting.
+
+    >>> md("$25 *each*")
+    '\\\\$25 \\\\*each\\\\*'
+    """
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
+
+
+def local_time(iso) -> str:
+    """'2026-03-01T09:30:00+00:00' (or ...Z) -> '2026-03-01 10:30' in this computer's time zone."""
+    try:
+        return datetime.fromisoformat(str(iso).replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return str(iso or "")[:16].replace("T", " ")
 
 
 def path_words(name: str, title: bool = False) -> str:
@@ -74,6 +114,33 @@ def friendly():
         log.exception("app error")
         st.error(f"Something went wrong: {type(e).__name__}: {str(e)[:300]}. Try again; if it keeps happening, "
                  "run the same step with the kbchat command line to see more.")
+
+
+def job_panel(kb: Path, name: str, was_running: bool, while_running: Callable, when_ended: Callable) -> None:
+    """A background job's live part of a page (ui.jobs): `while_running(job)` refreshes every 2 s
+    while it runs, so the rest of the page stays usable; when it ends the whole page reruns once,
+    and `when_ended(job)` shows how it ended."""
+    from ui import jobs
+
+    @st.fragment(run_every=2 if was_running else None)
+    def part() -> None:
+        job = jobs.status(kb, name)
+        running = job is not None and job.running
+        if was_running and not running:
+            st.rerun()  # the whole page: its buttons, and what the job made
+        if running:
+            while_running(job)
+        elif job is not None:
+            when_ended(job)
+
+    part()
+
+
+def job_failed(job, message: str, what: str) -> None:
+    """A job that ended with an error: the plain message, and its last lines to look at."""
+    st.error(message)
+    with st.expander(f"What {what} printed (last lines)"):
+        st.code(job.log_tail or "(nothing was printed)", language=None)
 
 
 def need_documents() -> bool:

@@ -11,57 +11,20 @@ import re
 
 import streamlit as st
 
-from kb.records import Answer
+from kb.records import METHOD_WORDS, Answer
 from ui import appkit
-from ui.places import place
+from ui.places import duration, place
 
-# How each answer was made, as the CLI says it (ui/cli.py _METHOD_WORDS).
-METHOD_WORDS = {
-    "faq": "a curated FAQ answer, word for word",
-    "generated": "written by the model from your documents, every sentence checked against them",
-    "quoted": "quoted from your documents (the model's own wording did not match them)",
-    "refused": "your fallback message: your documents do not seem to answer this",
-    "model": "the model alone, without your documents",
-}
-# Library messages name CLI commands; in the app the same step is a page.
-_APP_WORDS = (
-    (re.compile(r"(Train (?:it|one)[^.:]*?) with: kbchat tune[^.]*"), r"\1 on the Fine-tune page"),
-    (re.compile(r"(?:Ingest something first|Add your documents first|Add documents with): kbchat ingest \S+"),
-     "Add documents on the Knowledge page"),
-)
-_MD_SPECIAL = re.compile(r"([\\`*_$<>\[\]|~#])")
 _CITE = re.compile(r"\s*\[\d+\]")
 N_EXAMPLES = 3
 
 
-def md_escape(text: str) -> str:
-    """Text shown literally where Streamlit renders Markdown: a price like "$25 ... $40" must not
-    turn into LaTeX, nor a document's `**` or <b> into formatting.
-
-    >>> md_escape("$25 *each*")
-    '\\\\$25 \\\\*each\\\\*'
-    """
-    return _MD_SPECIAL.sub(r"\\\1", text)
-
-
-def app_words(text: str) -> str:
-    for pattern, replacement in _APP_WORDS:
-        text = pattern.sub(replacement, text)
-    return text if text.endswith((".", "!", "?", ")")) else text + "."
-
-
 def why_unavailable(name: str, reason: str) -> str:
     """'The fine-tuned model: not trained yet - train one on the **Fine-tune** page.'"""
-    label = appkit.path_words(name)
-    label = label[0].upper() + label[1:]
+    label = appkit.path_words(name, title=True)
     if "no fine-tuned model" in reason.lower():
-        return f"{md_escape(label)}: not trained yet — train one on the **Fine-tune** page."
-    return f"{md_escape(label)}: {md_escape(app_words(reason))}"
-
-
-def seconds(ms: float) -> str:
-    """1234.5 -> '1.2 s'; 80 -> '80 ms'."""
-    return f"{ms / 1000:.1f} s" if ms >= 1000 else f"{ms:.0f} ms"
+        return f"{appkit.md(label)}: not trained yet — train one on the **Fine-tune** page."
+    return f"{appkit.md(label)}: {appkit.md(reason)}"
 
 
 def text_pieces(stream, into: dict):
@@ -71,7 +34,7 @@ def text_pieces(stream, into: dict):
         if isinstance(item, Answer):
             into["answer"] = item
         elif item:
-            yield md_escape(item)
+            yield appkit.md(item)
 
 
 # -- state -------------------------------------------------------------------------------------
@@ -85,41 +48,25 @@ def _pick_example(question: str) -> None:
 
 
 def _rate(name: str, helpful: bool) -> None:
-    from kb.bot import BotRecords
+    from kb.bot import OWNER_SESSION, BotRecords
 
     state = _state()
     answer = state["answers"][name]
     with appkit.friendly(), BotRecords(appkit.kb_dir()) as records:
         if name not in state["logged"]:
-            state["logged"][name] = records.log("app", answer)
-        records.feedback(state["logged"][name], "app", helpful)
+            state["logged"][name] = records.log(OWNER_SESSION, answer)
+        records.feedback(state["logged"][name], OWNER_SESSION, helpful)
         state["rated"][name] = helpful
 
 
-def _same_question(a: str, b: str) -> bool:
-    """The comparison kb.corrections uses to replace an earlier answer to the same question."""
-    key = lambda q: " ".join(q.split()).lower().rstrip("?!. ")  # noqa: E731
-    return key(a) == key(b)
-
-
-def competing_faqs(question: str) -> list[str]:
-    """Places in the owner's other FAQ files that answer exactly this question. The saved answer
-    wins for the chatbot (rag.retrieve prefers it), but fine-tuning would learn both."""
-    from kb.corrections import path as own_file
-
-    own = str(own_file(appkit.kb_dir()))
-    return [place(c.source, c.location) for c in appkit.store().faqs()
-            if c.source != own and _same_question(c.faq.question, question)]
-
-
 def _save_fix(name: str, corrected: str) -> None:
-    from kb.corrections import add_answer
+    from kb.corrections import add_answer, competing
 
     state = _state()
     with appkit.friendly():
         with st.spinner("Saving your answer and adding it to the knowledge base..."):
             add_answer(appkit.store(), appkit.settings(), state["question"], corrected)
-        state["fixed"][name] = competing_faqs(state["question"])
+        state["fixed"][name] = [place(c.source, c.location) for c in competing(appkit.store(), state["question"])]
 
 
 # -- one answer --------------------------------------------------------------------------------
@@ -130,7 +77,7 @@ def show_details(name: str, answer: Answer) -> None:
     if answer.refused:
         badges.append(":orange-badge[Declined: your documents don't cover this]")
     if answer.total_ms > 0:
-        badges.append(f":gray-badge[{seconds(answer.total_ms)}]")
+        badges.append(f":gray-badge[{duration(answer.total_ms)}]")
     if answer.tokens_per_s:
         badges.append(f":gray-badge[{answer.tokens_per_s:.0f} tokens/s]")
     if badges:
@@ -138,11 +85,11 @@ def show_details(name: str, answer: Answer) -> None:
     how = METHOD_WORDS.get(answer.method, answer.method)
     if answer.method in ("faq", "generated", "quoted", "refused"):  # a path that searched the documents
         how += f" · best match with your documents {answer.confidence:.0%}"
-    st.caption(f"How: {md_escape(how)}")
+    st.caption(f"How: {appkit.md(how)}")
     for note in answer.notes:
-        st.warning(md_escape(app_words(note)), icon=":material/warning:")
+        st.warning(appkit.md(note), icon=":material/warning:")
     for c in answer.citations:
-        with st.expander(md_escape(f"[{c.n}] {place(c.source, c.location)}")):
+        with st.expander(appkit.md(f"[{c.n}] {place(c.source, c.location)}")):
             st.text(c.snippet)
 
     qid = state["id"]
@@ -161,7 +108,7 @@ def show_details(name: str, answer: Answer) -> None:
                        "the next fine-tune learns it too.")
             if state["fixed"][name]:
                 st.info("Your FAQ also answers this exact question in "
-                        + md_escape(", ".join(state["fixed"][name]))
+                        + appkit.md(", ".join(state["fixed"][name]))
                         + ". The chatbot gives your new answer; change or remove that row too when you can "
                         "(then add the file again on the Knowledge page), so fine-tuning does not learn both.")
         with st.form(f"fix-{name}-{qid}"):
@@ -180,7 +127,7 @@ def ask(question: str, chosen: list) -> None:
              "logged": {}, "rated": {}, "fixed": {}}
     st.session_state["ask_count"] = state["id"]
     st.session_state["ask"] = state
-    st.markdown(f"**Question:** {md_escape(question)}")
+    st.markdown(f"**Question:** {appkit.md(question)}")
     for column, path in zip(st.columns(len(chosen)), chosen):
         with column:
             st.subheader(appkit.path_words(path.name, title=True))
@@ -199,12 +146,12 @@ def show_last() -> None:
     names = list(state["answers"])
     if not names:
         return
-    st.markdown(f"**Question:** {md_escape(state['question'])}")
+    st.markdown(f"**Question:** {appkit.md(state['question'])}")
     for column, name in zip(st.columns(len(names)), names):
         with column:
             answer = state["answers"][name]
             st.subheader(appkit.path_words(name, title=True))
-            st.markdown(md_escape(answer.text) if answer.text else "_(The model wrote nothing.)_")
+            st.markdown(appkit.md(answer.text) if answer.text else "_(The model wrote nothing.)_")
             show_details(name, answer)
 
 
@@ -231,7 +178,7 @@ examples = [c.faq.question for c in appkit.store().faqs()[:N_EXAMPLES]]
 if examples:
     st.caption("Try a question from your FAQ:")
     for column, (i, example) in zip(st.columns(len(examples)), enumerate(examples)):
-        column.button(md_escape(example), key=f"example-{i}", on_click=_pick_example, args=(example,))
+        column.button(appkit.md(example), key=f"example-{i}", on_click=_pick_example, args=(example,))
 
 with st.form("ask-form"):
     typed = st.text_input("Your question", key="ask_box", placeholder="e.g. When are you open on Saturday?")

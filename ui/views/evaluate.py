@@ -20,9 +20,11 @@ import streamlit as st
 
 from compare import questions as question_sets
 from compare.paths import availability
-from compare.report import CHARTS, KIND_WORDS, METRICS, SHORT_WORDS, charts, evaluated, verdict
+from compare.report import (CHART_CAPTIONS, CHARTS, KIND_WORDS, METRICS, SHORT_WORDS, charts, evaluated,
+                            metric_text, verdict)
 from kb.errors import KbchatError
 from ui import appkit, jobs
+from ui.appkit import local_time, md
 
 JOB = "eval"
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "eval_questions.jsonl"
@@ -33,13 +35,6 @@ CHOICES = {
     "upload": "My own questions (a .jsonl file)",
     "sample": "The sample questions (for the sample pottery studio)",
 }
-CAPTIONS = {
-    "accuracy": "How often each path gave the right fact",
-    "latency": "Time to answer (seconds)",
-    "memorization": "FAQ questions asked word for word vs reworded",
-    "refusals": "Questions your documents do not cover: declined or made up",
-}
-PERCENT = {"fact_accuracy", "refusal_accuracy", "hallucination_rate", "retrieval_hit_at_1", "retrieval_hit_at_5"}
 MARKS = {True: "✓", False: "✗", None: "?"}
 
 
@@ -131,32 +126,23 @@ def run_controls(kb: Path, files: list[str] | None, names: list[str]) -> None:
 def live(kb: Path, was_running: bool) -> None:
     """The run's state; refreshes itself every 2 s while a run goes on."""
 
-    @st.fragment(run_every=2 if was_running else None)
-    def part() -> None:
-        job = jobs.status(kb, JOB)
-        running = job is not None and job.running
-        if was_running and not running:
-            st.rerun()  # the whole page, with the new report
-        if running:
-            _show_progress(kb / "eval" / "progress.json")
-            if st.button("Stop", key="eval_stop", help="The answers so far are kept: run again with the same "
-                                                      "choices and it picks up where it stopped."):
-                jobs.stop(kb, JOB)
-                st.info("Stopping… the answers so far are kept.")
-            return
-        if job is None:
-            return
+    def running(job) -> None:
+        _show_progress(kb / "eval" / "progress.json")
+        if st.button("Stop", key="eval_stop", help="The answers so far are kept: run again with the same "
+                                                  "choices and it picks up where it stopped."):
+            jobs.stop(kb, JOB)
+            st.info("Stopping… the answers so far are kept.")
+
+    def ended(job) -> None:
         if job.stopped:
             st.info("The last evaluation was stopped. The answers so far are kept: run it again with the same "
                     "choices and it picks up where it stopped.")
         elif job.exit_code == 0:
             st.success("The evaluation finished: its report is below.")
         elif job.failed:
-            st.error("The last evaluation did not finish. The lines below say why.")
-            with st.expander("What the evaluation printed (last lines)"):
-                st.code(job.log_tail or "(nothing was printed)", language=None)
+            appkit.job_failed(job, "The last evaluation did not finish. The lines below say why.", "the evaluation")
 
-    part()
+    appkit.job_panel(kb, JOB, was_running, running, ended)
 
 
 def _show_progress(file: Path) -> None:
@@ -217,12 +203,12 @@ def _when(folder: Path) -> str:
 
 def show_verdict(result: dict) -> None:
     head, *rest = verdict(result)
-    st.markdown(f"#### {_md(head)}")
+    st.markdown(f"#### {md(head)}")
     for line in rest:
-        st.markdown(f"- **{_md(line)}**" if line.startswith("Use ") else f"- {_md(line)}")
+        st.markdown(f"- **{md(line)}**" if line.startswith("Use ") else f"- {md(line)}")
     source = Path(result["questions_file"]).name if result.get("questions_file") else "made from your knowledge base"
     workers = result.get("workers") or 1
-    st.caption(f"{result.get('n_questions', 0)} questions ({source}); evaluated {_when_iso(result.get('created_at'))}"
+    st.caption(f"{result.get('n_questions', 0)} questions ({source}); evaluated {local_time(result.get('created_at'))}"
                + (f"; {workers} questions answered at a time" if workers > 1 else "") + ".")
     overlap = result.get("training_overlap") or {}
     if overlap.get("n_in_training"):
@@ -237,8 +223,8 @@ def show_scores(result: dict) -> None:
     st.markdown("**Scores** (ranges in brackets: where the true value most likely lies, given this many questions)")
     paths = result["paths"]
     rows = []
-    for key, label, explain, how in METRICS:
-        cells = {_column(n): _cell(paths[n], key, how) for n in names}
+    for key, label, _short, explain, how in METRICS:
+        cells = {_column(n): metric_text(paths[n], key, how) for n in names}
         if all(c == "–" for c in cells.values()):
             continue
         rows.append({"Measure": label, **cells, "What it means": explain})
@@ -249,28 +235,13 @@ def _column(name: str) -> str:
     return SHORT_WORDS.get(name, name)
 
 
-def _cell(m: dict, key: str, how: str) -> str:
-    value, ci = m.get(key), m.get(f"{key}_ci")
-    if value is None:
-        return "–"
-    if how == "seconds":
-        return f"{value / 1000:.1f} s" if value >= 1000 else f"{value / 1000:.2f} s"
-    if how == "count":
-        return str(value)
-    if how == "speed":
-        return f"{value:.0f}"
-    show = (lambda x: f"{x:.0%}") if key in PERCENT else (lambda x: f"{x:.2f}")
-    has_ci = isinstance(ci, list) and len(ci) == 2 and None not in ci
-    return show(value) + (f" ({show(ci[0])}–{show(ci[1])})" if has_ci else "")
-
-
 def show_charts(folder: Path, result: dict) -> None:
     pngs = {n: (folder / f"{n}.png").read_bytes() for n in CHARTS if (folder / f"{n}.png").exists()}
     if not pngs:
         pngs = charts(result)  # a report written without its pictures
     columns = st.columns(2)
     for i, (name, png) in enumerate(pngs.items()):
-        columns[i % 2].image(png, caption=CAPTIONS.get(name, name))
+        columns[i % 2].image(png, caption=CHART_CAPTIONS.get(name, name))
 
 
 def show_staleness(result: dict) -> None:
@@ -278,7 +249,7 @@ def show_staleness(result: dict) -> None:
     if not isinstance(stale, dict) or not stale.get("paths"):
         return
     st.markdown("**When an answer changes (staleness test)**")
-    st.write(_md(f"On a copy of your knowledge base, the FAQ answer to “{stale.get('faq_question') or ''}” was "
+    st.write(md(f"On a copy of your knowledge base, the FAQ answer to “{stale.get('faq_question') or ''}” was "
                  f"changed from {stale.get('old_value')} to {stale.get('new_value')}, then every path was asked "
                  f"“{stale.get('question') or ''}”."))
     st.dataframe(pd.DataFrame([{
@@ -313,18 +284,6 @@ def show_questions(result: dict) -> None:
         rows.append(row)
     wide = {column: st.column_config.TextColumn(width="medium") for column in rows[0]} if rows else None
     st.dataframe(pd.DataFrame(rows), hide_index=True, column_config=wide)
-
-
-def _when_iso(value) -> str:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return str(value or "")
-
-
-def _md(text: str) -> str:
-    """Text safe in Markdown: a '$' would start a formula, '*' or '_' emphasis."""
-    return "".join("\\" + c if c in "\\`*_[]$<>#" else c for c in str(text))
 
 
 # ---------------------------------------------------------------- the page

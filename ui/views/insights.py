@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import re
 from datetime import datetime, timedelta, timezone
 
 import streamlit as st
@@ -14,31 +13,13 @@ import streamlit as st
 from kb import corrections
 from kb.bot import BotRecords, Lead
 from kb.errors import KbchatError
-from ui.appkit import friendly, kb_dir, settings, store
+from kb.records import question_key
+from ui.appkit import friendly, kb_dir, local_time, md, settings, store
 
 PERIODS = {7: "Last 7 days", 30: "Last 30 days", 90: "Last 90 days"}
 FEEDBACK = {1: "👍", -1: "👎"}
 RECENT = 500  # conversations listed, newest first
-_MARKDOWN = re.compile(r"([\\`*_\[\]<>#~$|])")
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell starting with these as a formula
-
-
-def _plain(text: str) -> str:
-    """Visitors' words shown as typed where Streamlit reads markdown: "**free**" -> "\\*\\*free\\*\\*"."""
-    return _MARKDOWN.sub(r"\\\1", " ".join(text.split()))
-
-
-def _when(at: str) -> str:
-    """'2026-03-01T09:30:00+00:00' -> '2026-03-01 10:30' in this computer's time zone."""
-    try:
-        return datetime.fromisoformat(at).astimezone().strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return at
-
-
-def _key(question: str) -> str:
-    """The same question however it is cased or punctuated, as kb.corrections matches it."""
-    return " ".join(question.split()).lower().rstrip("?!. ")
 
 
 def _webhook_words(status: str) -> str:
@@ -52,7 +33,7 @@ def leads_csv(leads: list[Lead]) -> bytes:
     writer = csv.writer(out)
     writer.writerow(["Time", "Name", "Email", "Message", "Agreed to be contacted", "Webhook", "Chat"])
     for lead in leads:
-        row = [_when(lead.at), lead.name, lead.email, lead.message, "yes" if lead.consent else "no",
+        row = [local_time(lead.at), lead.name, lead.email, lead.message, "yes" if lead.consent else "no",
                _webhook_words(lead.webhook), lead.session]
         writer.writerow(["'" + v if v.startswith(_FORMULA) else v for v in row])
     return out.getvalue().encode("utf-8-sig")
@@ -61,9 +42,9 @@ def leads_csv(leads: list[Lead]) -> bytes:
 def _answer_form(gap: dict, written: str | None) -> None:
     question = gap["question"]
     why = "declined it" if gap["refused"] else "was unsure of its answer"
-    label = f"{'✅ ' if written else ''}{_plain(question)} (asked {gap['count']}×; the chatbot {why})"
+    label = f"{'✅ ' if written else ''}{md(' '.join(question.split()))} (asked {gap['count']}×; the chatbot {why})"
     with st.expander(label):
-        form_id = hashlib.sha1(_key(question).encode()).hexdigest()[:12]
+        form_id = hashlib.sha1(question_key(question).encode()).hexdigest()[:12]
         with st.form(f"insights_gap_{form_id}"):
             answer = st.text_area("Write an answer", written or "",
                                   placeholder="The answer as you would give it to a customer.",
@@ -83,7 +64,7 @@ days = st.radio("Period", list(PERIODS), index=1, format_func=PERIODS.get, horiz
 try:
     with BotRecords(kb_dir()) as records:
         numbers = records.insights(days=days, top=10)
-        recent = records.exchanges(limit=RECENT)
+        recent = records.exchanges(limit=RECENT, visitors_only=True)
         leads = records.leads()
 except KbchatError as e:
     st.error(str(e))
@@ -112,9 +93,9 @@ else:
     if numbers["content_gaps"]:
         st.write("Questions the chatbot declined or answered without much confidence. Write the answer once: it goes "
                  "into your FAQ and the chatbot gives it from then on.")
-        written = {_key(q): a for q, a in corrections.answers(kb_dir())}
+        written = {question_key(q): a for q, a in corrections.answers(kb_dir())}
         for gap in numbers["content_gaps"]:
-            _answer_form(gap, written.get(_key(gap["question"])))
+            _answer_form(gap, written.get(question_key(gap["question"])))
     elif numbers["questions"]:
         st.success("No gaps: the chatbot answered every question in this period with confidence.")
 
@@ -127,7 +108,7 @@ else:
              and (not find or find in x.question.lower() or find in x.answer.lower())]
     if shown:
         small = st.column_config.TextColumn(width="small")
-        st.dataframe([{"Time": _when(x.at), "Question": x.question, "Answer": x.answer,
+        st.dataframe([{"Time": local_time(x.at), "Question": x.question, "Answer": x.answer,
                        "Declined": "yes" if x.refused else "", "Feedback": FEEDBACK.get(x.feedback, ""),
                        "Path": x.path, "Chat": x.session[:8]} for x in shown], hide_index=True,
                      column_config={"Question": st.column_config.TextColumn(width="medium"),
@@ -141,7 +122,7 @@ else:
 st.subheader("Leads")
 if leads:
     st.write("Visitors who left their name and email in the chat and agreed that you may contact them.")
-    st.dataframe([{"Time": _when(lead.at), "Name": lead.name, "Email": lead.email, "Message": lead.message,
+    st.dataframe([{"Time": local_time(lead.at), "Name": lead.name, "Email": lead.email, "Message": lead.message,
                    "Webhook": _webhook_words(lead.webhook)} for lead in leads], hide_index=True)
     st.download_button("Download as CSV", leads_csv(leads), file_name="kbchat-leads.csv", mime="text/csv",
                        icon=":material/download:")

@@ -10,8 +10,6 @@ rag.retrieve); this page saves uploads, calls it and says what happened in plain
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
@@ -21,6 +19,7 @@ from kb import corrections, readers
 from kb.ingest import IngestResult, ingest
 from kb.records import Source
 from ui import appkit
+from ui.appkit import local_time, md
 from ui.places import split_uri
 
 UPLOADS = "uploads"
@@ -30,12 +29,6 @@ KIND_WORDS = {"faq": "FAQ (questions and answers)", "pdf": "PDF", "markdown": "T
 STATUS_WORDS = {"added": "Added", "updated": "Updated (it had changed)", "unchanged": "Already up to date",
                 "failed": "Not added", "skipped": "Skipped"}
 PREVIEW_LIMIT = 50  # passages shown at once: a 300-page manual would flood the page
-_MD_SPECIAL = re.compile(r"([\\`*_$<>\[\]|~#])")
-
-
-def md_escape(text: str) -> str:
-    """Literal text where Streamlit renders Markdown (file names like price_list.md, "$25")."""
-    return _MD_SPECIAL.sub(r"\\\1", text)
 
 
 def safe_name(name: str) -> str:
@@ -100,30 +93,6 @@ def remove(uri: str) -> int:
     return n
 
 
-def index_status() -> dict:
-    """What the saved search index holds and whether it matches the knowledge base, read from disk
-    without loading a model."""
-    from rag.index import faq_question
-    from rag.retrieve import Retriever
-
-    store = appkit.store()
-    retriever = Retriever(store, appkit.settings())
-    problems = [p for p in (retriever.passages.load(), retriever.faqs.load()) if p]
-    chunks = store.chunks()
-    want_faqs = sum(1 for c in chunks if faq_question(c) is not None)
-    revision = store.revision
-    up_to_date = (not problems and len(retriever.passages) == len(chunks) and len(retriever.faqs) == want_faqs
-                  and (not chunks or retriever.passages.revision == retriever.faqs.revision == revision))
-    return {"passages": len(retriever.passages), "faqs": len(retriever.faqs), "kind": retriever.passages.kind,
-            "up_to_date": up_to_date, "problems": problems, "want_passages": len(chunks), "want_faqs": want_faqs}
-
-
-def sync_index() -> list[str]:
-    from rag.retrieve import Retriever
-
-    return Retriever(appkit.store(), appkit.settings()).sync()
-
-
 # -- showing results ---------------------------------------------------------------------------
 def result_line(result: IngestResult) -> str:
     """'Added — faq.csv: 12 FAQ pairs, 0 text passages' / 'Not added — setup.exe: ...'."""
@@ -137,7 +106,7 @@ def result_line(result: IngestResult) -> str:
 
 def show_results(results: list[IngestResult]) -> None:
     for r in results:
-        line = md_escape(result_line(r))
+        line = md(result_line(r))
         if r.failed:
             st.error(line, icon=":material/error:")
         elif r.status == "skipped":
@@ -145,7 +114,7 @@ def show_results(results: list[IngestResult]) -> None:
         else:
             st.success(line, icon=":material/check_circle:")
         for w in r.warnings:
-            st.caption(f"⚠ {md_escape(split_uri(r.target)[0])}: {md_escape(w)}")
+            st.caption(f"⚠ {md(split_uri(r.target)[0])}: {md(w)}")
 
 
 def _after_ingest(results: list[IngestResult]) -> None:
@@ -157,15 +126,8 @@ def _after_ingest(results: list[IngestResult]) -> None:
 def _update_index() -> None:
     with appkit.friendly():
         with st.spinner("Updating the search index (reading new passages for meaning)..."):
-            messages = sync_index()
+            messages = appkit.retriever().sync()
         st.session_state["knowledge_index_messages"] = messages or ["The search index was already up to date."]
-
-
-def _date(iso: str) -> str:
-    try:
-        return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return iso
 
 
 def _label(source: Source) -> str:
@@ -225,9 +187,9 @@ if st.session_state.get("knowledge_results"):
     show_results(st.session_state["knowledge_results"])
 removed = st.session_state.pop("knowledge_removed", None)
 if removed:
-    st.success(md_escape(removed))
+    st.success(md(removed))
 for message in st.session_state.pop("knowledge_index_messages", []):
-    st.info(md_escape(message), icon=":material/manage_search:")
+    st.info(md(message), icon=":material/manage_search:")
 
 st.header("Your documents")
 sources = []
@@ -237,7 +199,7 @@ if not sources:
     st.info("No documents yet. Add your FAQ spreadsheet, price list or policies above.")
 else:
     rows = [{"Name": split_uri(s.uri)[0], "Where": split_uri(s.uri)[1], "Type": KIND_WORDS.get(s.kind, s.kind),
-             "Text passages": s.n_chunks - s.n_faqs, "FAQ pairs": s.n_faqs, "Added": _date(s.ingested_at)}
+             "Text passages": s.n_chunks - s.n_faqs, "FAQ pairs": s.n_faqs, "Added": local_time(s.ingested_at)}
             for s in sources]
     st.dataframe(rows, hide_index=True, width="stretch")
 
@@ -251,7 +213,7 @@ else:
         if len(chunks) > PREVIEW_LIMIT:
             st.caption(f"Showing the first {PREVIEW_LIMIT} of {len(chunks)} passages.")
         for c in chunks[:PREVIEW_LIMIT]:
-            st.caption(md_escape(c.location or "passage"))
+            st.caption(md(c.location or "passage"))
             if c.faq:
                 st.text(f"Q: {c.faq.question}\nA: {c.faq.answer}")
             else:
@@ -269,8 +231,8 @@ else:
                 also = " The copy kbchat keeps of the uploaded file is deleted too."
             else:
                 also = " Your own file is not touched."
-            st.warning(f"Remove **{md_escape(split_uri(uri)[0])}** from the knowledge base? The chatbot stops using "
-                       f"its {source.n_chunks} passages at once." + md_escape(also))
+            st.warning(f"Remove **{md(split_uri(uri)[0])}** from the knowledge base? The chatbot stops using "
+                       f"its {source.n_chunks} passages at once." + md(also))
             yes, no = st.columns(2)
             if yes.button("Yes, remove it", type="primary", key="remove-yes"):
                 st.session_state.pop("knowledge_remove", None)
@@ -285,7 +247,7 @@ else:
                 st.rerun()
 st.header("Search index")
 with appkit.friendly():
-    status = index_status()
+    status = appkit.retriever().status()
     kinds = {"flat": "exact (compares the question with every passage)",
              "hnsw": "approximate (fast search for large collections)"}
     a, b, c = st.columns(3)
@@ -298,7 +260,7 @@ with appkit.friendly():
     else:
         why = "; ".join(status["problems"]) or (
             f"your documents have {status['want_passages']} passages and {status['want_faqs']} FAQ questions")
-        st.warning(md_escape(f"The search index is not up to date ({why}). The first question will update it, "
+        st.warning(md(f"The search index is not up to date ({why}). The first question will update it, "
                              "or update it now."))
     if st.button("Rebuild / update the index", key="sync-index"):
         _update_index()

@@ -7,7 +7,6 @@ closed; the live part reads `tuning/progress.json` every 2 seconds in a fragment
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +16,7 @@ from kb.errors import KbchatError
 from tuning import adapters
 from tuning.train import Progress, TuneSettings, interrupted_runs, prepare
 from ui import appkit, jobs
+from ui.appkit import local_time, md
 
 JOB = "tune"
 RATES = [0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005]
@@ -36,7 +36,7 @@ def data_check(defaults: TuneSettings) -> bool:
             st.warning(f"**Too few questions to fine-tune well.** {problem.message}")
     details = [f"- {p.message}" for p in report.problems if p.kind != "too_few"]
     if details:
-        st.markdown("\n".join(_md(line) for line in details))
+        st.markdown("\n".join(md(line) for line in details))
     st.write(f"**{len(data.train)} training examples** (your questions, plus reworded versions of them) and "
              f"**{len(data.validation)} held-out rewordings**: questions the model never trains on, used to check "
              "that it understands new wordings and to stop training when it stops improving.")
@@ -83,38 +83,28 @@ def controls(kb: Path, chosen: dict | None, running: bool) -> None:
 def live(kb: Path, was_running: bool) -> None:
     """The run's state; refreshes itself every 2 s while a run goes on."""
 
-    @st.fragment(run_every=2 if was_running else None)
-    def part() -> None:
-        job = jobs.status(kb, JOB)
-        running = job is not None and job.running
-        if was_running and not running:
-            st.rerun()  # the whole page: buttons, the new adapter in the list
+    def running(job) -> None:
+        if st.button("Stop training", key="tune_stop",
+                     help="Stops safely; a stopped run can be resumed later from its last finished epoch."):
+            jobs.stop(kb, JOB)
+            st.info("Stopping… the run saves what it has learned so far; you can resume it later.")
+        _show_progress(_progress_of(kb, job))
+
+    def ended(job) -> None:
         progress = _progress_of(kb, job)
-        if running:
-            if st.button("Stop training", key="tune_stop",
-                         help="Stops safely; a stopped run can be resumed later from its last finished epoch."):
-                jobs.stop(kb, JOB)
-                st.info("Stopping… the run saves what it has learned so far; you can resume it later.")
-            _show_progress(progress)
-            return
-        if job is None:
-            return
-        stopped = job.stopped or (progress is not None and progress.status == "stopped")
-        if stopped:
+        if job.stopped or (progress is not None and progress.status == "stopped"):
             st.info("Training was stopped. Press **Resume the stopped run** to go on from the last finished epoch, "
                     "or start a new run.")
         elif job.failed or (progress is not None and progress.status == "failed"):
-            st.error("Training did not finish. The lines below say why; fix that (often: more or cleaner FAQ "
-                     "pairs on the Knowledge page) and start again.")
-            with st.expander("What the training printed (last lines)"):
-                st.code(job.log_tail or "(nothing was printed)", language=None)
+            appkit.job_failed(job, "Training did not finish. The lines below say why; fix that (often: more or "
+                                   "cleaner FAQ pairs on the Knowledge page) and start again.", "the training")
         elif progress is not None and progress.status == "done":
             st.success(f"The last run finished. {progress.message}")
         if progress is not None and progress.train_loss:
             with st.expander("How the last run learned"):
                 _show_progress(progress)
 
-    part()
+    appkit.job_panel(kb, JOB, was_running, running, ended)
 
 
 def _progress_of(kb: Path, job) -> Progress | None:
@@ -160,7 +150,7 @@ def versions(kb: Path) -> None:
                "answers to the held-out rewordings were from yours (lower is better).")
     rows = [{
         "Version": a.id,
-        "Trained": _when(a.created_at),
+        "Trained": local_time(a.created_at),
         "Examples": a.n_train,
         "Epochs": a.epochs_run,
         "Validation loss": round(a.best_val_loss, 3),
@@ -181,18 +171,6 @@ def versions(kb: Path) -> None:
                 with appkit.friendly():
                     adapters.activate(kb, a.id)
                     st.rerun()
-
-
-def _when(iso: str) -> str:
-    try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return iso[:16].replace("T", " ")
-
-
-def _md(text: str) -> str:
-    """Text safe in Markdown: a '$' would start a formula, '*' or '_' emphasis."""
-    return "".join("\\" + c if c in "\\`*_[]$<>#" else c for c in text)
 
 
 st.title("Fine-tune")

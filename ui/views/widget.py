@@ -15,7 +15,7 @@ from kb.bot import BotRecords, embed_tag
 from kb.errors import KbchatError
 from kb.settings import Settings
 from ui import jobs
-from ui.appkit import friendly, kb_dir, need_documents, settings, store
+from ui.appkit import friendly, job_failed, kb_dir, need_documents, settings, store
 
 SERVE = "serve"  # the job's name: the Ask page or a restarted app sees the same server
 DEFAULT_PORT = 8765
@@ -198,9 +198,8 @@ if job is not None and job.running:
                   alt="Preview of the chat window on a web page")
 elif need_documents():
     if job is not None and job.failed:
-        st.error("The chat server stopped with a problem. Its last words are below; fix what they say and start it again.")
-        with st.expander("What the chat server said"):
-            st.code(job.log_tail or "(nothing)", language=None)
+        job_failed(job, "The chat server stopped with a problem. Its last words are below; fix what they say and "
+                        "start it again.", "the chat server")
     else:
         st.info("The chat server is not running. Start it to see the preview.")
     left, _ = st.columns([1, 3])
