@@ -117,11 +117,13 @@ class Retriever:
         """What the saved search index holds and whether it matches the knowledge base, read from
         disk without loading the embedding model (for the app's Knowledge page)."""
         with self._lock:
-            problems = [p for p in (self.passages.load(), self.faqs.load()) if p]
+            revision = self.store.revision
+            current = self._synced_revision == revision  # in memory already: no need to read the disk
+            problems = [] if current else [p for p in (self.passages.load(), self.faqs.load()) if p]
             chunks = self.store.chunks()
             want_faqs = sum(1 for c in chunks if faq_question(c) is not None)
             up_to_date = (not problems and len(self.passages) == len(chunks) and len(self.faqs) == want_faqs
-                          and (not chunks or self.passages.revision == self.faqs.revision == self.store.revision))
+                          and (not chunks or self.passages.revision == self.faqs.revision == revision))
             return {"passages": len(self.passages), "faqs": len(self.faqs), "kind": self.passages.kind,
                     "up_to_date": up_to_date, "problems": problems, "want_passages": len(chunks), "want_faqs": want_faqs}
 

@@ -246,3 +246,13 @@ def test_faq_fast_path_gives_a_low_score_to_an_unrelated_question(shared_retriev
     chunk, score = shared_retriever.match_faq("Can you recommend a good dentist?")
     assert score < 0.5
     assert shared_retriever.faq_answer("Can you recommend a good dentist?") is None
+
+
+def test_status_says_whether_the_saved_index_matches_the_knowledge_base(kb, docs):
+    fresh = Retriever(kb).status()  # nothing indexed yet: read from disk, no model needed
+    assert not fresh["up_to_date"] and fresh["passages"] == 0 and fresh["want_passages"] == len(kb.chunks())
+    retriever = Retriever(kb)
+    retriever.sync()
+    synced = retriever.status()
+    assert synced["up_to_date"] and synced["passages"] == len(kb.chunks()) and synced["faqs"] == synced["want_faqs"]
+    assert Retriever(kb).status()["up_to_date"]  # another process sees the saved index as current too
