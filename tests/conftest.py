@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 import sys
 from pathlib import Path
 
@@ -18,9 +19,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-def sample_kb(folder: Path, faq_rows: int, *documents: str) -> Path:
-    """A knowledge base in folder/kb with the first `faq_rows` pairs of the sample FAQ and the named
-    sample documents, ingested."""
+def sample_kb(folder: Path, faq_rows: int, *documents: str, extra_faq: tuple[tuple[str, str], ...] = ()) -> Path:
+    """A knowledge base in folder/kb with the first `faq_rows` pairs of the sample FAQ (then the
+    `extra_faq` pairs) and the named sample documents, ingested."""
     import csv
 
     from kb.ingest import ingest
@@ -32,7 +33,7 @@ def sample_kb(folder: Path, faq_rows: int, *documents: str) -> Path:
     with open(SAMPLE / "faq.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     with open(docs / "faq.csv", "w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows(rows[: faq_rows + 1])
+        csv.writer(f).writerows(rows[: faq_rows + 1] + [list(pair) for pair in extra_faq])
     for name in documents:
         shutil.copy(SAMPLE / name, docs / name)
     with Store(folder / "kb") as store:
@@ -92,11 +93,34 @@ def kbchat(kb_dir) -> Cli:
     return Cli(kb_dir)
 
 
-@pytest.fixture
-def kbchat_exe() -> list[str]:
+def kbchat_command() -> list[str]:
     """The installed console script, for tests that need a real separate process."""
     exe = Path(sys.executable).parent / "kbchat"
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "ui.cli"]
+
+
+@pytest.fixture
+def kbchat_exe() -> list[str]:
+    return kbchat_command()
+
+
+@contextmanager
+def kbchat_server(kb: Path, model_cache: Path, command: str, health: str, *args: str):
+    """`kbchat --kb KB COMMAND --port P ARGS...` (serve or ui) in its own process, until the block
+    ends; yields its base address once `health` answers."""
+    import subprocess
+
+    port = free_port()
+    env = {**os.environ, "KBCHAT_CACHE": str(model_cache)}
+    proc = subprocess.Popen([*kbchat_command(), "--kb", str(kb), command, "--port", str(port), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(base + health, proc)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 @pytest.fixture(scope="session")

@@ -4,13 +4,9 @@ its column; the Widget page's preview shows the real widget."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from conftest import free_port, require_chromium, sample_kb, wait_for, wait_for_http
+from conftest import free_port, kbchat_server, require_chromium, sample_kb, wait_for
 
 from kb.settings import Settings
 
@@ -22,18 +18,10 @@ QUESTION = "Where is Copper Kiln Pottery Studio located?"
 def app(tmp_path_factory, model_cache):
     kb = sample_kb(tmp_path_factory.mktemp("app"), 8, "price_list.md")
     Settings(max_new_tokens=32).save(kb)
-    port = free_port()
-    env = {**os.environ, "KBCHAT_CACHE": str(model_cache)}
-    exe = Path(sys.executable).parent / "kbchat"
-    proc = subprocess.Popen([str(exe), "--kb", str(kb), "ui", "--port", str(port), "--no-browser"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_http(f"{url}/_stcore/health", proc)
-        yield url, kb
+        with kbchat_server(kb, model_cache, "ui", "/_stcore/health", "--no-browser") as url:
+            yield url, kb
     finally:
-        proc.terminate()
-        proc.wait(30)
         from ui import jobs
 
         jobs.stop(kb, "serve")

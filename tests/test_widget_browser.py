@@ -7,15 +7,11 @@ when they are missing (see the Makefile)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
-from conftest import free_port, require_chromium, sample_kb, wait_for, wait_for_http
+from conftest import kbchat_server, require_chromium, sample_kb, wait_for
 
 from kb.bot import BotRecords
 
@@ -27,26 +23,13 @@ HOSTILE_CSS = "* { font-size: 40px !important; color: red !important; } div { di
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, model_cache):
     """`kbchat serve` on a small sample knowledge base with one FAQ answer carrying an HTML payload."""
-    folder = tmp_path_factory.mktemp("widget")
-    kb = sample_kb(folder, 8, "price_list.md")
-    with open(folder / "docs" / "faq.csv", "a", encoding="utf-8") as f:
-        f.write(f'"{SECRET_QUESTION}","The sign says {PAYLOAD} welcome."\n')
-    exe = Path(sys.executable).parent / "kbchat"
-    subprocess.run([str(exe), "--kb", str(kb), "ingest", str(folder / "docs")], check=True, capture_output=True)
+    kb = sample_kb(tmp_path_factory.mktemp("widget"), 8, "price_list.md",
+                   extra_faq=((SECRET_QUESTION, f"The sign says {PAYLOAD} welcome."),))
     with BotRecords(kb) as records:
         records.ensure_keys()
         key = records.public_key()
-    port = free_port()
-    env = {**os.environ, "KBCHAT_CACHE": str(model_cache)}
-    proc = subprocess.Popen([str(exe), "--kb", str(kb), "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{base}/health", proc)
+    with kbchat_server(kb, model_cache, "serve", "/health") as base:
         yield base, key
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 @pytest.fixture(scope="module")

@@ -342,7 +342,7 @@
           if (!d || typeof d !== "object") return;
           if (ev === "piece" && typeof d.text === "string") {
             if (!txt) { el.textContent = ""; txt = el.appendChild(h("div", { class: "txt" })); }
-            text += d.text; txt.textContent = text; scrollDown();
+            text += d.text; txt.append(d.text); scrollDown();  // a text node per piece: never HTML
           } else if (ev === "answer") rec = d;
           else if (ev === "error") err = str(d.message, "Sorry, something went wrong. Please try again.");
         });
