@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from kb.errors import KbchatError
-from ui.places import duration, place, split_uri
+from ui.places import duration, place, plural, split_uri
 
 DEFAULT_KB = "kbchat_data"
 
@@ -98,7 +98,7 @@ def ingest(ctx: click.Context, targets: tuple[str, ...], crawl_pages: int | None
         counts = {s: sum(r.status == s for r in results) for s in _MARKS}
         summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
         click.echo(f"\n{summary or 'nothing to do'}. The knowledge base has "
-                   f"{_plural(n_sources, 'source')} and {_plural(n_chunks, 'passage')}.")
+                   f"{plural(n_sources, 'source')} and {plural(n_chunks, 'passage')}.")
         if failed:
             click.secho(f"{failed} file{'s' if failed > 1 else ''} could not be added; the reasons are above.", fg="red")
     if failed:
@@ -117,15 +117,11 @@ def _index(store, settings, quiet: bool):
     return retriever
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def _print_result(r) -> None:
     mark, colour = _MARKS[r.status]
     line = f"{mark} {r.status:<9} {r.target}"
     if r.status in ("added", "updated", "unchanged"):
-        what = _plural(r.n_faqs, "FAQ pair") if r.n_faqs else _plural(r.n_chunks, "passage")
+        what = plural(r.n_faqs, "FAQ pair") if r.n_faqs else plural(r.n_chunks, "passage")
         line += f"  ({r.kind}, {what})"
     if r.reason:
         line += f": {r.reason}"

@@ -29,3 +29,8 @@ def place(source: str, location: str) -> str:
 def duration(ms: float) -> str:
     """1234.5 -> '1.2 s'; 80 -> '80 ms'."""
     return f"{ms / 1000:.1f} s" if ms >= 1000 else f"{ms:.0f} ms"
+
+
+def plural(n: int, word: str) -> str:
+    """plural(1, "passage") -> '1 passage'; plural(3, "FAQ pair") -> '3 FAQ pairs'."""
+    return f"{n} {word}{'' if n == 1 else 's'}"

@@ -20,7 +20,7 @@ from kb.ingest import IngestResult, ingest
 from kb.records import Source
 from ui import appkit
 from ui.appkit import local_time, md
-from ui.places import split_uri
+from ui.places import plural, split_uri
 
 UPLOADS = "uploads"
 EXTENSIONS = sorted(ext.lstrip(".") for ext in readers.READERS)
@@ -100,7 +100,7 @@ def result_line(result: IngestResult) -> str:
     status = STATUS_WORDS.get(result.status, result.status)
     if result.failed or result.status == "skipped":
         return f"{status} — {name}: {result.reason}"
-    detail = f"{result.n_faqs} FAQ pairs, {result.n_chunks - result.n_faqs} text passages"
+    detail = f"{plural(result.n_faqs, 'FAQ pair')}, {plural(result.n_chunks - result.n_faqs, 'text passage')}"
     return f"{status} — {name}: {detail}"
 
 
