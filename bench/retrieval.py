@@ -128,7 +128,7 @@ def quality(tmp: Path) -> None:
 
 
 def faq_threshold(retriever: Retriever, rows: list[dict]) -> None:
-    """Best-FAQ cosine for reworded FAQ questions (right and wrong matches apart), doc-only and
+    """Best-FAQ match score for reworded FAQ questions (right and wrong matches apart), doc-only and
     out-of-scope questions, and what each threshold would let through, on the score alone and
     with hybrid search agreeing (the rule Retriever.faq_answer applies)."""
     groups: dict[str, list[tuple[float, bool]]] = {"faq, right match": [], "faq, wrong match": [], "doc-only": [], "out of scope": []}
@@ -141,7 +141,7 @@ def faq_threshold(retriever: Retriever, rows: list[dict]) -> None:
         else:
             group = "doc-only" if row.get("in_scope") else "out of scope"
         groups[group].append((score, agree))
-    print("\n== FAQ fast path: cosine of the best curated question ==")
+    print("\n== FAQ fast path: match score of the best FAQ (mean cosine to its question, answer and pair) ==")
     for name, values in groups.items():
         if values:
             q = np.percentile([s for s, _ in values], [0, 25, 50, 75, 100])

@@ -47,7 +47,7 @@ class Settings:
     generator_path: str = _opt("", "A local Hugging Face model folder or .gguf file; empty uses the packaged SmolLM2-135M-Instruct.")
     # Answering. Defaults measured on sample_data/eval_questions.jsonl with bench/answers.py.
     top_k: int = _opt(3, "How many passages the answer is written from.")
-    faq_threshold: float = _opt(0.75, "How close (0-1) a question must be to a curated FAQ question for its answer to be given word for word.")
+    faq_threshold: float = _opt(0.6, "How closely (0-1) a question must match a curated FAQ (its question and answer) for that answer to be given word for word.")
     refusal_threshold: float = _opt(0.35, "Questions whose best passage matches less than this (0-1) get the fallback message instead of a guess.")
     lexical_weight: float = _opt(0.15, "How much exact-word matching (BM25) adds to meaning-based search; 0 turns it off.")
     fallback_message: str = _opt(

@@ -3,7 +3,7 @@
 Vectors are cached by chunk id. A chunk id is derived from its source and text, so after a
 re-ingest only new or changed passages are embedded; `sync` adds and removes just those.
 
-On disk, per index name (e.g. "passages", "faq"):
+On disk, per index name (e.g. "passages", "faq", "faq_answers"):
   <name>.vectors.npz   ids, vectors, and meta (store revision, embedding model, dim), in ONE file
                        replaced atomically, so ids and vectors can never disagree after a crash;
   <name>.hnsw.faiss    only for big indexes: the HNSW graph, which is slow to rebuild. It may lag
@@ -47,8 +47,13 @@ def passage_text(chunk: Chunk) -> str | None:
 
 
 def faq_question(chunk: Chunk) -> str | None:
-    """The FAQ fast path matches a question against curated questions only, not their answers."""
+    """The curated question of an FAQ chunk (one of the texts the FAQ fast path matches)."""
     return chunk.faq.question if chunk.faq else None
+
+
+def faq_answer(chunk: Chunk) -> str | None:
+    """The curated answer of an FAQ chunk (the FAQ fast path matches it too); None when empty."""
+    return chunk.faq.answer if chunk.faq and chunk.faq.answer.strip() else None
 
 
 def faiss_key(chunk_id: str) -> int:
@@ -78,9 +83,11 @@ class VectorIndex:
         name: str = "passages",
         text_of: Callable[[Chunk], str | None] = passage_text,
         hnsw_threshold: int = HNSW_THRESHOLD,
+        label: str = "",
     ):
         self.dir = Path(kb_dir)
         self.name = name
+        self.label = label or f"{name} index"  # how messages name it
         self.text_of = text_of  # what to embed for a chunk; None leaves the chunk out
         self.hnsw_threshold = hnsw_threshold
         self.path = self.dir / f"{name}.vectors.npz"
@@ -198,14 +205,14 @@ class VectorIndex:
         self._synced_here = True
 
         report.added, report.removed = len(new_ids), len(gone)
-        what = f"{self.name} index"
+        what = self.label
         counts = f"embedded {len(new_ids)} new, removed {len(gone)}"
         if problem:
             report.message = f"Rebuilt the {what} because {problem}: embedded {len(new_ids)}."
         elif behind_its_back:
-            report.message = f"The saved {what} did not match the knowledge base at the same revision ({revision}); resynced it: {counts}."
+            report.message = f"The saved {what} did not match the knowledge base; resynced it: {counts}."
         elif stale_on_disk:
-            report.message = f"The saved {what} was out of date (revision {old_revision}, knowledge base at {revision}); updated it: {counts}."
+            report.message = f"The saved {what} was older than the knowledge base; updated it: {counts}."
         elif old_revision < 0 and report.changed:
             report.message = f"Built the {what}: embedded {len(new_ids)}."
         elif report.changed:

@@ -93,7 +93,8 @@ def test_missing_model_folder_says_which_setting_to_fix(kb):
 # -- the persistent index ----------------------------------------------------------------------
 def test_index_round_trip_gives_the_same_hits_without_embedding_again(kb):
     first = Retriever(kb)
-    assert first.sync() == ["Built the passages index: embedded 67.", "Built the faq index: embedded 53."]
+    assert first.sync() == ["Built the passage index: embedded 67.", "Built the FAQ question index: embedded 53.",
+                            "Built the FAQ answer index: embedded 53."]
     query = "how much is a taster session"
     before = top_ids(first, query)
 
@@ -113,12 +114,13 @@ def test_reingest_embeds_only_changed_chunks_and_remove_source_drops_them(kb, do
     report = retriever.passages.sync(kb, retriever.embedder)
     assert (report.added, report.removed, report.rebuilt) == (1, 1, False)
     # The FAQ's chunk id changed with its answer, so its question is embedded again under the new id.
-    assert retriever.sync() == ["Updated the faq index: embedded 1 new, removed 1."]
+    assert retriever.sync() == ["Updated the FAQ question index: embedded 1 new, removed 1.",
+                                "Updated the FAQ answer index: embedded 1 new, removed 1."]
     assert "Speckled Brown stoneware for $31" in retriever.search("Speckled Brown $31", 1)[0].chunk.text
 
     price_list = str((docs / "price_list.md").resolve())
     n = kb.remove_source(price_list)
-    assert retriever.sync() == [f"Updated the passages index: embedded 0 new, removed {n}."]
+    assert retriever.sync() == [f"Updated the passage index: embedded 0 new, removed {n}."]
     assert set(retriever.passages.ids) == kb.chunk_ids()
     assert all(h.chunk.source != price_list for h in retriever.search("price of clay per bag", 10))
     assert Retriever(kb).sync() == []  # the removal was saved
@@ -133,12 +135,12 @@ def _tamper_revision_and_ids(index: VectorIndex, kb: Store) -> None:
 @pytest.mark.parametrize(
     "damage, message",
     [
-        (lambda idx, kb: idx.path.unlink(), r"^Built the passages index: embedded 67\.$"),
-        (lambda idx, kb: idx.path.write_bytes(b"not a zip"), r"^Rebuilt the passages index because the saved vector index passages.vectors.npz is damaged or not a kbchat index file: embedded 67\.$"),
+        (lambda idx, kb: idx.path.unlink(), r"^Built the passage index: embedded 67\.$"),
+        (lambda idx, kb: idx.path.write_bytes(b"not a zip"), r"^Rebuilt the passage index because the saved vector index passages.vectors.npz is damaged or not a kbchat index file: embedded 67\.$"),
         (lambda idx, kb: kb.remove_source(next(s.uri for s in kb.sources() if s.uri.endswith("price_list.md"))),
-         r"^The saved passages index was out of date \(revision 2, knowledge base at 3\); updated it: embedded 0 new, removed 14\.$"),
-        (_tamper_revision_and_ids, r"^The saved passages index did not match the knowledge base at the same revision \(2\); resynced it: embedded 1 new, removed 0\.$"),
-        (lambda idx, kb: (setattr(idx, "model", "another-model"), idx.save()), r"^Rebuilt the passages index because it was built with another embedding model: embedded 67\.$"),
+         r"^The saved passage index was older than the knowledge base; updated it: embedded 0 new, removed 14\.$"),
+        (_tamper_revision_and_ids, r"^The saved passage index did not match the knowledge base; resynced it: embedded 1 new, removed 0\.$"),
+        (lambda idx, kb: (setattr(idx, "model", "another-model"), idx.save()), r"^Rebuilt the passage index because it was built with another embedding model: embedded 67\.$"),
     ],
     ids=["deleted", "corrupt", "store-changed", "same-revision-other-ids", "other-model"],
 )
@@ -240,6 +242,18 @@ def test_faq_fast_path_matches_a_reworded_question(shared_retriever):
     assert chunk.faq.question == "What are your opening hours?"
     answer = shared_retriever.faq_answer("can I buy a gift card")
     assert answer and answer[0].faq.question == "Do you sell gift cards?" and answer[1] >= FAQ_THRESHOLD
+
+
+def test_faq_match_weighs_the_curated_answer_too(shared_retriever):
+    question = "Can I pay with a credit card?"
+    # The curated question alone points at the wrong FAQ...
+    nearest_question = shared_retriever.faqs.search(shared_retriever.query_vector(question), 1)[0][0]
+    assert shared_retriever.store.get_chunks([nearest_question])[0].faq.question == "Can I get cash back for a gift card?"
+    # ...the answer that lists the cards taken decides.
+    chunk, _ = shared_retriever.match_faq(question)
+    assert chunk.faq.question == "What payment methods do you accept?"
+    fast = shared_retriever.faq_answer("will my kid enjoy the clay club")
+    assert fast and fast[0].faq.question == "Do you have pottery classes for kids?"
 
 
 def test_faq_fast_path_gives_a_low_score_to_an_unrelated_question(shared_retriever):
