@@ -113,6 +113,26 @@ def test_tuned_paths_answer_and_warn_when_the_faq_changed(trained, tmp_path):
         assert any("older version of your FAQ" in n for n in stale.notes)
 
 
+def test_only_the_last_two_tuned_models_stay_in_memory(trained, tmp_path):
+    import dataclasses
+    import gc
+    import shutil
+    import weakref
+
+    kb, info = trained
+    copies = []
+    for n in (1, 2):  # the same weights in other folders: other adapters to the cache
+        shutil.copytree(info.path, tmp_path / f"copy{n}")
+        copies.append(dataclasses.replace(info, path=str(tmp_path / f"copy{n}")))
+    first = weakref.ref(adapters.load_tuned(copies[0]).model)
+    adapters.load_tuned(copies[1])
+    adapters.load_tuned(info)
+    gc.collect()
+    assert first() is None  # the least recently used one was let go
+    loaded = adapters.load_tuned(copies[1])  # still there: the same object, not loaded again
+    assert loaded is adapters.load_tuned(copies[1]) and len(adapters._LOADED) == adapters.KEEP_LOADED
+
+
 def test_tuned_path_without_an_adapter_says_how_to_train(tmp_path, kbchat, kb_dir, copy_data):
     assert kbchat("ingest", copy_data("faq.csv")).exit_code == 0
     with Store(kb_dir) as store, pytest.raises(NotFound, match="kbchat tune"):

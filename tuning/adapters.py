@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,7 +142,11 @@ def get(kb_dir, adapter_id: str | None = None) -> AdapterInfo:
     raise NotFound(f"There is no adapter '{adapter_id}'. See the list with: kbchat adapters")
 
 
-_LOADED: dict[tuple, object] = {}
+# Merged models kept in memory, most recently used last. Each is a whole copy of the generator
+# (~300 MB), and the app and the server live for days while the owner trains new adapters: only the
+# last two used are kept, so switching back to the previous adapter is still instant.
+KEEP_LOADED = 2
+_LOADED: OrderedDict[tuple, object] = OrderedDict()
 _LOCK = threading.Lock()
 
 
@@ -156,7 +161,11 @@ def load_tuned(info: AdapterInfo, generator_path: str = "", device: str | None =
     device = device or default_device()
     key = (info.path, generator_path, device)
     with _LOCK:
-        if key not in _LOADED:
+        if key in _LOADED:
+            _LOADED.move_to_end(key)
+        else:
+            while len(_LOADED) >= KEEP_LOADED:
+                _LOADED.popitem(last=False)  # answer paths still holding it keep it until they go
             base = load_private(generator_path, device)
             model = PeftModel.from_pretrained(base.model, info.path).merge_and_unload()
             model.eval()
