@@ -31,7 +31,7 @@ import torch  # noqa: E402
 from peft import LoraConfig, get_peft_model  # noqa: E402
 from retrieval import sample_store  # noqa: E402
 
-from rag.generate import load_private  # noqa: E402
+from rag.generate import load_private, load_tokenizer  # noqa: E402
 from tuning.train import TuneSettings, answer_loss, batches, collate, encode, prepare  # noqa: E402
 
 
@@ -75,7 +75,7 @@ def main() -> None:
     settings = TuneSettings()
     with tempfile.TemporaryDirectory() as tmp:
         store = sample_store(Path(tmp))
-        tokenizer = load_private().tokenizer
+        tokenizer = load_tokenizer()
         report, data = prepare(store, settings, tokenizer=tokenizer)
     encoded = [encode(tokenizer, e) for e in data.train]
     tokens_per_pair = sum(len(x) for x, _ in encoded) / len(report.pairs)  # per FAQ pair, rewordings included

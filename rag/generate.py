@@ -56,6 +56,7 @@ class LoadedModel:
 
 
 _LOADED: dict[tuple, LoadedModel] = {}
+_TOKENIZERS: dict[str, object] = {}
 _LOAD_LOCK = threading.Lock()
 
 
@@ -70,6 +71,22 @@ def load_model(path: str = "", device: str | None = None, fast: bool | None = No
         if key not in _LOADED:
             _LOADED[key] = _load(source, device, fast)
         return _LOADED[key]
+
+
+def load_tokenizer(path: str = ""):
+    """The generator's tokenizer alone (for counting tokens), without loading the model's weights."""
+    from transformers import AutoTokenizer
+
+    source = generator_path(path)
+    folder = cached_copy(source) if source.suffix == ".gguf" else source
+    with _LOAD_LOCK:
+        key = str(folder)
+        if key not in _TOKENIZERS:
+            try:
+                _TOKENIZERS[key] = AutoTokenizer.from_pretrained(folder)
+            except (OSError, ValueError) as e:
+                raise ModelMissing(f"The language model at {source} could not be loaded ({e}). Fix the 'generator_path' setting.") from None
+        return _TOKENIZERS[key]
 
 
 def load_private(path: str = "", device: str | None = None) -> LoadedModel:

@@ -202,7 +202,7 @@ def train(
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from peft.utils import get_peft_model_state_dict
 
-    from rag.generate import load_private
+    from rag.generate import load_private, load_tokenizer
 
     kb = Path(store.dir)
     kb_settings = kb_settings or Settings.load(kb)
@@ -215,13 +215,14 @@ def train(
         extra = [FaqPair(**p) for p in run_meta["extra"]]
     settings = settings or TuneSettings()
     torch.manual_seed(settings.seed)  # LoRA initialization and dropout
-    loaded = load_private(kb_settings.generator_path)
-    model, tokenizer, device = loaded.model, loaded.tokenizer, loaded.device
-    report, data = prepare(store, settings, extra, tokenizer)
+    # The data is checked before the model loads, so a bad FAQ file is reported at once.
+    report, data = prepare(store, settings, extra, load_tokenizer(kb_settings.generator_path))
     if on_report:
         on_report(report, data)
     if run_meta and run_meta["data_hash"] != data.data_hash():
         raise BadInput("The FAQ pairs changed since the interrupted run, so it cannot be resumed. Start a new run: kbchat tune")
+    loaded = load_private(kb_settings.generator_path)
+    model, tokenizer, device = loaded.model, loaded.tokenizer, loaded.device
     if not run_meta:
         run_dir.mkdir(parents=True)
         run_meta = {"settings": dataclasses.asdict(settings), "extra": [dataclasses.asdict(p) for p in extra or []],

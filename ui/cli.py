@@ -548,10 +548,10 @@ def tune(ctx: click.Context, extra_file: str | None, epochs: int | None, learnin
 
     with _store(ctx, create=False) as store:
         if check_only:
-            from rag.generate import load_model
+            from rag.generate import load_tokenizer
 
-            # The same token count as training uses for "too long" (the shared model's tokenizer).
-            show_report(*prepare(store, settings, extra, load_model(_settings(ctx).generator_path).tokenizer))
+            # The same token count as training uses for "too long".
+            show_report(*prepare(store, settings, extra, load_tokenizer(_settings(ctx).generator_path)))
             return
         bars = []  # made at the first step, so the data check prints above it
 
