@@ -135,6 +135,23 @@ def model_cache(tmp_path_factory):
     mp.undo()
 
 
+# A tiny fine-tuning run: enough to show the loss falling and to give every tuned path an adapter.
+TINY_TUNE = dict(epochs=2, n_rewordings=2, batch_size=4, patience=5, learning_rate=1e-3)
+
+
+@pytest.fixture(scope="session")
+def tuned_kb(tmp_path_factory, model_cache):
+    """A knowledge base (8 sample FAQ pairs and the price list) with an adapter trained on it, made
+    once for the session. Tests must not change it: copy it (and ingest into the copy) to."""
+    from kb.store import Store
+    from tuning.train import TuneSettings, train
+
+    kb = sample_kb(tmp_path_factory.mktemp("tuned"), 8, "price_list.md")
+    with Store(kb) as store:
+        info = train(store, TuneSettings(**TINY_TUNE))
+    return kb, info
+
+
 @pytest.fixture(scope="session")
 def generator(model_cache):
     """The real packaged SmolLM2, converted once and loaded once for the whole session."""

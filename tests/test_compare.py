@@ -22,10 +22,9 @@ from kb.records import Answer
 from kb.settings import Settings
 from kb.store import Store
 from tuning.data import split_for_training, store_pairs
-from tuning.train import TuneSettings, train
+from tuning.train import TuneSettings
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
-TINY = TuneSettings(epochs=2, n_rewordings=2, batch_size=4, patience=5, learning_rate=1e-3)
 SHORT = Settings(max_new_tokens=32)
 METRIC_KEYS = {
     "fact_accuracy", "fact_accuracy_ci", "answer_f1", "rouge_l", "semantic_similarity", "refusal_accuracy",
@@ -36,14 +35,6 @@ METRIC_KEYS = {
 
 def _small_kb(folder: Path) -> Path:
     return sample_kb(folder, 8, "price_list.md")
-
-
-@pytest.fixture(scope="module")
-def tuned_kb(tmp_path_factory, model_cache):
-    kb = _small_kb(tmp_path_factory.mktemp("compare"))
-    with Store(kb) as store:
-        info = train(store, TINY)
-    return kb, info
 
 
 def test_path_names_are_checked():

@@ -5,11 +5,12 @@ the tuned paths answer with the same Answer record as rag."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import sample_kb
+from conftest import TINY_TUNE, sample_kb
 
 from kb.errors import NotFound
 from kb.ingest import ingest
@@ -19,7 +20,7 @@ from tuning import adapters
 from tuning.answer import RagTunedPath, TunedPath
 from tuning.train import Progress, TuneSettings, train
 
-TINY = TuneSettings(epochs=2, n_rewordings=2, batch_size=4, patience=5, learning_rate=1e-3)
+TINY = TuneSettings(**TINY_TUNE)
 
 
 def _tiny_kb(folder: Path, rows: int = 6) -> Path:
@@ -27,12 +28,9 @@ def _tiny_kb(folder: Path, rows: int = 6) -> Path:
     return sample_kb(folder, rows)
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, model_cache):
-    kb = _tiny_kb(tmp_path_factory.mktemp("tune"))
-    with Store(kb) as store:
-        info = train(store, TINY)
-    return kb, info
+@pytest.fixture
+def trained(tuned_kb):
+    return tuned_kb  # the session's adapter (conftest): training once serves every module
 
 
 def test_training_lowers_the_loss_and_publishes_an_active_adapter(trained):
@@ -98,17 +96,19 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, model_cache):
 
 def test_tuned_paths_answer_and_warn_when_the_faq_changed(trained, tmp_path):
     kb, info = trained
-    with Store(kb) as store:
+    shutil.copytree(kb, tmp_path / "kb")  # this test changes the FAQ: never the session's copy
+    with Store(tmp_path / "kb") as store:
         a = TunedPath(store, Settings(max_new_tokens=24)).answer("Where is Copper Kiln Pottery Studio located?")
         assert a.path == "tuned" and a.method == "model" and a.text and a.citations == []
         assert info.id in a.model and a.n_tokens > 0 and a.notes == []
         b = RagTunedPath(store, Settings(max_new_tokens=40)).answer("Is there parking near the studio?")
         assert b.path == "rag+tuned" and (b.citations or b.refused)
-        # The owner edits an answer and re-ingests: the adapter is now stale.
-        source = store.sources()[0].uri
-        text = Path(source).read_text(encoding="utf-8")
-        Path(source).write_text(text.replace("214 Alder Street", "9 Birch Road"), encoding="utf-8")
-        list(ingest(store, [source], Settings()))
+        # The owner replaces the FAQ with one where an answer changed: the adapter is now stale.
+        source = next(s.uri for s in store.sources() if s.uri.endswith("faq.csv"))
+        edited = tmp_path / "faq.csv"
+        edited.write_text(Path(source).read_text(encoding="utf-8").replace("214 Alder Street", "9 Birch Road"), encoding="utf-8")
+        store.remove_source(source)
+        assert not [r for r in ingest(store, [str(edited)], Settings()) if r.failed]
         stale = TunedPath(store, Settings(max_new_tokens=8)).answer("Where are you?")
         assert any("older version of your FAQ" in n for n in stale.notes)
 
@@ -116,7 +116,6 @@ def test_tuned_paths_answer_and_warn_when_the_faq_changed(trained, tmp_path):
 def test_only_the_last_two_tuned_models_stay_in_memory(trained, tmp_path):
     import dataclasses
     import gc
-    import shutil
     import weakref
 
     kb, info = trained
