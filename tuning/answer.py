@@ -9,7 +9,7 @@ from typing import Iterator
 from kb.records import Answer
 from kb.settings import Settings
 from kb.store import Store
-from rag.answer import RagPath, last_answer, model_answer, prepare_question
+from rag.answer import BasePath, RagPath
 from rag.generate import Generator
 from tuning import adapters
 from tuning.train import SYSTEM
@@ -27,37 +27,11 @@ def tuned_generator(store: Store, settings: Settings, adapter_id: str | None = N
     return Generator(loaded=adapters.load_tuned(info, settings.generator_path)), info
 
 
-class TunedPath:
-    """The fine-tuned model alone: no retrieval, no citations."""
+class _NotesStaleness:
+    """Adds the staleness warning to the Answer of the path it is mixed into."""
 
-    name = "tuned"
-
-    def __init__(self, store: Store, settings: Settings | None = None, adapter_id: str | None = None):
-        self.store = store
-        self.settings = settings or Settings.load(store.dir)
-        self.generator, self.adapter = tuned_generator(store, self.settings, adapter_id)
-
-    def answer(self, question: str) -> Answer:
-        return last_answer(self.stream(question))
-
-    def stream(self, question: str) -> Iterator[str | Answer]:
-        q, notes = prepare_question(question, self.settings)
-        stale = staleness_note(self.store, self.adapter)
-        if stale:
-            notes.append(stale)
-        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": q}]
-        yield from model_answer(self.name, self.generator, messages, q, notes, self.settings.max_new_tokens)
-
-
-class RagTunedPath(RagPath):
-    """The rag path with the fine-tuned model writing from the sources."""
-
-    name = "rag+tuned"
-
-    def __init__(self, store: Store, settings: Settings | None = None, adapter_id: str | None = None, retriever=None):
-        settings = settings or Settings.load(store.dir)
-        generator, self.adapter = tuned_generator(store, settings, adapter_id)
-        super().__init__(store, settings, generator=generator, retriever=retriever)
+    store: Store
+    adapter: adapters.AdapterInfo
 
     def stream(self, question: str) -> Iterator[str | Answer]:
         stale = staleness_note(self.store, self.adapter)
@@ -66,3 +40,26 @@ class RagTunedPath(RagPath):
                 item.notes.append(stale)
             yield item
 
+
+class TunedPath(_NotesStaleness, BasePath):
+    """The fine-tuned model alone: no retrieval, no citations. It is asked the way it was trained."""
+
+    name = "tuned"
+    SYSTEM = SYSTEM
+
+    def __init__(self, store: Store, settings: Settings | None = None, adapter_id: str | None = None):
+        self.store = store
+        settings = settings or Settings.load(store.dir)
+        generator, self.adapter = tuned_generator(store, settings, adapter_id)
+        super().__init__(settings, generator)
+
+
+class RagTunedPath(_NotesStaleness, RagPath):
+    """The rag path with the fine-tuned model writing from the sources."""
+
+    name = "rag+tuned"
+
+    def __init__(self, store: Store, settings: Settings | None = None, adapter_id: str | None = None, retriever=None):
+        settings = settings or Settings.load(store.dir)
+        generator, self.adapter = tuned_generator(store, settings, adapter_id)
+        super().__init__(store, settings, generator=generator, retriever=retriever)
