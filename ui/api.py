@@ -439,14 +439,26 @@ def _events(b: Bot, path, body: ChatIn, turn: _Turn) -> Iterator[str]:
             yield _sse("error", {"message": "Something went wrong on our side. Please try again."})
 
 
-def _post_lead(b: Bot, url: str, lead) -> None:
-    import requests
+WEBHOOK_TRIES = 4  # a webhook that is down for a moment (a deploy, a 503) still gets the lead
 
-    try:
-        r = requests.post(url, json={"type": "lead", **dataclasses.asdict(lead)}, timeout=10)
-        status = "sent" if r.ok else f"the webhook answered HTTP {r.status_code}"
-    except requests.RequestException as e:
-        status = f"could not reach the webhook ({type(e).__name__})"
+
+def _post_lead(b: Bot, url: str, lead) -> None:
+    """Send a lead to the owner's webhook, trying again after 0, 1 and 2 seconds when it cannot be
+    reached or answers 429/5xx. The lead is stored either way; its webhook status says what came of it."""
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    retry = Retry(total=WEBHOOK_TRIES - 1, backoff_factor=0.5, status_forcelist=(429, 500, 502, 503, 504),
+                  allowed_methods=None, raise_on_status=False)
+    with requests.Session() as session:
+        session.mount("http://", HTTPAdapter(max_retries=retry))
+        session.mount("https://", HTTPAdapter(max_retries=retry))
+        try:
+            r = session.post(url, json={"type": "lead", **dataclasses.asdict(lead)}, timeout=10)
+            status = "sent" if r.ok else f"the webhook answered HTTP {r.status_code}"
+        except requests.RequestException as e:
+            status = f"could not reach the webhook ({type(e).__name__})"
     b.records.set_webhook_status(lead.id, status)
 
 
