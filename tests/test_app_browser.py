@@ -63,12 +63,13 @@ def test_the_owner_asks_on_the_landing_page_and_sees_every_path(browser, app, tm
     def answered_columns():
         columns = [c.text for c in browser.find_elements("css selector", "[data-testid='stColumn']")
                    if c.text.startswith(("Answers from your documents (RAG)", "The plain model without your documents"))]
-        done = len(columns) >= 2 and not any("Answering" in c for c in columns) and _idle(browser)
+        # The plain model's column shows only its header until its first words arrive (the RAG
+        # answer can be done by then: the curated FAQ answer takes milliseconds).
+        written = all(len(c.split()) > 12 for c in columns)
+        done = len(columns) >= 2 and written and not any("Answering" in c for c in columns) and _idle(browser)
         return done and columns
 
-    columns = wait_for(answered_columns, 240, "both columns to finish")
-    plain = next(c for c in columns if c.startswith("The plain model without your documents"))
-    assert len(plain.split()) > 12, plain  # the plain model wrote an answer under its header
+    columns = wait_for(answered_columns, 240, "both columns to finish, the plain model's with an answer under its header")
     body = browser.find_element("tag name", "body").text
     assert "Traceback" not in body and "faq.csv" in body
     shot = tmp_path / "compare.png"
