@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/answers.py              # all 165 questions (~8 min on 2 cores)
     .venv/bin/python bench/answers.py --limit 40   # a quicker, noisier look
+    .venv/bin/python bench/answers.py --embedder DIR   # with another sentence-transformers folder
+                                                   # (e.g. one saved by bench/ceiling.py --adapt --save DIR)
 
 Prints, against the targets of the RAG issue:
   * fact accuracy: in-scope answers containing one of the question's `expected` strings (target 0.85),
@@ -31,6 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from retrieval import eval_rows, sample_store  # noqa: E402
 
+from kb.settings import Settings  # noqa: E402
 from rag.answer import RagPath  # noqa: E402
 
 TARGETS = {"fact accuracy (in scope)": 0.85, "out-of-scope refused": 0.8, "FAQ top-1 (reworded)": 0.9}
@@ -49,12 +52,16 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="a random sample of this many questions (seed 7)")
     parser.add_argument("--show", action="store_true", help="print each wrong answer")
     parser.add_argument("--dump", metavar="FILE", help="write one JSON line per question (for calibrating thresholds)")
+    parser.add_argument("--embedder", metavar="DIR", default="", help="search with this sentence-transformers folder (the embedder_path setting)")
     args = parser.parse_args()
     rows = eval_rows()
     if args.limit:
         rows = random.Random(7).sample(rows, args.limit)
     with tempfile.TemporaryDirectory() as tmp:
-        path = RagPath(sample_store(Path(tmp)))
+        store = sample_store(Path(tmp))
+        if args.embedder:  # the index is rebuilt with this model on the first question
+            Settings(embedder_path=str(Path(args.embedder).resolve())).save(store.dir)
+        path = RagPath(store)
         path.answer("When are you open?")  # load both models before timing
         by_method: dict[str, list[tuple[bool, float]]] = defaultdict(list)
         in_scope, out_scope, faq_right, faq_n, wrongly_refused = [], [], 0, 0, 0
