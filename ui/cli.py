@@ -9,11 +9,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
+import signal
 from pathlib import Path
 
 import click
 
 from kb.errors import KbchatError
+from ui.jobs import JOB_ENV
 from ui.places import duration, place, plural, split_uri
 
 DEFAULT_KB = "kbchat_data"
@@ -680,7 +683,6 @@ def keys(ctx: click.Context, rotate: str | None, base: str, as_json: bool) -> No
 def ui(ctx: click.Context, port: int, host: str, browser: bool) -> None:
     """Open the kbchat app: your documents, both answer paths side by side, fine-tuning, evaluation,
     the website widget and what your visitors ask."""
-    import os
     import subprocess
     import sys
 
@@ -739,6 +741,8 @@ def demo(ctx: click.Context) -> None:
 
 
 def main() -> None:
+    if os.environ.get(JOB_ENV):  # started by the app, which stops it with SIGINT (see ui.jobs)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     cli(prog_name="kbchat")
 
 

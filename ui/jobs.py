@@ -23,6 +23,10 @@ from pathlib import Path
 from kb.errors import BadInput
 
 DIR = "jobs"
+# Set in a job's environment: stop() ends a job with SIGINT, so a job must act on it even when the
+# app was started with SIGINT ignored (a shell script's `kbchat ui &` does that, and children
+# inherit it): then Stop on the page did nothing and an 8-minute training ran to its end.
+JOB_ENV = "KBCHAT_JOB"
 
 
 @dataclass
@@ -70,7 +74,7 @@ def start(kb_dir, name: str, args: list[str]) -> Job:
     meta.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
         proc = subprocess.Popen([*kbchat_command(), "--kb", str(kb_dir), *args], stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, JOB_ENV: "1"})
     _RUNNING[(str(kb_dir), name)] = proc
     meta.write_text(json.dumps({"pid": proc.pid, "args": args, "started_at": time.time()}))
     return status(kb_dir, name)
