@@ -18,8 +18,9 @@ def read_docx(data: bytes, name: str) -> Document:
 
     try:
         document = docx.Document(io.BytesIO(data))
-    except (zipfile.BadZipFile, PackageNotFoundError, KeyError, ValueError) as e:
-        raise BadInput(f"this is not a readable Word .docx file ({type(e).__name__})") from None
+    except (zipfile.BadZipFile, PackageNotFoundError, KeyError, ValueError):
+        raise BadInput("this is not a readable Word .docx file: it may be damaged, password-protected or another kind "
+                       "of file renamed to .docx. Open it in Word and save it again as .docx, without a password") from None
     blocks = []
     for block in document.iter_inner_content():
         if isinstance(block, Table):

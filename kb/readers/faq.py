@@ -116,8 +116,9 @@ def read_xlsx(data: bytes, name: str) -> Document:
 
     try:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
-        raise BadInput(f"this is not a readable Excel .xlsx file ({type(e).__name__})") from None
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError):
+        raise BadInput("this is not a readable Excel .xlsx file: it may be damaged, password-protected or another kind "
+                       "of file renamed to .xlsx. Open it in Excel and save it again as .xlsx, without a password") from None
     pairs, warnings, errors = [], [], []
     try:
         sheets = book.worksheets
