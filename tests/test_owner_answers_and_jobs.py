@@ -44,8 +44,8 @@ def test_a_background_job_runs_reports_and_stops(tmp_path):
     while jobs.status(kb, "bad").running:
         time.sleep(0.2)
     assert jobs.status(kb, "bad").failed and "No source named" in jobs.status(kb, "bad").log_tail
-    # A long job: refused twice, then stopped as Ctrl-C would, even when the app itself was started
-    # with SIGINT ignored (a script's `kbchat ui &`), which its children inherit.
+    # A long job: refused twice, then stopped as Ctrl-C would, even when started by a process that
+    # ignores SIGINT (as one started with `&` by a script does), which its children inherit.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         jobs.start(kb, "slow", ["ask", "--path", "base", "Tell me a very long story about clay."])

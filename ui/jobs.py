@@ -23,9 +23,10 @@ from pathlib import Path
 from kb.errors import BadInput
 
 DIR = "jobs"
-# Set in a job's environment: stop() ends a job with SIGINT, so a job must act on it even when the
-# app was started with SIGINT ignored (a shell script's `kbchat ui &` does that, and children
-# inherit it): then Stop on the page did nothing and an 8-minute training ran to its end.
+# Set in a job's environment: stop() ends a job with SIGINT, so a job must act on it whoever started
+# it. A process that ignores SIGINT (anything a shell script starts with `&`, a test run among them)
+# passes that on to its children, and stop() then did nothing. The app itself was not hit: Streamlit
+# catches SIGINT, and a caught signal is reset to the default in the children it starts.
 JOB_ENV = "KBCHAT_JOB"
 
 
