@@ -54,12 +54,14 @@ def main() -> None:
     parser.add_argument("--dump", metavar="FILE", help="write one JSON line per question (for calibrating thresholds)")
     parser.add_argument("--embedder", metavar="DIR", default="", help="search with this sentence-transformers folder (the embedder_path setting)")
     args = parser.parse_args()
+    if args.embedder and not Path(args.embedder).is_dir():
+        parser.error(f"--embedder {args.embedder}: no such folder (a sentence-transformers model folder)")
     rows = eval_rows()
     if args.limit:
         rows = random.Random(7).sample(rows, args.limit)
     with tempfile.TemporaryDirectory() as tmp:
         store = sample_store(Path(tmp))
-        if args.embedder:  # the index is rebuilt with this model on the first question
+        if args.embedder:  # the index is built with this model on the first question
             Settings(embedder_path=str(Path(args.embedder).resolve())).save(store.dir)
         path = RagPath(store)
         path.answer("When are you open?")  # load both models before timing

@@ -128,6 +128,9 @@ def main() -> None:
     parser.add_argument("--adapt", action="store_true", help="also measure MiniLM trained on the sample FAQ's own pairs")
     parser.add_argument("--save", metavar="DIR", help="with --adapt: keep the trained copy there (for bench/answers.py --embedder DIR)")
     args = parser.parse_args()
+    missing = [d for d in args.embedder if not Path(d).is_dir()]
+    if missing:
+        parser.error(f"--embedder {missing[0]}: no such folder (a sentence-transformers model folder)")
     rows = [r for r in eval_rows() if "faq_question" in r]
     with tempfile.TemporaryDirectory() as tmp:
         store = sample_store(Path(tmp) / "kb")
