@@ -104,7 +104,7 @@ def build(store: Store | None, settings: Settings, names: list[str] | tuple[str,
     for name in names:
         try:
             if name == "base":
-                generator = generator or Generator(settings.generator_path)
+                generator = generator or Generator.for_settings(settings)
                 paths.available.append(BasePath(settings, generator=generator))
                 continue
             if store is None:
@@ -114,7 +114,7 @@ def build(store: Store | None, settings: Settings, names: list[str] | tuple[str,
                 retriever = _synced_retriever(store, settings, on_message, retriever)
                 synced = True
             if name == "rag":
-                generator = generator or Generator(settings.generator_path)
+                generator = generator or Generator.for_settings(settings)
                 paths.available.append(RagPath(store, settings, generator=generator, retriever=retriever))
             elif name == "tuned":
                 from tuning.answer import TunedPath

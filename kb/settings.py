@@ -45,6 +45,9 @@ class Settings:
     # Models: empty means the packaged default.
     embedder_path: str = _opt("", "A local sentence-transformers model folder; empty uses the packaged all-MiniLM-L6-v2.")
     generator_path: str = _opt("", "A local Hugging Face model folder or .gguf file; empty uses the packaged SmolLM2-135M-Instruct.")
+    # llama.cpp runs .gguf models. 0 threads uses every core; on a busy machine 1 can be faster.
+    threads: int = _opt(0, "CPU threads the language model uses (0: all cores). Try 1 on a machine that runs other work.")
+    context_tokens: int = _opt(4096, "The most tokens (question, passages and answer together) the language model reads at once.")
     # Answering. Defaults measured on sample_data/eval_questions.jsonl with bench/answers.py.
     top_k: int = _opt(3, "How many passages the answer is written from.")
     faq_threshold: float = _opt(0.6, "How closely (0-1) a question must match a curated FAQ (its question and answer) for that answer to be given word for word.")
@@ -105,6 +108,10 @@ class Settings:
             raise BadInput(f"Setting 'top_k' must be between 1 and 20, not {self.top_k}.")
         if not 1 <= self.max_new_tokens <= 2000:
             raise BadInput(f"Setting 'max_new_tokens' must be between 1 and 2000, not {self.max_new_tokens}.")
+        if not 0 <= self.threads <= 512:
+            raise BadInput(f"Setting 'threads' must be between 0 (all cores) and 512, not {self.threads}.")
+        if not 512 <= self.context_tokens <= 131072:
+            raise BadInput(f"Setting 'context_tokens' must be between 512 and 131072, not {self.context_tokens}.")
         if not 20 <= self.max_question_chars <= 20000:
             raise BadInput(f"Setting 'max_question_chars' must be between 20 and 20000, not {self.max_question_chars}.")
         for name in ("bot_name", "welcome_message"):

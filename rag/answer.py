@@ -107,7 +107,7 @@ class RagPath:
         self.store = store
         self.settings = settings or Settings.load(store.dir)
         self.retriever = retriever or Retriever(store, self.settings)
-        self.generator = generator or Generator(self.settings.generator_path)
+        self.generator = generator or Generator.for_settings(self.settings)
 
     def answer(self, question: str) -> Answer:
         return last_answer(self.stream(question))
@@ -214,7 +214,7 @@ class BasePath:
 
     def __init__(self, settings: Settings | None = None, generator: Generator | None = None):
         self.settings = settings or Settings()
-        self.generator = generator or Generator(self.settings.generator_path)
+        self.generator = generator or Generator.for_settings(self.settings)
 
     def answer(self, question: str) -> Answer:
         return last_answer(self.stream(question))

@@ -1,15 +1,16 @@
-"""The language model shared by every answer path: SmolLM2-135M-Instruct from the packaged GGUF
-(or another local model), loaded once per process.
+"""The language model shared by every answer path, behind one `Generator` interface with two
+engines:
 
-Loading a GGUF de-quantizes it to float32, which is slow (~20 s on 2 cores), so the first load
-saves a plain safetensors copy in the cache folder and later loads read that (~1 s).
+- llama.cpp (rag/llama.py) for GGUF files: the packaged SmolLM2 and Qwen2.5-Coder models and any
+  .gguf a setting points at. It runs the quantized weights natively and decodes several times
+  faster than transformers on a CPU (bench/generate.py).
+- transformers for Hugging Face model folders, and for training (tuning/ loads the float32 copy
+  with `load_private`).
 
-Decoding one token at a time on a CPU is memory-bound: every token reads all the weights. With
-`fast=True` (the default on CPU) the linear layers keep float16 weights, half the bytes, while
-activations, norms and softmax stay float32. Measured on 2 cores with bench/generate.py on the real
-rag prompts: 11.2 -> 28.4 tokens/s (2.54x), the same answer for 5 of 5 prompts.
+Both are greedy by default, apply the model's chat template, stop at the token limit or the end of
+the answer, and stop decoding when the caller closes the stream.
 
-    >>> gen = Generator()                                               # doctest: +SKIP
+    >>> gen = Generator.for_settings(Settings())                       # doctest: +SKIP
     >>> gen.complete([{"role": "user", "content": "Hi"}]).text          # doctest: +SKIP
 """
 
@@ -25,14 +26,9 @@ from pathlib import Path
 from typing import Iterator
 
 from kb.errors import BadInput, ModelMissing
-from kb.models import default_device, generator_path
+from kb.models import CACHE_ENV, cache_dir, default_device, generator_path, smollm2_path  # noqa: F401
 
-CACHE_ENV = "KBCHAT_CACHE"  # where converted models are kept; default ~/.cache/kbchat
 DEFAULT_MAX_NEW_TOKENS = 200
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "kbchat")
 
 
 @dataclass
@@ -183,21 +179,29 @@ def half_linears(model) -> None:
     swap(model)
 
 
-class Generator:
-    """Greedy chat completion with the shared model. Cheap to build; the model loads on first use."""
+def llama_file(source: Path) -> Path:
+    """The GGUF file llama.cpp runs for a generator file. For the packaged SmolLM2 it is an f16 GGUF
+    made once from the float32 copy: llama.cpp on the packaged Q4_1 file changes the greedy text
+    (its kernels round the activations to 8 bits), the f16 file gives transformers' text, and reads
+    prompts faster (bench/generate.py). Any other GGUF runs as it is."""
+    if source != smollm2_path():
+        return source
+    from rag import convert
 
-    def __init__(self, path: str = "", device: str | None = None, fast: bool | None = None,
-                 loaded: LoadedModel | None = None):
-        self.path, self.device, self.fast = path, device, fast
-        self._loaded = loaded  # a model the caller loaded (a fine-tuned one); else the shared one
+    folder = cached_copy(source)
+    return convert.hf_to_gguf(folder, folder.with_name(folder.name + "-f16.gguf"), "f16")
 
-    @property
-    def loaded(self) -> LoadedModel:
-        return self._loaded or load_model(self.path, self.device, self.fast)
 
-    @property
-    def model_id(self) -> str:
-        return self.loaded.model_id
+class TransformersEngine:
+    """Greedy decoding with a transformers model, in the caller's thread."""
+
+    def __init__(self, loaded: LoadedModel):
+        import torch
+
+        self.loaded = loaded
+        self.model_id, self.device = loaded.model_id, loaded.device
+        self.threads = torch.get_num_threads()
+        self.last: dict = {}
 
     def prompt_ids(self, messages: list[dict]):
         tok = self.loaded.tokenizer
@@ -205,6 +209,83 @@ class Generator:
         if not hasattr(ids, "shape"):  # newer transformers return a BatchEncoding
             ids = ids["input_ids"]
         return ids.to(self.loaded.device)
+
+    def stream_counted(self, messages: list[dict], max_new_tokens: int, min_new_tokens: int = 0) -> Iterator[tuple[str, int]]:
+        """Why not `generate` with TextIteratorStreamer: that needs `generate` in a worker thread, and on
+        2 cores torch ran it there at half the speed of the same call in the calling thread (41
+        tokens after a 431-token prompt: 4.4 s against 2.4 s). This loop is greedy `generate`
+        written out: same tokens, in the caller's thread."""
+        import torch
+
+        loaded = self.loaded
+        model, tokenizer = loaded.model, loaded.tokenizer
+        eos = model.generation_config.eos_token_id
+        eos = {eos} if isinstance(eos, int) else set(eos or [tokenizer.eos_token_id])
+        x = self.prompt_ids(messages)
+        start = time.perf_counter()
+        past, tokens, shown = None, [], ""
+        with torch.inference_mode():
+            for step in range(max_new_tokens):
+                out = model(input_ids=x, past_key_values=past, use_cache=True)
+                past, logits = out.past_key_values, out.logits[0, -1]
+                if step == 0:
+                    self.last = {"prompt_tokens": int(x.shape[1]), "cached_tokens": 0,
+                                 "first_token_s": time.perf_counter() - start}
+                if step < min_new_tokens:
+                    logits[list(eos)] = float("-inf")
+                token = int(logits.argmax())
+                if token in eos:
+                    break
+                tokens.append(token)
+                text = tokenizer.decode(tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+                if not text.endswith("\ufffd"):  # not in the middle of a multi-byte character
+                    piece, shown = text[len(shown):], text
+                    if piece:
+                        yield piece, len(tokens)
+                x = torch.tensor([[token]], device=loaded.device)
+        rest = tokenizer.decode(tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)[len(shown):]
+        if rest:
+            yield rest, len(tokens)
+
+
+BACKENDS = ("auto", "llama.cpp", "transformers")
+
+
+class Generator:
+    """Greedy chat completion with the shared model. Cheap to build; the model loads on first use.
+
+    backend "auto" runs GGUF files on llama.cpp and model folders on transformers; `engine` is an
+    engine the caller built (a fine-tuned model)."""
+
+    def __init__(self, path: str = "", device: str | None = None, fast: bool | None = None,
+                 engine=None, backend: str = "auto", threads: int = 0, context_tokens: int = 4096):
+        if backend not in BACKENDS:
+            raise BadInput(f"Unknown engine {backend!r}. Choose from: {', '.join(BACKENDS)}.")
+        self.path, self.device, self.fast = path, device, fast
+        self.backend, self.threads, self.context_tokens = backend, threads, context_tokens
+        self._engine = engine
+
+    @classmethod
+    def for_settings(cls, settings, **kw) -> "Generator":
+        return cls(settings.generator_path, threads=settings.threads, context_tokens=settings.context_tokens, **kw)
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            source = generator_path(self.path)
+            if self.backend == "llama.cpp" or (self.backend == "auto" and source.suffix == ".gguf"):
+                from rag import llama
+
+                if source.suffix != ".gguf":
+                    raise BadInput(f"llama.cpp runs .gguf files; {source} is a model folder. Use the transformers engine for it.")
+                self._engine = llama.load(llama_file(source), None, self.threads, self.context_tokens, source.stem)
+            else:
+                self._engine = TransformersEngine(load_model(self.path, self.device, self.fast))
+        return self._engine
+
+    @property
+    def model_id(self) -> str:
+        return self.engine.model_id
 
     def stream(self, messages: list[dict], max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> Iterator[str]:
         """Text pieces as they are generated. Joined, they equal `complete(...).text`."""
@@ -226,39 +307,8 @@ class Generator:
 
     def stream_counted(self, messages: list[dict], max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
                        min_new_tokens: int = 0) -> Iterator[tuple[str, int]]:
-        """(text piece, tokens so far), greedy, one token at a time in the caller's thread. A caller
-        that stops reading early stops the decoding with it.
-
-        Why not `generate` with TextIteratorStreamer: that needs `generate` in a worker thread, and on
-        2 cores torch ran it there at half the speed of the same call in the calling thread (41
-        tokens after a 431-token prompt: 4.4 s against 2.4 s). This loop is greedy `generate`
-        written out: same tokens, in the caller's thread."""
-        import torch
-
+        """(text piece, tokens so far), greedy. A caller that stops reading early (closes the
+        iterator) stops the decoding with it."""
         if max_new_tokens < 1:
             raise BadInput(f"max_new_tokens must be at least 1, not {max_new_tokens}.")
-        loaded = self.loaded
-        model, tokenizer = loaded.model, loaded.tokenizer
-        eos = model.generation_config.eos_token_id
-        eos = {eos} if isinstance(eos, int) else set(eos or [tokenizer.eos_token_id])
-        x = self.prompt_ids(messages)
-        past, tokens, shown = None, [], ""
-        with torch.inference_mode():
-            for step in range(max_new_tokens):
-                out = model(input_ids=x, past_key_values=past, use_cache=True)
-                past, logits = out.past_key_values, out.logits[0, -1]
-                if step < min_new_tokens:
-                    logits[list(eos)] = float("-inf")
-                token = int(logits.argmax())
-                if token in eos:
-                    break
-                tokens.append(token)
-                text = tokenizer.decode(tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-                if not text.endswith("\ufffd"):  # not in the middle of a multi-byte character
-                    piece, shown = text[len(shown):], text
-                    if piece:
-                        yield piece, len(tokens)
-                x = torch.tensor([[token]], device=loaded.device)
-        rest = tokenizer.decode(tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)[len(shown):]
-        if rest:
-            yield rest, len(tokens)
+        return self.engine.stream_counted(messages, max_new_tokens, min_new_tokens)

@@ -154,11 +154,11 @@ def tuned_kb(tmp_path_factory, model_cache):
 
 @pytest.fixture(scope="session")
 def generator(model_cache):
-    """The real packaged SmolLM2, converted once and loaded once for the whole session."""
+    """The real packaged SmolLM2 on llama.cpp, converted once and loaded once for the whole session."""
     from rag import generate
 
     gen = generate.Generator(device="cpu")
-    gen.loaded
+    gen.engine
     return gen
 
 

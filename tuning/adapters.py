@@ -25,6 +25,7 @@ from kb.store import now_iso
 
 DIR = "adapters"
 META = "adapter.json"
+GGUF = "adapter.gguf"  # the same adapter as a GGUF LoRA, which llama.cpp applies over the base GGUF
 
 
 @dataclass
@@ -60,9 +61,11 @@ def folder(kb_dir) -> Path:
     return Path(kb_dir) / DIR
 
 
-def publish(kb_dir, weights: Path, run_name: str, **meta) -> AdapterInfo:
+def publish(kb_dir, weights: Path, run_name: str, gguf_base: Path | None = None, **meta) -> AdapterInfo:
     """Copy a finished run's best weights in as the next version, with its record and loss plot,
-    and make it active. The copy is renamed into place, so a crash never leaves half an adapter."""
+    and make it active. With `gguf_base` (the Hugging Face folder of a GGUF generator) the adapter
+    is also written as a GGUF LoRA for llama.cpp. The copy is renamed into place only when all of it
+    is written, so a crash never leaves half an adapter."""
     root = folder(kb_dir)
     root.mkdir(parents=True, exist_ok=True)
     number = 1 + max((_version(p.name) for p in root.iterdir() if p.is_dir()), default=0)
@@ -70,6 +73,10 @@ def publish(kb_dir, weights: Path, run_name: str, **meta) -> AdapterInfo:
     tmp = root / f".{adapter_id}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(weights, tmp)
+    if gguf_base is not None:
+        from rag import convert
+
+        convert.lora_to_gguf(tmp, gguf_base, tmp / GGUF)
     info = AdapterInfo(id=adapter_id, created_at=now_iso(), **meta)
     (tmp / META).write_text(json.dumps(dataclasses.asdict(info), indent=1))
     plot_losses(info, tmp / "loss.png")
@@ -142,36 +149,53 @@ def get(kb_dir, adapter_id: str | None = None) -> AdapterInfo:
     raise NotFound(f"There is no adapter '{adapter_id}'. See the list with: kbchat adapters")
 
 
-# Merged models kept in memory, most recently used last. Each is a whole copy of the generator
-# (~300 MB), and the app and the server live for days while the owner trains new adapters: only the
-# last two used are kept, so switching back to the previous adapter is still instant.
+def gguf_lora(info: AdapterInfo, source: Path) -> Path:
+    """The adapter as a GGUF LoRA over the GGUF generator `source`; written now for an adapter
+    trained before kbchat ran on llama.cpp."""
+    from rag import convert
+    from rag.generate import cached_copy
+
+    return convert.lora_to_gguf(Path(info.path), cached_copy(source), Path(info.path) / GGUF)
+
+
+# Merged transformers models kept in memory, most recently used last. Each is a whole copy of the
+# generator, and the app and the server live for days while the owner trains new adapters: only the
+# last two used are kept, so switching back to the previous adapter is still instant. (llama.cpp
+# models are kept the same way in rag.llama.)
 KEEP_LOADED = 2
 _LOADED: OrderedDict[tuple, object] = OrderedDict()
 _LOCK = threading.Lock()
 
 
-def load_tuned(info: AdapterInfo, generator_path: str = "", device: str | None = None):
-    """The generator with this adapter merged in, as a rag.generate.LoadedModel, loaded once per
-    process. Merging makes it as fast as the plain model (and it gets the same fp16 speed-up)."""
+def load_tuned(info: AdapterInfo, settings, device: str | None = None):
+    """An engine (rag.generate) for the generator with this adapter, loaded once per process: on
+    llama.cpp, the base GGUF with the adapter's GGUF LoRA; for a model folder, the transformers
+    model with the adapter merged in (as fast as the plain model, with the same fp16 speed-up)."""
+    from kb.models import default_device, generator_path
+    from rag.generate import LoadedModel, TransformersEngine, half_linears, llama_file, load_private
+
+    source = generator_path(settings.generator_path)
+    if source.suffix == ".gguf":
+        from rag import llama
+
+        return llama.load(llama_file(source), gguf_lora(info, source), settings.threads, settings.context_tokens,
+                          f"{source.stem} + adapter {info.id}")
     from peft import PeftModel
 
-    from kb.models import default_device
-    from rag.generate import LoadedModel, half_linears, load_private
-
     device = device or default_device()
-    key = (info.path, generator_path, device)
+    key = (info.path, settings.generator_path, device)
     with _LOCK:
         if key in _LOADED:
             _LOADED.move_to_end(key)
         else:
             while len(_LOADED) >= KEEP_LOADED:
                 _LOADED.popitem(last=False)  # answer paths still holding it keep it until they go
-            base = load_private(generator_path, device)
+            base = load_private(settings.generator_path, device)
             model = PeftModel.from_pretrained(base.model, info.path).merge_and_unload()
             model.eval()
             name = f"{base.model_id} + adapter {info.id}"
             if device == "cpu":
                 half_linears(model)
                 name += " (fp16 linears)"
-            _LOADED[key] = LoadedModel(model, base.tokenizer, device, name)
+            _LOADED[key] = TransformersEngine(LoadedModel(model, base.tokenizer, device, name))
         return _LOADED[key]

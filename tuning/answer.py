@@ -24,7 +24,7 @@ def staleness_note(store: Store, info: adapters.AdapterInfo) -> str | None:
 
 def tuned_generator(store: Store, settings: Settings, adapter_id: str | None = None) -> tuple[Generator, adapters.AdapterInfo]:
     info = adapters.get(store.dir, adapter_id)
-    return Generator(loaded=adapters.load_tuned(info, settings.generator_path)), info
+    return Generator(engine=adapters.load_tuned(info, settings)), info
 
 
 class _NotesStaleness:

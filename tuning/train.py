@@ -318,11 +318,22 @@ def train(
         epochs_run=progress.epoch, best_epoch=best["epoch"], best_val_loss=best["loss"], stopped_early=stopped_early,
         train_loss=progress.train_loss, val_loss=progress.val_loss, train_seconds=seconds,
         tokens_per_s=progress.tokens_per_s, base_model=loaded.model_id, report=run_meta["report"],
+        gguf_base=gguf_base(kb_settings),
     )
     progress.status, progress.message, progress.eta_s = "done", f"Adapter {info.id} is ready and active.", 0.0
     progress.save(kb)
     shutil.rmtree(run_dir, ignore_errors=True)
     return info
+
+
+def gguf_base(kb_settings: Settings) -> Path | None:
+    """For a GGUF generator (answering on llama.cpp), the model folder the adapter was trained on,
+    which the LoRA converter reads; None for a model folder (answering on transformers)."""
+    from kb.models import generator_path
+    from rag.generate import cached_copy
+
+    source = generator_path(kb_settings.generator_path)
+    return cached_copy(source) if source.suffix == ".gguf" else None
 
 
 def interrupted_runs(kb_dir) -> list[Path]:
