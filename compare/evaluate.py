@@ -153,7 +153,7 @@ def summarize(questions: list[EvalQuestion], answers: dict[str, list[dict]], pat
               settings: Settings, questions_file: str | None = None) -> dict:
     """The result dict:
 
-    n_questions, created_at, kb, questions_file, semantic_model,
+    n_questions, created_at, kb, questions_file, semantic_model, models ({path: language model}),
     training_overlap: {adapter, checked, n_in_training, questions}: evaluation questions (other than
         the deliberate word-for-word FAQ ones) that the active fine-tuned model was trained on,
     paths: {name: {n_in_scope, n_out_of_scope, fact_accuracy, fact_accuracy_ci, answer_f1, rouge_l,
@@ -181,6 +181,8 @@ def summarize(questions: list[EvalQuestion], answers: dict[str, list[dict]], pat
         "kb": str(store.dir) if store is not None else None,
         "questions_file": questions_file,
         "semantic_model": semantic_model,
+        # the model (engine, threads) each path answered with
+        "models": {p.name: p.generator.model_id for p in paths if getattr(p, "generator", None) is not None},
         "training_overlap": training_overlap(questions, paths),
         "paths": out_paths,
         "comparisons": comparisons(questions, scored),
@@ -284,14 +286,14 @@ def training_overlap(questions: list[EvalQuestion], paths: Paths) -> dict:
 
 
 def _add_semantic(questions: list[EvalQuestion], scored: dict[str, list[dict]], paths: Paths, settings: Settings) -> str:
-    """Cosine similarity of each in-scope answer to its reference, in one batch. MiniLM is the only
-    embedding model kbchat ships, so it is the retriever's own model (which favours retrieved text)."""
+    """Cosine similarity of each in-scope answer to its reference, in one batch, with the retriever's
+    own model (no second embedding model in memory; it favours retrieved text, which the report says)."""
     from rag.embed import Embedder
 
     retriever = paths.retriever()
     embedder = retriever.embedder if retriever is not None else Embedder(settings)
     jobs = [(name, i) for name, rows in scored.items() for i, q in enumerate(questions) if q.in_scope and q.reference]
-    model = settings.embedder_path or "all-MiniLM-L6-v2 (the same model search uses; kbchat ships no other)"
+    model = f"{settings.embedder_path or 'all-MiniLM-L6-v2'} (the same model search uses)"
     if not jobs:
         return model
     refs = sorted({questions[i].reference for _, i in jobs})

@@ -625,6 +625,9 @@ def render_html(result: dict, pngs: dict[str, bytes]) -> str:
     source = result.get("questions_file") or "built from the knowledge base"
     meta = (f"{e(result.get('created_at') or '')} · knowledge base {e(result.get('kb') or NOT_APPLICABLE)} · "
             f"{e(n_q)} questions ({e(source)}) · meaning compared with {e(result.get('semantic_model') or NOT_APPLICABLE)}")
+    models = sorted(set((result.get("models") or {}).values()))
+    if models:
+        meta += f" · answers written by {e('; '.join(models))}"
     body = "".join([
         "<h1>How well does your chatbot answer?</h1>", f'<p class="meta">{meta}</p>',
         _verdict_html(verdict(result)), _metrics_html(result), _comparisons_html(result),

@@ -192,6 +192,11 @@ def llama_file(source: Path) -> Path:
     return convert.hf_to_gguf(folder, folder.with_name(folder.name + "-f16.gguf"), "f16")
 
 
+def llama_name(source: Path) -> str:
+    """The model's name as answers report it: "SmolLM2-135M-Instruct (f16)" for the converted file."""
+    return f"{source.stem.split('.')[0]} (f16)" if source == smollm2_path() else source.stem
+
+
 class TransformersEngine:
     """Greedy decoding with a transformers model, in the caller's thread."""
 
@@ -278,7 +283,7 @@ class Generator:
 
                 if source.suffix != ".gguf":
                     raise BadInput(f"llama.cpp runs .gguf files; {source} is a model folder. Use the transformers engine for it.")
-                self._engine = llama.load(llama_file(source), None, self.threads, self.context_tokens, source.stem)
+                self._engine = llama.load(llama_file(source), None, self.threads, self.context_tokens, llama_name(source))
             else:
                 self._engine = TransformersEngine(load_model(self.path, self.device, self.fast))
         return self._engine

@@ -74,8 +74,9 @@ class LlamaEngine:
         except (ValueError, RuntimeError) as e:
             raise ModelMissing(f"llama.cpp could not load the model {model_file}{' with the adapter ' + str(lora_file) if lora_file else ''} "
                                f"({e}). Check that it is a complete GGUF file, or fix the 'generator_path' setting.") from None
-        self.model_id = name or model_file.stem
         self.device = "cuda" if llama_supports_gpu_offload() else "cpu"
+        where = "GPU" if self.device == "cuda" else f"{self.threads} thread{'s' * (self.threads > 1)}"
+        self.model_id = f"{name or model_file.stem} (llama.cpp, {where})"
         self.lock = FairLock()
         self.last: dict = {}  # the last call's prompt_tokens, cached_tokens, first_token_s
         self._formatter = self._chat_formatter(model_file)

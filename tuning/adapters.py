@@ -172,14 +172,14 @@ def load_tuned(info: AdapterInfo, settings, device: str | None = None):
     llama.cpp, the base GGUF with the adapter's GGUF LoRA; for a model folder, the transformers
     model with the adapter merged in (as fast as the plain model, with the same fp16 speed-up)."""
     from kb.models import default_device, generator_path
-    from rag.generate import LoadedModel, TransformersEngine, half_linears, llama_file, load_private
+    from rag.generate import LoadedModel, TransformersEngine, half_linears, llama_file, llama_name, load_private
 
     source = generator_path(settings.generator_path)
     if source.suffix == ".gguf":
         from rag import llama
 
         return llama.load(llama_file(source), gguf_lora(info, source), settings.threads, settings.context_tokens,
-                          f"{source.stem} + adapter {info.id}")
+                          f"{llama_name(source)} + adapter {info.id}")
     from peft import PeftModel
 
     device = device or default_device()
