@@ -56,7 +56,6 @@ _TOKENIZERS: dict[str, object] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-
 def load_model(path: str = "", device: str | None = None, fast: bool | None = None) -> LoadedModel:
     """The generator model, loaded once per process for each (path, device, fast)."""
     source = generator_path(path)
@@ -119,7 +118,7 @@ def cached_copy(gguf: Path) -> Path:
     with open(gguf, "rb") as f:
         h.update(f.read(1 << 20))
     target = cache_dir() / "models" / f"{gguf.stem}-{h.hexdigest()[:12]}"
-    if (target / "model.safetensors").exists():
+    if (target / "config.json").exists():  # renamed into place whole, so it is complete (one file or shards)
         return target
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -322,6 +322,8 @@ def _print_answer_details(answer) -> None:
     timing = f"{answer.total_ms:.0f} ms"
     if answer.tokens_per_s:
         timing += f", {answer.tokens_per_s:.1f} tokens/s"
+    if answer.model:
+        timing += f"; {answer.model}"
     click.secho(f"  ({METHOD_WORDS[answer.method]}; confidence {answer.confidence:.2f}; {timing})", dim=True)
 
 

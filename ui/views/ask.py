@@ -85,6 +85,8 @@ def show_details(name: str, answer: Answer) -> None:
     how = METHOD_WORDS.get(answer.method, answer.method)
     if answer.method in ("faq", "generated", "quoted", "refused"):  # a path that searched the documents
         how += f" · best match with your documents {answer.confidence:.0%}"
+    if answer.model:
+        how += f" · model: {answer.model}"
     st.caption(f"How: {appkit.md(how)}")
     for note in answer.notes:
         st.warning(appkit.md(note), icon=":material/warning:")
