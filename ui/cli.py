@@ -457,7 +457,7 @@ def eval_command(ctx: click.Context, questions_file: str | None, path_names: str
 
         try:
             result = evaluate.evaluate(chosen, paths, store, settings, on_answer, questions_file,
-                                       workers=workers or evaluate.default_workers())
+                                       workers=workers or evaluate.default_workers(paths))
         finally:
             bar.close()
         if staleness:
