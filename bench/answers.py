@@ -4,6 +4,8 @@
     .venv/bin/python bench/answers.py --limit 40   # a quicker, noisier look
     .venv/bin/python bench/answers.py --embedder DIR   # with another sentence-transformers folder
                                                    # (e.g. one saved by bench/ceiling.py --adapt --save DIR)
+    .venv/bin/python bench/answers.py --embedder all-mpnet-base-v2 --generator qwen2.5-coder-1.5b-instruct
+                                                   # the stronger packaged models (the names the settings take)
 
 Prints, against the targets of the RAG issue:
   * fact accuracy: in-scope answers containing one of the question's `expected` strings (target 0.85),
@@ -52,17 +54,23 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="a random sample of this many questions (seed 7)")
     parser.add_argument("--show", action="store_true", help="print each wrong answer")
     parser.add_argument("--dump", metavar="FILE", help="write one JSON line per question (for calibrating thresholds)")
-    parser.add_argument("--embedder", metavar="DIR", default="", help="search with this sentence-transformers folder (the embedder_path setting)")
+    parser.add_argument("--embedder", metavar="DIR", default="", help="search with this sentence-transformers folder or packaged model (the embedder_path setting)")
+    parser.add_argument("--generator", metavar="MODEL", default="", help="write with this .gguf, model folder or packaged model (the generator_path setting)")
     args = parser.parse_args()
-    if args.embedder and not Path(args.embedder).is_dir():
-        parser.error(f"--embedder {args.embedder}: no such folder (a sentence-transformers model folder)")
+    from kb.models import SPLIT_MODELS
+
+    if args.embedder and args.embedder not in SPLIT_MODELS and not Path(args.embedder).is_dir():
+        parser.error(f"--embedder {args.embedder}: no such folder (a sentence-transformers model folder) or packaged model")
+    if args.generator and args.generator not in SPLIT_MODELS and not Path(args.generator).exists():
+        parser.error(f"--generator {args.generator}: no such file or folder, nor a packaged model")
     rows = eval_rows()
     if args.limit:
         rows = random.Random(7).sample(rows, args.limit)
     with tempfile.TemporaryDirectory() as tmp:
         store = sample_store(Path(tmp))
-        if args.embedder:  # the index is built with this model on the first question
-            Settings(embedder_path=str(Path(args.embedder).resolve())).save(store.dir)
+        if args.embedder or args.generator:  # the index is built with this model on the first question
+            resolve = lambda m: m if m in SPLIT_MODELS or not m else str(Path(m).resolve())  # noqa: E731
+            Settings(embedder_path=resolve(args.embedder), generator_path=resolve(args.generator)).save(store.dir)
         path = RagPath(store)
         path.answer("When are you open?")  # load both models before timing
         by_method: dict[str, list[tuple[bool, float]]] = defaultdict(list)
