@@ -155,7 +155,9 @@ def gguf_lora(info: AdapterInfo, source: Path) -> Path:
     from rag import convert
     from rag.generate import cached_copy
 
-    return convert.lora_to_gguf(Path(info.path), cached_copy(source), Path(info.path) / GGUF)
+    out = Path(info.path) / GGUF
+    # the base folder (for the converter) is made only when needed: for a large model it takes minutes
+    return out if out.is_file() else convert.lora_to_gguf(Path(info.path), cached_copy(source), out)
 
 
 # Merged transformers models kept in memory, most recently used last. Each is a whole copy of the
