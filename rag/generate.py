@@ -16,7 +16,9 @@ the answer, and stop decoding when the caller closes the stream.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 import shutil
 import threading
@@ -122,8 +124,11 @@ def cached_copy(gguf: Path) -> Path:
         return target
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # transformers draws a plain tqdm bar ("Converting and de-quantizing GGUF tensors") that no
+    # setting turns off; it is not the owner's business.
+    with contextlib.redirect_stderr(io.StringIO()):
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # transformers refuses to save a model it loaded from GGUF ("quantized with gguf") until the
     # quantizer marker is cleared; the weights are already plain float32 by now.
     model.hf_quantizer = None

@@ -81,7 +81,8 @@ class LlamaEngine:
         self.lock = FairLock()
         self.last: dict = {}  # the last call's prompt_tokens, cached_tokens, first_token_s
         self._formatter = self._chat_formatter(model_file)
-        self._eog = self._end_tokens()
+        self._eog = self._end_tokens()  # a list to index the logits with, and a set to look tokens up in
+        self._ends = frozenset(self._eog)
 
     def _chat_formatter(self, model_file: Path):
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -97,9 +98,7 @@ class LlamaEngine:
         import llama_cpp
 
         vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
-        eog = [t for t in range(self.llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)]
-        self._ends = frozenset(eog)
-        return eog
+        return [t for t in range(self.llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)]
 
     def prompt_tokens(self, messages: list[dict]) -> list[int]:
         formatted = self._formatter(messages=messages)
