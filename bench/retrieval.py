@@ -44,7 +44,7 @@ from kb.records import Chunk, FaqPair, Source, chunk_id  # noqa: E402
 from kb.settings import Settings  # noqa: E402
 from kb.store import Store, now_iso  # noqa: E402
 from rag.embed import Embedder  # noqa: E402
-from rag.retrieve import FAQ_THRESHOLD, Retriever  # noqa: E402
+from rag.retrieve import Retriever  # noqa: E402
 
 SAMPLE = ROOT / "sample_data"
 COVIDQA = ROOT.parent / "shared" / "data" / "covidqa_question_similarity_en.csv"
@@ -129,33 +129,35 @@ def quality(tmp: Path) -> None:
 
 def faq_threshold(retriever: Retriever, rows: list[dict]) -> None:
     """Best-FAQ match score for reworded FAQ questions (right and wrong matches apart), doc-only and
-    out-of-scope questions, and what each threshold would let through, on the score alone and
-    with hybrid search agreeing (the rule Retriever.faq_answer applies)."""
+    out-of-scope questions, and what each threshold would let through: on the score alone, and with
+    the fast path's other rules (hybrid search agrees, the same question: Retriever.faq_candidate).
+    The calibrated threshold (rag.calibrate, measured on the knowledge base, not on these rows) is
+    marked."""
     groups: dict[str, list[tuple[float, bool]]] = {"faq, right match": [], "faq, wrong match": [], "doc-only": [], "out of scope": []}
     for row in rows:
         chunk, score = retriever.match_faq(row["question"])
-        top = retriever.search(row["question"], 1)
-        agree = bool(top) and top[0].chunk.id == chunk.id
+        passes = retriever.faq_candidate(row["question"]) is not None
         if "faq_question" in row:
             group = "faq, right match" if chunk.faq.question == row["faq_question"] else "faq, wrong match"
         else:
             group = "doc-only" if row.get("in_scope") else "out of scope"
-        groups[group].append((score, agree))
+        groups[group].append((score, passes))
+    calibrated = retriever.faq_threshold
     print("\n== FAQ fast path: match score of the best FAQ (mean cosine to its question, answer and pair) ==")
     for name, values in groups.items():
         if values:
             q = np.percentile([s for s, _ in values], [0, 25, 50, 75, 100])
             print(f"{name:18} n={len(values):3}  min {q[0]:.2f}  p25 {q[1]:.2f}  median {q[2]:.2f}  p75 {q[3]:.2f}  max {q[4]:.2f}")
     n_faq = len(groups["faq, right match"]) + len(groups["faq, wrong match"])
-    for need_agree in (False, True):
-        print("score >= threshold" + (" and hybrid top-1 is the same FAQ:" if need_agree else " alone:"))
+    for rules in (False, True):
+        print("score >= threshold" + (" and the fast path's rules (search agrees, same question):" if rules else " alone:"))
         print("  threshold  right FAQ given   wrong FAQ  doc-only  out-of-scope  precision")
-        for t in (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85):
-            n = {g: sum(s >= t and (a or not need_agree) for s, a in v) for g, v in groups.items()}
+        for t in sorted({0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, round(calibrated, 3)}):
+            n = {g: sum(s >= t and (a or not rules) for s, a in v) for g, v in groups.items()}
             right, wrong = n["faq, right match"], n["faq, wrong match"] + n["doc-only"] + n["out of scope"]
-            mark = "  <- default" if need_agree and abs(t - FAQ_THRESHOLD) < 1e-9 else ""
-            print(f"    {t:.2f}    {right:3}/{n_faq} ({right / max(n_faq, 1):.2f})   {n['faq, wrong match']:3}"
-                  f"        {n['doc-only']:3}       {n['out of scope']:3}          {right / max(right + wrong, 1):.2f}{mark}")
+            mark = "  <- calibrated on the knowledge base" if rules and abs(t - calibrated) < 1e-9 else ""
+            print(f"    {t:.3f}   {right:3}/{n_faq} ({right / max(n_faq, 1):.2f})   {n['faq, wrong match']:3}"
+                  f"        {n['doc-only']:3}       {n['out of scope']:3}          {right / max(right + wrong, 1):.3f}{mark}")
 
 
 # -- speed -------------------------------------------------------------------------------------

@@ -297,7 +297,7 @@ def _add_semantic(questions: list[EvalQuestion], scored: dict[str, list[dict]], 
     retriever = paths.retriever()
     embedder = retriever.embedder if retriever is not None else Embedder(settings)
     jobs = [(name, i) for name, rows in scored.items() for i, q in enumerate(questions) if q.in_scope and q.reference]
-    model = f"{settings.embedder_path or 'all-MiniLM-L6-v2'} (the same model search uses)"
+    model = f"{settings.embedder or 'all-MiniLM-L6-v2'} (the same model search uses)"
     if not jobs:
         return model
     refs = sorted({questions[i].reference for _, i in jobs})

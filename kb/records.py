@@ -114,9 +114,9 @@ class Citation:
 # How an answer's text was made (Answer.method), in the owner's words: the CLI and the app show these.
 METHOD_WORDS = {
     "faq": "a curated FAQ answer, word for word",
-    "generated": "written by the model from your documents, every sentence checked against them",
-    "quoted": "quoted from your documents (the model's own wording did not match them)",
-    "refused": "your fallback message: your documents do not seem to answer this",
+    "generated": "written by the model from your documents, citing them",
+    "quoted": "quoted from your documents",  # answers saved before the writer changed
+    "refused": "your fallback message: your documents do not answer this",
     "model": "the model alone, without your documents",
 }
 
@@ -127,9 +127,9 @@ class Answer:
     never need to know which path made it.
 
     `method` says how the text was made: "faq" (a curated FAQ answer, word for word), "generated"
-    (written by the model and checked against the sources), "quoted" (the model's wording did not
-    survive the check, so the best sentences of the sources are quoted), "model" (a path without
-    retrieval: nothing to check against), or "refused" (the owner's fallback message).
+    (written by the model from the cited passages), "model" (a path without retrieval), or
+    "refused" (the owner's fallback message: nothing matched, or the model found no answer in the
+    passages). "quoted" is only in answers stored by earlier versions.
     """
 
     path: str

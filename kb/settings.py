@@ -26,6 +26,14 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SETTINGS_FILE = "settings.toml"
+AUTO_NUMBERS = ("faq_threshold", "refusal_threshold")  # "auto" or a number
+PROFILE_ENV = "KBCHAT_MODEL_PROFILE"  # the default profile where settings.toml names none
+# What each profile runs: (search model, answer writer), as the model settings take them ("" is
+# the packaged MiniLM / SmolLM2).
+PROFILES = {
+    "quality": ("all-mpnet-base-v2", "qwen2.5-coder-1.5b-instruct"),
+    "small": ("", ""),
+}
 
 
 def _opt(default, help: str):
@@ -42,16 +50,22 @@ class Settings:
     max_file_mb: float = _opt(50.0, "Files bigger than this (in MB) are refused instead of being read slowly.")
     fetch_timeout_s: float = _opt(15.0, "Seconds to wait for one web page before giving up on it.")
     user_agent: str = _opt("kbchat/0.1 (knowledge-base builder)", "How kbchat names itself to websites it reads.")
-    # Models: empty means the packaged default.
-    embedder_path: str = _opt("", "A local sentence-transformers model folder; empty uses the packaged all-MiniLM-L6-v2.")
-    generator_path: str = _opt("", "A local Hugging Face model folder or .gguf file; empty uses the packaged SmolLM2-135M-Instruct.")
+    # Models. A profile picks the search model and the answer writer together; the two paths below
+    # override either one (empty: the profile's).
+    model_profile: str = _opt(
+        os.environ.get(PROFILE_ENV, "quality"),
+        "quality: better answers, slower (all-mpnet-base-v2 search, Qwen2.5-Coder-1.5B writer). "
+        "small: fast and light, weaker answers (all-MiniLM-L6-v2, SmolLM2-135M).",
+    )
+    embedder_path: str = _opt("", "A local sentence-transformers model folder (or packaged model name); empty uses the profile's.")
+    generator_path: str = _opt("", "A local Hugging Face model folder or .gguf file (or packaged model name); empty uses the profile's.")
     # llama.cpp runs .gguf models. 0 threads uses every core; on a busy machine 1 can be faster.
     threads: int = _opt(0, "CPU threads the language model uses (0: all cores). Try 1 on a machine that runs other work.")
     context_tokens: int = _opt(4096, "The most tokens (question, passages and answer together) the language model reads at once.")
     # Answering. Defaults measured on sample_data/eval_questions.jsonl with bench/answers.py.
     top_k: int = _opt(3, "How many passages the answer is written from.")
-    faq_threshold: float = _opt(0.6, "How closely (0-1) a question must match a curated FAQ (its question and answer) for that answer to be given word for word.")
-    refusal_threshold: float = _opt(0.35, "Questions whose best passage matches less than this (0-1) get the fallback message instead of a guess.")
+    faq_threshold: str = _opt("auto", "How closely (0-1) a question must match a curated FAQ for its answer to be given word for word; auto: measured on your own FAQ for the search model.")
+    refusal_threshold: str = _opt("auto", "Questions whose best passage matches less than this (0-1) get the fallback message without asking the model; auto: measured on your own documents.")
     lexical_weight: float = _opt(0.15, "How much exact-word matching (BM25) adds to meaning-based search; 0 turns it off.")
     fallback_message: str = _opt(
         "Sorry, I don't have that information. Please contact us directly and we'll be glad to help.",
@@ -85,6 +99,8 @@ class Settings:
             if isinstance(f.default, tuple) and not all(isinstance(v, str) for v in value):
                 raise BadInput(f"Setting '{f.name}' must be a list of texts, not {value!r}.")
             want = type(f.default)
+            if f.name in AUTO_NUMBERS and isinstance(value, (int, float)) and not isinstance(value, bool):
+                continue  # a number where "auto" is the default: checked below
             if want is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
                 setattr(self, f.name, value)
@@ -100,8 +116,12 @@ class Settings:
         if self.max_file_mb <= 0:
             raise BadInput(f"Setting 'max_file_mb' must be more than 0, not {self.max_file_mb}.")
         for name in ("faq_threshold", "refusal_threshold"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise BadInput(f"Setting '{name}' must be between 0 and 1, not {getattr(self, name)}.")
+            value = getattr(self, name)
+            number = _number(value)
+            if value != "auto" and (number is None or not 0 <= number <= 1):
+                raise BadInput(f"Setting '{name}' must be auto or a number between 0 and 1, not {value!r}.")
+            if number is not None:
+                setattr(self, name, number)
         if not 0 <= self.lexical_weight <= 1:
             raise BadInput(f"Setting 'lexical_weight' must be between 0 and 1, not {self.lexical_weight}.")
         if not 1 <= self.top_k <= 20:
@@ -125,6 +145,8 @@ class Settings:
         for name in ("bot_logo_url", "lead_webhook_url"):
             if getattr(self, name) and not re.match(r"https?://\S+$", getattr(self, name)):
                 raise BadInput(f"Setting '{name}' must be a web address starting with https:// (or empty), not {getattr(self, name)!r}.")
+        if self.model_profile not in PROFILES:
+            raise BadInput(f"Setting 'model_profile' must be {' or '.join(PROFILES)}, not {self.model_profile!r}.")
         if self.visitor_path not in ("rag", "base", "tuned", "rag+tuned"):
             raise BadInput(f"Setting 'visitor_path' must be rag, base, tuned or rag+tuned, not {self.visitor_path!r}.")
         for origin in self.allowed_origins:
@@ -139,6 +161,20 @@ class Settings:
             raise BadInput(f"Setting 'answer_timeout_s' must be more than 0 seconds, not {self.answer_timeout_s}.")
         if self.fetch_timeout_s <= 0:
             raise BadInput(f"Setting 'fetch_timeout_s' must be more than 0 seconds, not {self.fetch_timeout_s}.")
+
+    def fixed_threshold(self, name: str) -> float | None:
+        """faq_threshold or refusal_threshold as a number, or None when it is "auto" (calibrated)."""
+        return _number(getattr(self, name))
+
+    @property
+    def embedder(self) -> str:
+        """The search model to use: embedder_path, else the profile's."""
+        return self.embedder_path or PROFILES[self.model_profile][0]
+
+    @property
+    def generator(self) -> str:
+        """The answer writer to use: generator_path, else the profile's."""
+        return self.generator_path or PROFILES[self.model_profile][1]
 
     # -- reading and writing -------------------------------------------------------------------
     @classmethod
@@ -192,6 +228,15 @@ class Settings:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 _TYPE_WORDS = {int: "whole number", float: "number", str: "text", bool: "true or false", tuple: "list of texts"}

@@ -276,7 +276,7 @@ class Generator:
 
     @classmethod
     def for_settings(cls, settings, **kw) -> "Generator":
-        return cls(settings.generator_path, threads=settings.threads, context_tokens=settings.context_tokens, **kw)
+        return cls(settings.generator, threads=settings.threads, context_tokens=settings.context_tokens, **kw)
 
     @property
     def engine(self):

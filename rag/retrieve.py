@@ -23,25 +23,19 @@ import numpy as np
 
 from kb import corrections
 from kb.errors import BadInput
-from kb.records import Chunk, question_key
+from kb.records import Chunk, FaqPair, question_key
 from kb.settings import Settings
 from kb.store import Store
 from rag.embed import Embedder
+from rag.grounding import numbers, terms
 from rag.index import HNSW_THRESHOLD, SyncReport, VectorIndex, faq_answer, faq_question
 from rag.lexical import Lexical, lexical_for
 
-# The defaults of the `lexical_weight` and `faq_threshold` settings, and how they were chosen:
-# - lexical_weight 0.15 (0 is dense only). Swept 0.1-0.3: 0.15 ties 0.1 on sample_data FAQ and
-#   doc-only top-1, beats it on covidqa (0.775 vs 0.762), and lets an exact price decide a near-tie.
-# - faq_threshold 0.6: the fast path gives a curated answer when the question's match to a curated
-#   FAQ (mean cosine to its question, its answer and the pair, see `_match_faq`) reaches this AND
-#   hybrid search ranks the same FAQ first. Set for precision: a wrong curated answer is worse than
-#   generating one. On sample_data/eval_questions.jsonl (bench/retrieval.py) this passes 30 of 117
-#   reworded FAQ questions with 2 wrong FAQs (precision 0.93), and none of 48 doc-only or
-#   out-of-scope questions; at 0.55, 50 pass but 8 are wrong. Matching on the curated question
-#   alone (the rule before) passed 9 at its best threshold (0.75), 1 of them wrong.
+# The default of the `lexical_weight` setting, and how it was chosen: 0.15 (0 is dense only). Swept
+# 0.1-0.3: 0.15 ties 0.1 on sample_data FAQ and doc-only top-1, beats it on covidqa (0.775 vs 0.762),
+# and lets an exact price decide a near-tie. The fast path's and the decline's thresholds are
+# measured on each knowledge base (rag.calibrate).
 LEXICAL_WEIGHT = Settings().lexical_weight
-FAQ_THRESHOLD = Settings().faq_threshold
 CANDIDATES = 50  # from each of dense and BM25; the fused top-k is re-ranked within their union
 FAQ_CANDIDATES = 10  # from each of the curated-question and curated-answer indexes
 
@@ -79,7 +73,9 @@ class Retriever:
         self.store = store
         self.settings = settings or Settings.load(store.dir)
         self.lexical_weight = self.settings.lexical_weight if lexical_weight is None else lexical_weight
-        self.faq_threshold = self.settings.faq_threshold if faq_threshold is None else faq_threshold
+        self._faq_threshold = self.settings.fixed_threshold("faq_threshold") if faq_threshold is None else faq_threshold
+        self._refusal_threshold = self.settings.fixed_threshold("refusal_threshold")
+        self._calibration = None
         if self.lexical_weight < 0:
             raise BadInput(f"lexical_weight must be 0 or more, not {self.lexical_weight}.")
         self.embedder = Embedder(self.settings)
@@ -88,6 +84,7 @@ class Retriever:
         self.faq_answers = VectorIndex(store.dir, "faq_answers", text_of=faq_answer, hnsw_threshold=hnsw_threshold,
                                        label="FAQ answer index")
         self.lexical: Lexical | None = None
+        self.vocabulary: set[str] = set()  # the fact words of the whole knowledge base (for same_question)
         self.messages: list[str] = []  # what the last sync had to fix or update, for the caller to show
         self._synced_revision: int | None = None
         self._lock = threading.RLock()
@@ -113,6 +110,7 @@ class Retriever:
                 self.faq_answers.sync(self.store, self.embedder, chunks),
             ]
             self.lexical = lexical_for(self.store, chunks)
+            self.vocabulary = {t for c in chunks for t in terms(f"{c.faq.question} {c.faq.answer}" if c.faq else c.text)}
             self._synced_revision = revision
             self.messages = [r.message for r in reports if r.message]
             return self.messages
@@ -219,17 +217,23 @@ class Retriever:
         return (owner or chunks)[0], best
 
     def faq_answer(self, query: str) -> tuple[Chunk, float] | None:
-        """The fast path's decision: match_faq, kept only when it clears `faq_threshold` and the
-        hybrid passage search also ranks that FAQ first. Two signals agreeing halves the wrong
-        curated answers at the same threshold (measured in bench/retrieval.py). The question is
-        embedded once for both: this is the path that must answer in milliseconds."""
+        """The fast path's decision: `faq_candidate`, kept when its match reaches `faq_threshold`."""
+        match = self.faq_candidate(query)
+        return match if match is not None and match[1] >= self.faq_threshold else None
+
+    def faq_candidate(self, query: str) -> tuple[Chunk, float] | None:
+        """The curated FAQ the fast path would answer with at any threshold: the best match
+        (match_faq), when hybrid passage search also ranks that FAQ first (two signals agreeing
+        halves the wrong curated answers at the same threshold, bench/retrieval.py) and the customer
+        asks the same question (`same_question`). The question is embedded once for all of it: this
+        is the path that must answer in milliseconds."""
         if not query.strip():
             return None
         self._ensure_synced()
         with self._lock:
             qvec = self.query_vector(query)
             match = self._match_faq(qvec)
-            if match is None or match[1] < self.faq_threshold:
+            if match is None or not same_question(query, match[0].faq, self.vocabulary):
                 return None
             top = self._rank(query, 1, "hybrid", qvec)
             if not top:
@@ -240,3 +244,37 @@ class Retriever:
             first = self.store.get_chunks([top[0][0]])
             same = first and first[0].faq and question_key(first[0].faq.question) == question_key(match[0].faq.question)
         return match if same else None
+
+    # -- thresholds -------------------------------------------------------------------------------
+    @property
+    def faq_threshold(self) -> float:
+        return self._faq_threshold if self._faq_threshold is not None else self.calibration().faq_threshold
+
+    @property
+    def refusal_threshold(self) -> float:
+        return self._refusal_threshold if self._refusal_threshold is not None else self.calibration().refusal_threshold
+
+    def calibration(self):
+        """The thresholds measured on this knowledge base for this search model (rag.calibrate)."""
+        from rag import calibrate
+
+        self._ensure_synced()
+        with self._lock:
+            if self._calibration is None or self._calibration.revision != self.store.revision:
+                self._calibration = None  # measuring calls the fast path, which must not use a stale one
+                self._calibration = calibrate.thresholds(self)
+            return self._calibration
+
+
+def same_question(question: str, faq: FaqPair, vocabulary: set[str] | None = None) -> bool:
+    """Whether a curated answer answers this question as asked: every number of the customer's
+    question is in the curated question or its answer, and so is every fact word that the knowledge
+    base uses elsewhere (`vocabulary`; all fact words when it is None). "How much is grooming for a
+    rabbit?" is not "How much is grooming for a cat or a dog?" when the price list also lists
+    rabbits, however alike the two read to an embedding model; words the business never uses
+    ("guys", "newbie") neither make nor break a match."""
+    pair = f"{faq.question} {faq.answer}"
+    if not numbers(question) <= numbers(pair):
+        return False
+    known = set(terms(pair))
+    return all(t in known for t in terms(question) if vocabulary is None or t in vocabulary)

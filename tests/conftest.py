@@ -16,6 +16,11 @@ DATA = ROOT / "tests" / "data"
 SAMPLE = ROOT / "sample_data"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Most tests check plumbing (ingest, API, app, widget, jobs), and run on the small model profile to
+# keep the suite inside its time on 2 cores; the answer-quality tests (test_answer_quality.py) name
+# the default "quality" profile themselves. Set before kb.settings is imported: it is the default
+# of the model_profile setting.
+os.environ.setdefault("KBCHAT_MODEL_PROFILE", "small")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 

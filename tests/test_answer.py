@@ -1,6 +1,7 @@
-"""The rag and base answer paths end to end, with the real packaged MiniLM and SmolLM2 on the
-sample business: the FAQ fast path, grounded answers and their citations, refusals, a planted
-instruction, streaming, and every kind of bad question."""
+"""The rag and base answer paths end to end, with the real packaged models of the small profile
+(MiniLM and SmolLM2) on the sample business: the FAQ fast path, answers and their citations,
+declines, a planted instruction, streaming, and every kind of bad question. The quality profile's
+answers are tested in test_answer_quality.py."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from kb.ingest import ingest
 from kb.records import Answer
 from kb.settings import Settings
 from kb.store import Store
-from rag.answer import BasePath, RagPath, prepare_question
-from rag.grounding import Support, defang, units
+from rag.answer import BasePath, RagPath, declines, prepare_question
+from rag.grounding import defang, units
+from rag.retrieve import same_question
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
 PLANTED = (
@@ -44,12 +46,12 @@ def test_fast_path_returns_the_curated_answer_word_for_word(rag):
     assert a.method == "faq" and a.from_faq and not a.refused
     assert a.text == curated.faq.answer
     assert [(c.chunk_id, c.location) for c in a.citations] == [(curated.id, curated.faq.location)]
-    assert a.n_tokens == 0 and a.model == "" and a.generation_ms == 0 and a.confidence >= rag.settings.faq_threshold
+    assert a.n_tokens == 0 and a.model == "" and a.generation_ms == 0 and a.confidence >= rag.retriever.faq_threshold
 
 
 def test_a_non_faq_answer_is_grounded_and_cites_real_passages(rag):
     a = rag.answer("What is the largest piece your kilns can fire?")
-    assert a.method in ("generated", "quoted")
+    assert a.method == "generated"
     assert "18 inches" in a.text
     assert a.citations, a
     chunks = {c.id: c for c in rag.store.chunks()}
@@ -59,17 +61,7 @@ def test_a_non_faq_answer_is_grounded_and_cites_real_passages(rag):
         assert c.source == chunk.source and c.location == chunk.location
         assert c.snippet.rstrip(" .") [:80] in " ".join(chunk.text.split())
     assert "18 inches" in " ".join(chunks[c.chunk_id].text for c in a.citations)
-    assert a.confidence >= rag.settings.refusal_threshold and a.retrieval_ms > 0 and a.generation_ms > 0
-
-
-def test_every_generated_sentence_is_backed_by_the_cited_sources(rag):
-    for question in ("When is the studio open on Sunday?", "How much does porcelain clay cost?"):
-        a = rag.answer(question)
-        if a.method != "generated":
-            continue
-        support = Support([c.snippet for c in a.citations] + [h.chunk.text for h in rag.retriever.search(a.question, 3)])
-        assert a.n_tokens > 0 and a.model.startswith("SmolLM2")
-        assert support.check(a.text) is not False, a.text
+    assert a.confidence >= rag.retriever.refusal_threshold and a.retrieval_ms > 0 and a.generation_ms > 0
 
 
 def test_out_of_scope_questions_get_the_owners_fallback_message(sample_kb, generator):
@@ -78,7 +70,6 @@ def test_out_of_scope_questions_get_the_owners_fallback_message(sample_kb, gener
     for question in ("Who won the World Series last year?", "Can you help me write a cover letter?"):
         a = path.answer(question)
         assert a.refused and a.text == settings.fallback_message and a.citations == []
-        assert a.confidence < settings.refusal_threshold and a.n_tokens == 0
 
 
 def test_a_planted_instruction_in_a_document_changes_nothing(tmp_path, generator):
@@ -134,12 +125,30 @@ def test_an_empty_knowledge_base_says_to_ingest_first(tmp_path, generator):
 
 
 # -- the checks behind grounding -------------------------------------------------------------------
-def test_support_rejects_invented_numbers_and_words():
-    s = Support(["Beginner wheel course: $285 for six weekly sessions.", "We are closed on Mondays."])
-    assert s.check("The beginner wheel course costs $285.") is True
-    assert s.check("The beginner wheel course costs $295.") is False
-    assert s.check("We also rent out karaoke machines and bicycles.") is False
-    assert s.check("Yes.") is None
+def test_the_models_own_ways_of_saying_the_documents_do_not_answer_are_declines():
+    for text in ("The documents do not mention a dog grooming price.", "I don't know.",
+                 "There is no information about parking in the provided texts.",
+                 "The provided documents don't say whether we ship abroad."):
+        assert declines(text), text
+    for text in ("We're open Tuesday to Friday from 10 am to 9 pm [1].", "No, we do not sell clay online [2].",
+                 "Dogs are not allowed in the studio [1].", "The documents you need are a photo ID [3]."):
+        assert not declines(text), text
+
+
+def test_a_curated_answer_is_the_same_question_only_with_the_same_items_and_numbers():
+    from kb.records import FaqPair
+
+    cats = FaqPair("How much is grooming for cats and rabbits?", "Grooming is $40 for cats and $30 for rabbits.", "faq.csv row 2")
+    assert same_question("how much do you charge to groom a cat", cats) is False  # "charge": not in the pair
+    assert same_question("how much is cat grooming?", cats)
+    assert same_question("How much is grooming for a dog?", cats) is False
+    assert same_question("How much is grooming for 3 rabbits?", cats) is False
+    assert same_question("Is grooming $40 for cats?", cats)
+    # Against the knowledge base's own words: only a word it uses elsewhere tells two questions apart.
+    vocabulary = {"groom", "cat", "rabbit", "dog", "price", "charge"}
+    assert same_question("how much do you guys charge to groom a cat", cats, vocabulary) is False
+    assert same_question("hey how much is grooming for cats, newbie here", cats, vocabulary)
+    assert same_question("How much is grooming for a dog?", cats, vocabulary) is False
 
 
 def test_defang_removes_only_the_sentences_that_give_orders():

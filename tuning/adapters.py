@@ -176,7 +176,14 @@ def load_tuned(info: AdapterInfo, settings, device: str | None = None):
     from kb.models import default_device, generator_path
     from rag.generate import LoadedModel, TransformersEngine, half_linears, llama_file, llama_name, load_private
 
-    source = generator_path(settings.generator_path)
+    source = generator_path(settings.generator)
+    base = source.stem if source.suffix == ".gguf" else source.name
+    trained_on = info.base_model.removesuffix(" (fp16 linears)")
+    if not (base.startswith(trained_on) or trained_on.startswith(base)):
+        raise NotFound(
+            f"The fine-tuned model {info.id} was trained on {info.base_model}, but this knowledge base now writes "
+            f"answers with {base} (the model_profile or generator_path setting changed). A comparison needs both on one "
+            "model: train again (kbchat tune, or the Fine-tune page), or switch the setting back.")
     if source.suffix == ".gguf":
         from rag import llama
 
@@ -185,14 +192,14 @@ def load_tuned(info: AdapterInfo, settings, device: str | None = None):
     from peft import PeftModel
 
     device = device or default_device()
-    key = (info.path, settings.generator_path, device)
+    key = (info.path, settings.generator, device)
     with _LOCK:
         if key in _LOADED:
             _LOADED.move_to_end(key)
         else:
             while len(_LOADED) >= KEEP_LOADED:
                 _LOADED.popitem(last=False)  # answer paths still holding it keep it until they go
-            base = load_private(settings.generator_path, device)
+            base = load_private(settings.generator, device)
             model = PeftModel.from_pretrained(base.model, info.path).merge_and_unload()
             model.eval()
             name = f"{base.model_id} + adapter {info.id}"

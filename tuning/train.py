@@ -76,6 +76,7 @@ class Progress:
     val_loss: list[tuple[int, float]] = field(default_factory=list)  # (epoch, loss)
     tokens_per_s: float = 0.0
     eta_s: float | None = None
+    expected_s: float | None = None  # the whole run, from the first steps' speed (an upper bound: it may stop early)
     started_at: str = ""
     message: str = ""
 
@@ -90,6 +91,25 @@ class Progress:
     def save(self, kb_dir: Path) -> None:
         text = json.dumps(dataclasses.asdict(self))
         atomic_write(Path(kb_dir) / "tuning" / "progress.json", lambda f: f.write(text.encode()))
+
+
+PROBE_STEPS = 3  # timed steps before the run says how long it will take
+LONG_RUN_S = 20 * 60  # longer than this, the owner is told of faster ways
+
+
+def expected_time(seconds: float, kb_settings: Settings) -> str:
+    """The run's expected time in words and, for a long one, what would make it shorter."""
+    minutes = max(1, round(seconds / 60))
+    words = f"about {minutes} min" if minutes < 90 else f"about {minutes / 60:.1f} hours"
+    text = f"Expected time: {words} on this machine (less if it stops early)."
+    if seconds > LONG_RUN_S:
+        from kb.models import default_device
+
+        text += (" That is long. The small model profile (setting model_profile = small) trains in minutes, with "
+                 "weaker answers; a machine with a GPU trains this model much faster. You can stop now and resume later.")
+        if default_device() == "cuda":
+            text = text.replace("; a machine with a GPU trains this model much faster", "")
+    return text
 
 
 def prepare(store: Store, settings: TuneSettings, extra: list[FaqPair] | None = None, tokenizer=None) -> tuple[DataReport, TrainingSet]:
@@ -216,12 +236,12 @@ def train(
     settings = settings or TuneSettings()
     torch.manual_seed(settings.seed)  # LoRA initialization and dropout
     # The data is checked before the model loads, so a bad FAQ file is reported at once.
-    report, data = prepare(store, settings, extra, load_tokenizer(kb_settings.generator_path))
+    report, data = prepare(store, settings, extra, load_tokenizer(kb_settings.generator))
     if on_report:
         on_report(report, data)
     if run_meta and run_meta["data_hash"] != data.data_hash():
         raise BadInput("The FAQ pairs changed since the interrupted run, so it cannot be resumed. Start a new run: kbchat tune")
-    loaded = load_private(kb_settings.generator_path)
+    loaded = load_private(kb_settings.generator)
     model, tokenizer, device = loaded.model, loaded.tokenizer, loaded.device
     if not run_meta:
         run_dir.mkdir(parents=True)
@@ -275,6 +295,10 @@ def train(
                 progress.tokens_per_s = tokens_seen / elapsed
                 done_here = progress.step - start_epoch * steps_per_epoch
                 progress.eta_s = elapsed / max(done_here, 1) * (total - progress.step)
+                if done_here == PROBE_STEPS and progress.expected_s is None:
+                    progress.expected_s = seconds_before + elapsed / done_here * (total - start_epoch * steps_per_epoch)
+                    progress.message = expected_time(progress.expected_s, kb_settings)
+                    progress.save(kb)
                 if on_step:
                     on_step(progress)
                 if progress.step % 5 == 0:
@@ -332,7 +356,7 @@ def gguf_base(kb_settings: Settings) -> Path | None:
     from kb.models import generator_path
     from rag.generate import cached_copy
 
-    source = generator_path(kb_settings.generator_path)
+    source = generator_path(kb_settings.generator)
     return cached_copy(source) if source.suffix == ".gguf" else None
 
 

@@ -14,7 +14,7 @@ import streamlit as st
 
 from kb.errors import KbchatError
 from tuning import adapters
-from tuning.train import Progress, TuneSettings, interrupted_runs, prepare
+from tuning.train import LONG_RUN_S, Progress, TuneSettings, interrupted_runs, prepare
 from ui import appkit, jobs
 from ui.appkit import local_time, md
 
@@ -121,6 +121,8 @@ def _show_progress(p: Progress | None) -> None:
         st.progress(0.0, text="Loading the model and preparing your questions…")
         return
     minutes = f" · about {max(1, round(p.eta_s / 60))} min left" if p.eta_s else ""
+    if p.status == "training" and p.expected_s is not None:
+        (st.warning if p.expected_s > LONG_RUN_S else st.info)(p.message)
     epoch = min(p.epoch + 1, p.epochs) if p.status == "training" else p.epoch
     st.progress(min(p.step / p.total_steps, 1.0),
                 text=f"Step {p.step} of {p.total_steps} · epoch {epoch} of {p.epochs}{minutes}")

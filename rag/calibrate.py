@@ -1,0 +1,137 @@
+"""The two thresholds of the rag path, measured on the knowledge base itself for its search model,
+when the settings leave them at "auto" (the default).
+
+Cosines are not comparable across embedding models (MiniLM and MPNet put the same pair of texts at
+different cosines), nor across businesses (a knowledge base about one narrow trade has closer
+passages than a general shop's). So neither threshold is a constant: each is measured on what the
+knowledge base provides, never on an evaluation set.
+
+- faq_threshold: every curated question is reworded by the fine-tuning's rules (tuning.data.reword);
+  each rewording, and the built-in out-of-scope questions, go through the fast path's decision at
+  every candidate threshold. The threshold is the lowest at which the curated answers given are
+  still right for FAQ_PRECISION of them (an out-of-scope question answered is a wrong one), and
+  never below the best out-of-scope match.
+- refusal_threshold: the best passage's cosine for questions the documents do answer (the curated
+  questions, their rewordings, questions made from the documents' own sentences) and for the
+  out-of-scope questions. Below the threshold kbchat declines without asking the model, so it is
+  set low: no more than IN_SCOPE_LOSS of the answerable questions fall under it, and no higher than
+  the median out-of-scope question (customers' real questions match less well than these probes:
+  "What's your address?" matched the sample's address passage at 0.28 with MPNet). The model itself
+  declines what the passages do not answer (rag.answer), so this is only the cheap first cut.
+
+The result is kept in the knowledge base folder (calibration.json) with the revision and the search
+model it was measured for, and measured again when either changes.
+
+    >>> calibration = thresholds(retriever)                # doctest: +SKIP
+    >>> calibration.faq_threshold, calibration.refusal_threshold   # doctest: +SKIP
+    (0.71, 0.18)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kb.files import atomic_write
+from kb.records import question_key
+
+FILE = "calibration.json"
+FAQ_PRECISION = 0.99  # of the rule rewordings' curated answers that must be right
+IN_SCOPE_LOSS = 0.02  # of answerable questions the retrieval cut may decline
+REWORDINGS = 4  # per curated question
+FAQ_FLOOR = 0.5  # the fast path never answers a weaker match, whatever the probes show
+VERSION = 2  # of the method: a stored calibration of another version is measured again
+
+
+@dataclass
+class Calibration:
+    faq_threshold: float
+    refusal_threshold: float
+    revision: int
+    embedder: str  # the search model's fingerprint
+    figures: dict = field(default_factory=dict)  # what was measured, for the owner and the report
+    version: int = VERSION
+
+
+def thresholds(retriever) -> Calibration:
+    """The stored calibration when it matches the knowledge base and search model, else a new one
+    (measured and stored). The retriever must be synced."""
+    store = retriever.store
+    path = Path(store.dir) / FILE
+    fingerprint = retriever.embedder.fingerprint
+    try:
+        saved = Calibration(**json.loads(path.read_text(encoding="utf-8")))
+        if saved.revision == store.revision and saved.embedder == fingerprint and saved.version == VERSION:
+            return saved
+    except (OSError, ValueError, TypeError):
+        pass  # missing, damaged or from another version: measure again
+    result = measure(retriever)
+    save(store, result)
+    return result
+
+
+def save(store, calibration: Calibration) -> None:
+    text = json.dumps(asdict(calibration), indent=1)
+    try:
+        atomic_write(Path(store.dir) / FILE, lambda f: f.write(text.encode("utf-8")))
+    except OSError:
+        pass  # a read-only folder: the figures hold for this process anyway
+
+
+def measure(retriever) -> Calibration:
+    from compare.questions import OUT_OF_SCOPE, document_questions
+    from tuning.data import reword
+
+    store = retriever.store
+    chunks = store.chunks()
+    faqs = [c for c in chunks if c.faq]
+    curated = {question_key(c.faq.question) for c in faqs}
+    probes: list[tuple[str, str]] = []  # (question, the curated question it rewords)
+    for c in faqs:
+        for q in reword(c.faq.question, REWORDINGS):
+            if question_key(q) not in curated:
+                probes.append((q, question_key(c.faq.question)))
+    document = [q.question for q in document_questions([c for c in chunks if not c.faq])]
+
+    # The fast path at every threshold: (score, right?) of each question it would answer.
+    decided = []
+    for q, want in probes + [(q, "") for q in OUT_OF_SCOPE]:
+        match = retriever.faq_candidate(q)
+        if match is not None:
+            chunk, score = match
+            decided.append((score, question_key(chunk.faq.question) == want))
+    matches = [retriever.match_faq(q) for q in OUT_OF_SCOPE]
+    worst_outside = max((m[1] for m in matches if m is not None), default=0.0)
+    faq_threshold = _lowest_precise(decided, FAQ_PRECISION)
+    faq_threshold = max(faq_threshold, FAQ_FLOOR, worst_outside + 0.01)
+    given = [right for score, right in decided if score >= faq_threshold]
+
+    def best(q: str) -> float:
+        hits = retriever.search(q, 1)
+        return float(hits[0].dense) if hits else 0.0
+
+    inside = np.array([best(q) for q in [c.faq.question for c in faqs] + [q for q, _ in probes] + document] or [0.0])
+    outside = np.array([best(q) for q in OUT_OF_SCOPE])
+    refusal = float(min(np.quantile(inside, IN_SCOPE_LOSS), np.median(outside))) if len(inside) > 1 else 0.0
+    refusal = max(0.0, round(refusal, 3))
+    figures = {
+        "faq_probes": len(probes), "faq_given": len(given), "faq_wrong": given.count(False),
+        "answerable_probes": int(len(inside)), "answerable_below": int((inside < refusal).sum()),
+        "outside_probes": len(OUT_OF_SCOPE), "outside_below": int((outside < refusal).sum()),
+    }
+    return Calibration(round(faq_threshold, 3), refusal, store.revision, retriever.embedder.fingerprint, figures)
+
+
+def _lowest_precise(decided: list[tuple[float, bool]], precision: float) -> float:
+    """The lowest score s such that, of the decisions scoring s or more, at least `precision` are
+    right; 1.0 when even the best-scoring one is wrong or there is none."""
+    best = 1.0
+    right = total = 0
+    for score, ok in sorted(decided, key=lambda t: -t[0]):
+        right, total = right + ok, total + 1
+        if right / total >= precision:
+            best = score
+    return best
