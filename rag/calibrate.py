@@ -15,7 +15,8 @@ knowledge base provides, never on an evaluation set.
   questions, their rewordings, questions made from the documents' own sentences) and for the
   out-of-scope questions. Below the threshold kbchat declines without asking the model, so it is
   set low: no more than IN_SCOPE_LOSS of the answerable questions fall under it, and no higher than
-  the median out-of-scope question (customers' real questions match less well than these probes:
+  the median out-of-scope question (for the small profile's writer, which does not decline by
+  itself: the highest) (customers' real questions match less well than these probes:
   "What's your address?" matched the sample's address passage at 0.28 with MPNet). The model itself
   declines what the passages do not answer (rag.answer), so this is only the cheap first cut.
 
@@ -54,6 +55,7 @@ class Calibration:
     embedder: str  # the search model's fingerprint
     figures: dict = field(default_factory=dict)  # what was measured, for the owner and the report
     version: int = VERSION
+    writer: str = ""  # the answer writer setting it was measured for
 
 
 def thresholds(retriever) -> Calibration:
@@ -64,7 +66,8 @@ def thresholds(retriever) -> Calibration:
     fingerprint = retriever.embedder.fingerprint
     try:
         saved = Calibration(**json.loads(path.read_text(encoding="utf-8")))
-        if saved.revision == store.revision and saved.embedder == fingerprint and saved.version == VERSION:
+        if (saved.revision == store.revision and saved.embedder == fingerprint and saved.version == VERSION
+                and saved.writer == retriever.settings.generator):
             return saved
     except (OSError, ValueError, TypeError):
         pass  # missing, damaged or from another version: measure again
@@ -115,14 +118,18 @@ def measure(retriever) -> Calibration:
 
     inside = np.array([best(q) for q in [c.faq.question for c in faqs] + [q for q, _ in probes] + document] or [0.0])
     outside = np.array([best(q) for q in OUT_OF_SCOPE])
-    refusal = float(min(np.quantile(inside, IN_SCOPE_LOSS), np.median(outside))) if len(inside) > 1 else 0.0
+    # The packaged small writer (SmolLM2-135M) does not decline by itself, so for it the cut must
+    # catch every out-of-scope probe it can; a writer that declines needs only the cheap half.
+    quantile = 1.0 if not retriever.settings.generator else 0.5
+    refusal = float(min(np.quantile(inside, IN_SCOPE_LOSS), np.quantile(outside, quantile) + 0.01 * quantile)) if len(inside) > 1 else 0.0
     refusal = max(0.0, round(refusal, 3))
     figures = {
         "faq_probes": len(probes), "faq_given": len(given), "faq_wrong": given.count(False),
         "answerable_probes": int(len(inside)), "answerable_below": int((inside < refusal).sum()),
         "outside_probes": len(OUT_OF_SCOPE), "outside_below": int((outside < refusal).sum()),
     }
-    return Calibration(round(faq_threshold, 3), refusal, store.revision, retriever.embedder.fingerprint, figures)
+    return Calibration(round(faq_threshold, 3), refusal, store.revision, retriever.embedder.fingerprint, figures,
+                       writer=retriever.settings.generator)
 
 
 def _lowest_precise(decided: list[tuple[float, bool]], precision: float) -> float:

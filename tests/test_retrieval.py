@@ -17,7 +17,7 @@ from kb.store import Store
 from rag.embed import Embedder
 from rag.index import VectorIndex
 from rag.lexical import Lexical, tokenize
-from rag.retrieve import FAQ_THRESHOLD, Hit, Retriever
+from rag.retrieve import Hit, Retriever
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
 
@@ -240,8 +240,8 @@ def test_retriever_over_hnsw_finds_what_exact_search_finds(indexed_kb_dir, tmp_p
 def test_faq_fast_path_matches_a_reworded_question(shared_retriever):
     chunk, score = shared_retriever.match_faq("what are your hours")
     assert chunk.faq.question == "What are your opening hours?"
-    answer = shared_retriever.faq_answer("can I buy a gift card")
-    assert answer and answer[0].faq.question == "Do you sell gift cards?" and answer[1] >= FAQ_THRESHOLD
+    answer = shared_retriever.faq_answer("hi, do you guys sell gift cards at all?")
+    assert answer and answer[0].faq.question == "Do you sell gift cards?" and answer[1] >= shared_retriever.faq_threshold
 
 
 def test_faq_match_weighs_the_curated_answer_too(shared_retriever):
