@@ -51,7 +51,7 @@ _DECLINE = re.compile(
     r"\b(contain|mention|say|include|provide|specify|state|cover|answer|address|have|tell)"
     r"|\b(not|never) (mentioned|provided|specified|stated|included|covered|listed|found|given)\b[^.!?]{0,30}\b(documents?|texts?|sources?|passages?)"
     r"|\bthere(?: is|'s) no (information|mention|details?)\b"
-    r"|\bI (don't|do not|cannot|can't) (know|find|answer|help with)\b",
+    r"|\bI (cannot|can't) (find|answer|help with)\b|\b(don't|do not|doesn't|does not) know\b",
     re.IGNORECASE,
 )
 _CITED = re.compile(r"\[(\d+)\]")
