@@ -84,7 +84,6 @@ class Retriever:
         self.faq_answers = VectorIndex(store.dir, "faq_answers", text_of=faq_answer, hnsw_threshold=hnsw_threshold,
                                        label="FAQ answer index")
         self.lexical: Lexical | None = None
-        self.vocabulary: set[str] = set()  # the fact words of the whole knowledge base (for same_question)
         self.messages: list[str] = []  # what the last sync had to fix or update, for the caller to show
         self._synced_revision: int | None = None
         self._lock = threading.RLock()
@@ -110,7 +109,6 @@ class Retriever:
                 self.faq_answers.sync(self.store, self.embedder, chunks),
             ]
             self.lexical = lexical_for(self.store, chunks)
-            self.vocabulary = {t for c in chunks for t in terms(f"{c.faq.question} {c.faq.answer}" if c.faq else c.text)}
             self._synced_revision = revision
             self.messages = [r.message for r in reports if r.message]
             return self.messages
@@ -233,7 +231,7 @@ class Retriever:
         with self._lock:
             qvec = self.query_vector(query)
             match = self._match_faq(qvec)
-            if match is None or not same_question(query, match[0].faq, self.vocabulary):
+            if match is None or not same_question(query, match[0].faq):
                 return None
             top = self._rank(query, 1, "hybrid", qvec)
             if not top:

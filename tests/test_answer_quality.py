@@ -8,6 +8,7 @@ on the knowledge base itself (rag.calibrate)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def test_the_models_own_decline_becomes_the_fallback_message(rag):
             assert a.text == QUALITY.fallback_message and a.citations == [] and a.model
             declined.append(question)
         else:  # an answer is allowed only when it says no such thing is offered or accepted
-            assert a.refused or any(w in a.text.lower() for w in ("not", "only", "don't", "no ")), a.text
+            assert a.refused or re.search(r"\b(no|not|only|don't)\b", a.text.lower()), a.text
     assert declined, "the model declined none of the unanswered questions itself"
 
 

@@ -240,7 +240,7 @@ def test_retriever_over_hnsw_finds_what_exact_search_finds(indexed_kb_dir, tmp_p
 def test_faq_fast_path_matches_a_reworded_question(shared_retriever):
     chunk, score = shared_retriever.match_faq("what are your hours")
     assert chunk.faq.question == "What are your opening hours?"
-    answer = shared_retriever.faq_answer("hi, do you guys sell gift cards at all?")
+    answer = shared_retriever.faq_answer("do you sell gift cards at all?")
     assert answer and answer[0].faq.question == "Do you sell gift cards?" and answer[1] >= shared_retriever.faq_threshold
 
 
