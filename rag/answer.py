@@ -14,8 +14,8 @@ How `rag` answers: retrieve -> decide -> write -> cite.
    knowledge base itself for its search model (rag.calibrate).
 3. Write. The model reads the numbered passages (sentences in them that give the chatbot orders are
    removed first: rag.grounding.defang) and answers, or says it does not know. Its first sentence
-   is held back until complete: a decline in any wording becomes the fallback message. A sentence
-   cut off at the token limit is not shown.
+   is held back until complete: a decline in any wording, or an answer that is nothing but "[1]",
+   becomes the fallback message. A sentence cut off at the token limit is not shown.
 4. Cite. The passages the answer names as [n]; an answer that names none cites the passage it
    shares most words with.
 
@@ -156,45 +156,35 @@ class RagPath:
         sources, removed = zip(*(source_text(h.chunk) for h in hits))
         if sum(removed):
             notes.append(f"{sum(removed)} sentence(s) in the matching documents gave orders to the chatbot; they were ignored.")
-        # 3. Write. The first sentence is held until it is complete: it may be the model's decline.
+        # 3. Write, whole sentences at a time: the first may be the model's decline, and a sentence
+        # cut off at the token limit is never shown.
         gen_start = time.perf_counter()
         limit = s.max_new_tokens
         stream = self.generator.stream_counted(rag_messages(q, list(sources)), limit)
         pieces: list[str] = []
-        held, n_tokens, shown = "", 0, False
+        held, n_tokens = "", 0
         try:
             for piece, n_tokens in stream:
                 held += piece
-                if not shown:
-                    first = _SENTENCE_END.search(held)
-                    if first is None and len(held) < 200:
-                        continue
-                    if declines(held[: first.end()] if first else held):
-                        stream.close()
-                        yield from decline((time.perf_counter() - gen_start) * 1000, n_tokens)
-                        return
-                    shown = True
-                # Stream whole sentences only: a cut at the token limit must not leave half a sentence.
                 cut = _last_end(held)
-                if cut:
-                    text = held[:cut]
-                    text = text.lstrip() if not pieces else text
-                    pieces.append(text)
-                    yield text
-                    held = held[cut:]
+                if cut and _has_words(held[:cut]):  # a bare "[1]." waits for words to go with
+                    text, held = held[:cut], held[cut:]
+                    if not pieces and declines(text):
+                        break
+                    pieces.append(text if pieces else text.lstrip())
+                    yield pieces[-1]
+            else:
+                if n_tokens < limit and _has_words(held):  # the model ended by itself: its last sentence is whole
+                    text = held.rstrip() if pieces else held.strip()
+                    if pieces or not declines(text):
+                        pieces.append(text)
+                        yield text
         finally:
             stream.close()
-        if n_tokens < limit and held.strip():  # the model ended by itself: its last sentence is complete
-            text = held.strip() if not pieces else held.rstrip()
-            if not pieces and declines(text):
-                yield from decline((time.perf_counter() - gen_start) * 1000, n_tokens)
-                return
-            pieces.append(text)
-            yield text
-        text = "".join(pieces)
-        if not text.strip():
+        if not pieces:  # declined, or wrote nothing but "[1]"
             yield from decline((time.perf_counter() - gen_start) * 1000, n_tokens)
             return
+        text = "".join(pieces)
         # 4. Cite: the passages the answer names, else the one it shares most words with.
         cited = sorted({int(n) for n in _CITED.findall(text) if 1 <= int(n) <= len(hits)})
         if not cited:
@@ -245,6 +235,10 @@ def model_answer(name: str, generator: Generator, messages: list[dict], question
             yield text
     ms = (time.perf_counter() - start) * 1000
     yield Answer(name, question, "".join(pieces), "model", [], 0.0, 0.0, ms, n_tokens, generator.model_id, notes)
+
+
+def _has_words(text: str) -> bool:
+    return bool(re.search(r"[^\W\d_]", _CITED.sub("", text)))
 
 
 def _last_end(text: str) -> int:

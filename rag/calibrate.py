@@ -20,8 +20,9 @@ knowledge base provides, never on an evaluation set.
   "What's your address?" matched the sample's address passage at 0.28 with MPNet). The model itself
   declines what the passages do not answer (rag.answer), so this is only the cheap first cut.
 
-The result is kept in the knowledge base folder (calibration.json) with the revision and the search
-model it was measured for, and measured again when either changes.
+The result is kept in the knowledge base folder (calibration.json) with the revision, the search
+model and the writer it was measured for, and measured again when one of them changes: when the
+retriever syncs its index (ingesting does that), so the first visitor does not wait for it.
 
     >>> calibration = thresholds(retriever)                # doctest: +SKIP
     >>> calibration.faq_threshold, calibration.refusal_threshold   # doctest: +SKIP
@@ -90,43 +91,37 @@ def measure(retriever) -> Calibration:
 
     store = retriever.store
     chunks = store.chunks()
-    faqs = [c for c in chunks if c.faq]
-    curated = {question_key(c.faq.question) for c in faqs}
-    probes: list[tuple[str, str]] = []  # (question, the curated question it rewords)
-    for c in faqs:
-        for q in reword(c.faq.question, REWORDINGS):
-            if question_key(q) not in curated:
-                probes.append((q, question_key(c.faq.question)))
+    faqs = [c.faq for c in chunks if c.faq]
+    curated = {question_key(f.question) for f in faqs}
+    rewordings: list[tuple[str, str]] = []  # (question, the curated question it rewords)
+    for f in faqs:
+        rewordings += [(q, question_key(f.question)) for q in reword(f.question, REWORDINGS) if question_key(q) not in curated]
     document = [q.question for q in document_questions([c for c in chunks if not c.faq])]
+    asked = [q for q, _ in rewordings] + list(OUT_OF_SCOPE) + [f.question for f in faqs] + document
+    probed = retriever.probe(asked)
+    n_reworded, n_outside = len(rewordings), len(OUT_OF_SCOPE)
+    wants = [want for _, want in rewordings] + [""] * n_outside  # "": no curated answer is right
 
-    # The fast path at every threshold: (score, right?) of each question it would answer.
-    decided = []
-    for q, want in probes + [(q, "") for q in OUT_OF_SCOPE]:
-        match = retriever.faq_candidate(q)
-        if match is not None:
-            chunk, score = match
-            decided.append((score, question_key(chunk.faq.question) == want))
-    matches = [retriever.match_faq(q) for q in OUT_OF_SCOPE]
-    worst_outside = max((m[1] for m in matches if m is not None), default=0.0)
-    faq_threshold = _lowest_precise(decided, FAQ_PRECISION)
-    faq_threshold = max(faq_threshold, FAQ_FLOOR, worst_outside + 0.01)
+    # The fast path at every threshold: (score, right?) of each probe it would answer.
+    decided = [(score, question_key(chunk.faq.question) == want)
+               for (chunk, score, fast, _), want in zip(probed, wants) if fast]
+    worst_outside = max((score for _, score, _, _ in probed[n_reworded:n_reworded + n_outside]), default=0.0)
+    faq_threshold = max(_lowest_precise(decided, FAQ_PRECISION), FAQ_FLOOR, worst_outside + 0.01)
     given = [right for score, right in decided if score >= faq_threshold]
 
-    def best(q: str) -> float:
-        hits = retriever.search(q, 1)
-        return float(hits[0].dense) if hits else 0.0
-
-    inside = np.array([best(q) for q in [c.faq.question for c in faqs] + [q for q, _ in probes] + document] or [0.0])
-    outside = np.array([best(q) for q in OUT_OF_SCOPE])
+    best = [cosine for *_, cosine in probed]
+    outside = np.array(best[n_reworded:n_reworded + n_outside])
+    inside = np.array(best[:n_reworded] + best[n_reworded + n_outside:])
     # The packaged small writer (SmolLM2-135M) does not decline by itself, so for it the cut must
     # catch every out-of-scope probe it can; a writer that declines needs only the cheap half.
     quantile = 1.0 if not retriever.settings.generator else 0.5
-    refusal = float(min(np.quantile(inside, IN_SCOPE_LOSS), np.quantile(outside, quantile) + 0.01 * quantile)) if len(inside) > 1 else 0.0
-    refusal = max(0.0, round(refusal, 3))
+    refusal = 0.0
+    if len(inside) > 1:
+        refusal = max(0.0, round(float(min(np.quantile(inside, IN_SCOPE_LOSS), np.quantile(outside, quantile) + 0.01 * quantile)), 3))
     figures = {
-        "faq_probes": len(probes), "faq_given": len(given), "faq_wrong": given.count(False),
+        "faq_probes": n_reworded, "faq_given": len(given), "faq_wrong": given.count(False),
         "answerable_probes": int(len(inside)), "answerable_below": int((inside < refusal).sum()),
-        "outside_probes": len(OUT_OF_SCOPE), "outside_below": int((outside < refusal).sum()),
+        "outside_probes": n_outside, "outside_below": int((outside < refusal).sum()),
     }
     return Calibration(round(faq_threshold, 3), refusal, store.revision, retriever.embedder.fingerprint, figures,
                        writer=retriever.settings.generator)

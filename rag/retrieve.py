@@ -98,8 +98,9 @@ class Retriever:
             return self._last_query[1]
 
     def sync(self) -> list[str]:
-        """Bring both vector indexes and BM25 in line with the store; returns what was done, in
-        words (empty when nothing changed). Search calls this itself when the store moved."""
+        """Bring the vector indexes, BM25 and the calibrated thresholds in line with the store;
+        returns what was done, in words (empty when nothing changed). Search calls this itself when
+        the store moved."""
         with self._lock:
             revision = self.store.revision
             chunks = self.store.chunks()
@@ -111,6 +112,8 @@ class Retriever:
             self.lexical = lexical_for(self.store, chunks)
             self._synced_revision = revision
             self.messages = [r.message for r in reports if r.message]
+            if self._faq_threshold is None or self._refusal_threshold is None:
+                self.calibration()  # measured here, with the index: ingesting does it, not the first visitor
             return self.messages
 
     def status(self) -> dict:
@@ -230,18 +233,38 @@ class Retriever:
         self._ensure_synced()
         with self._lock:
             qvec = self.query_vector(query)
-            match = self._match_faq(qvec)
-            if match is None or not same_question(query, match[0].faq):
-                return None
-            top = self._rank(query, 1, "hybrid", qvec)
-            if not top:
-                return None
-            if top[0][0] == match[0].id:
-                return match
-            # The same question in another FAQ file ranked first: the signals still agree.
-            first = self.store.get_chunks([top[0][0]])
-            same = first and first[0].faq and question_key(first[0].faq.question) == question_key(match[0].faq.question)
+            return self._fast_path(query, qvec, self._match_faq(qvec))
+
+    def _fast_path(self, query: str, qvec, match: tuple[Chunk, float] | None) -> tuple[Chunk, float] | None:
+        if match is None or not same_question(query, match[0].faq):
+            return None
+        top = self._rank(query, 1, "hybrid", qvec)
+        if not top:
+            return None
+        if top[0][0] == match[0].id:
+            return match
+        # The same question in another FAQ file ranked first: the signals still agree.
+        first = self.store.get_chunks([top[0][0]])
+        same = first and first[0].faq and question_key(first[0].faq.question) == question_key(match[0].faq.question)
         return match if same else None
+
+    def probe(self, questions: list[str]) -> list[tuple[Chunk | None, float, bool, float]]:
+        """For calibration (rag.calibrate), for each question: its best curated FAQ and the match
+        score (None, 0.0 without FAQs), whether the fast path would give that FAQ at any threshold
+        (faq_candidate), and the cosine of the passage hybrid search ranks first, which the rag
+        path compares with refusal_threshold. The questions are embedded in one batch."""
+        self._ensure_synced()
+        if not questions or not self.lexical.ids:
+            return [(None, 0.0, False, 0.0) for _ in questions]
+        vectors = self.embedder.embed(questions)
+        out = []
+        with self._lock:
+            for query, qvec in zip(questions, vectors):
+                match = self._match_faq(qvec)
+                top = self._rank(query, 1, "hybrid", qvec)
+                out.append((match[0] if match else None, match[1] if match else 0.0,
+                            self._fast_path(query, qvec, match) is not None, top[0][2] if top else 0.0))
+        return out
 
     # -- thresholds -------------------------------------------------------------------------------
     @property
@@ -259,7 +282,6 @@ class Retriever:
         self._ensure_synced()
         with self._lock:
             if self._calibration is None or self._calibration.revision != self.store.revision:
-                self._calibration = None  # measuring calls the fast path, which must not use a stale one
                 self._calibration = calibrate.thresholds(self)
             return self._calibration
 

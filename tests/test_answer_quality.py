@@ -43,7 +43,7 @@ def rag(quality_kb) -> RagPath:
 def test_the_quality_profile_runs_the_stronger_models(rag):
     a = rag.answer("What is the largest piece your kilns can fire?")
     assert a.method == "generated" and a.model.startswith("qwen2.5-coder-1.5b-instruct") and "llama.cpp" in a.model
-    assert rag.retriever.embedder.path.name.startswith("all-mpnet-base-v2") or "mpnet" in str(rag.retriever.embedder.path)
+    assert "mpnet" in rag.retriever.embedder.path.name
 
 
 def test_citations_point_at_the_passages_the_answer_came_from(rag):

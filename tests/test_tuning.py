@@ -49,7 +49,25 @@ def test_training_lowers_the_loss_and_publishes_an_active_adapter(trained):
     assert meta["faq_hash"] == Store(kb).faq_hash() and meta["data_hash"] and meta["train_seconds"] > 0
     assert not set(meta["held_out"]) & set(meta["trained_questions"])
     assert Progress.read(kb).status == "done"
+    assert Progress.read(kb).expected_s > 0  # said after the first timed steps
     assert not list((kb / "tuning").glob("run-*"))  # the finished run's checkpoints are cleaned up
+
+
+def test_a_long_run_says_so_and_what_would_be_faster():
+    from tuning.train import expected_time
+
+    assert expected_time(5 * 60) == "Expected time: about 5 min on this machine (less if it stops early)."
+    long = expected_time(2.5 * 3600)
+    assert "about 2.5 hours" in long and "model_profile = small" in long and "GPU" in long
+
+
+def test_an_adapter_of_the_other_profiles_model_is_refused_with_what_to_do(trained):
+    from kb.errors import NotFound
+    from kb.settings import Settings
+
+    kb, info = trained
+    with pytest.raises(NotFound, match="trained on SmolLM2.*now writes answers with qwen2.5-coder.*train again"):
+        adapters.load_tuned(info, Settings(model_profile="quality"))
 
 
 def test_saved_adapter_loads_with_identical_logits(tmp_path, model_cache):

@@ -97,18 +97,17 @@ PROBE_STEPS = 3  # timed steps before the run says how long it will take
 LONG_RUN_S = 20 * 60  # longer than this, the owner is told of faster ways
 
 
-def expected_time(seconds: float, kb_settings: Settings) -> str:
+def expected_time(seconds: float) -> str:
     """The run's expected time in words and, for a long one, what would make it shorter."""
+    from kb.models import default_device
+
     minutes = max(1, round(seconds / 60))
     words = f"about {minutes} min" if minutes < 90 else f"about {minutes / 60:.1f} hours"
     text = f"Expected time: {words} on this machine (less if it stops early)."
     if seconds > LONG_RUN_S:
-        from kb.models import default_device
-
+        faster = "" if default_device() == "cuda" else "; a machine with a GPU trains this model much faster"
         text += (" That is long. The small model profile (setting model_profile = small) trains in minutes, with "
-                 "weaker answers; a machine with a GPU trains this model much faster. You can stop now and resume later.")
-        if default_device() == "cuda":
-            text = text.replace("; a machine with a GPU trains this model much faster", "")
+                 f"weaker answers{faster}. You can stop now and resume later.")
     return text
 
 
@@ -297,7 +296,7 @@ def train(
                 progress.eta_s = elapsed / max(done_here, 1) * (total - progress.step)
                 if done_here == PROBE_STEPS and progress.expected_s is None:
                     progress.expected_s = seconds_before + elapsed / done_here * (total - start_epoch * steps_per_epoch)
-                    progress.message = expected_time(progress.expected_s, kb_settings)
+                    progress.message = expected_time(progress.expected_s)
                     progress.save(kb)
                 if on_step:
                     on_step(progress)

@@ -559,6 +559,7 @@ def tune(ctx: click.Context, extra_file: str | None, epochs: int | None, learnin
             show_report(*prepare(store, settings, extra, load_tokenizer(_settings(ctx).generator)))
             return
         bars = []  # made at the first step, so the data check prints above it
+        said = []  # the expected time, once said
 
         def on_step(p):
             if not bars:
@@ -569,8 +570,8 @@ def tune(ctx: click.Context, extra_file: str | None, epochs: int | None, learnin
             val = f" val {p.val_loss[-1][1]:.3f}" if p.val_loss else ""
             bar.set_description(f"epoch {min(p.epoch + 1, p.epochs)}/{p.epochs} loss {last:.3f}{val}")
             bar.refresh()
-            if p.expected_s is not None and len(bars) == 1:  # once, as soon as the first steps are timed
-                bars.append(None)
+            if p.expected_s is not None and not said:  # once, as soon as the first steps are timed
+                said.append(p.message)
                 tqdm.write(p.message)
 
         try:
@@ -578,8 +579,7 @@ def tune(ctx: click.Context, extra_file: str | None, epochs: int | None, learnin
                          kb_settings=_settings(ctx), on_report=show_report)
         finally:
             for bar in bars:
-                if bar is not None:
-                    bar.close()
+                bar.close()
     stop = f"stopped early after epoch {info.epochs_run}" if info.stopped_early else f"{info.epochs_run} epochs"
     click.secho(f"Adapter {info.id} is ready and active ({stop}; best validation loss {info.best_val_loss:.3f} "
                 f"at epoch {info.best_epoch}; {info.train_seconds / 60:.1f} min, {info.tokens_per_s:.0f} tokens/s).", fg="green")
