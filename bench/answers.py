@@ -124,7 +124,7 @@ def main() -> None:
     c = path.retriever.calibration()
     print(f"calibrated on the knowledge base: faq_threshold {c.faq_threshold}, refusal_threshold {c.refusal_threshold} "
           f"({c.figures})")
-    print(f"models: {path.retriever.embedder.path.name} + {path.generator.model_id}")
+    print(f"models: {path.settings.embedder or 'all-MiniLM-L6-v2'} + {path.generator.model_id}")
     print("\nhow answers were made       n    right   p50 ms   p95 ms")
     for method, results in sorted(by_method.items()):
         ms = sorted(t for _, t in results)
