@@ -6,8 +6,8 @@ different cosines), nor across businesses (a knowledge base about one narrow tra
 passages than a general shop's). So neither threshold is a constant: each is measured on what the
 knowledge base provides, never on an evaluation set.
 
-- faq_threshold: every curated question is reworded by the fine-tuning's rules (tuning.data.reword);
-  each rewording, and the built-in out-of-scope questions, go through the fast path's decision at
+- faq_threshold: every curated question, as written and reworded by the fine-tuning's rules
+  (tuning.data.reword), and the built-in out-of-scope questions go through the fast path's decision at
   every candidate threshold. The threshold is the lowest at which the curated answers given are
   still right for FAQ_PRECISION of them (an out-of-scope question answered is a wrong one), and
   never below the best out-of-scope match.
@@ -15,9 +15,10 @@ knowledge base provides, never on an evaluation set.
   questions, their rewordings, questions made from the documents' own sentences) and for the
   out-of-scope questions. Below the threshold kbchat declines without asking the model, so it is
   set low: no more than IN_SCOPE_LOSS of the answerable questions fall under it, and no higher than
-  the median out-of-scope question (for the small profile's writer, which does not decline by
-  itself: the highest) (customers' real questions match less well than these probes:
-  "What's your address?" matched the sample's address passage at 0.28 with MPNet). The model itself
+  the median out-of-scope question, since customers' real questions match less well than these
+  probes ("What's your address?" matched the sample's address passage at 0.28 with MPNet). For the
+  small profile's writer, which does not decline by itself, the cut is the highest out-of-scope
+  match instead. The model itself
   declines what the passages do not answer (rag.answer), so this is only the cheap first cut.
 
 The result is kept in the knowledge base folder (calibration.json) with the revision, the search
@@ -45,7 +46,7 @@ FAQ_PRECISION = 0.99  # of the rule rewordings' curated answers that must be rig
 IN_SCOPE_LOSS = 0.02  # of answerable questions the retrieval cut may decline
 REWORDINGS = 4  # per curated question
 FAQ_FLOOR = 0.5  # the fast path never answers a weaker match, whatever the probes show
-VERSION = 2  # of the method: a stored calibration of another version is measured again
+VERSION = 3  # of the method: a stored calibration of another version is measured again
 
 
 @dataclass
@@ -93,11 +94,12 @@ def measure(retriever) -> Calibration:
     chunks = store.chunks()
     faqs = [c.faq for c in chunks if c.faq]
     curated = {question_key(f.question) for f in faqs}
-    rewordings: list[tuple[str, str]] = []  # (question, the curated question it rewords)
+    # (question, the curated question it asks): each curated question as written, and reworded.
+    rewordings: list[tuple[str, str]] = [(f.question, question_key(f.question)) for f in faqs]
     for f in faqs:
         rewordings += [(q, question_key(f.question)) for q in reword(f.question, REWORDINGS) if question_key(q) not in curated]
     document = [q.question for q in document_questions([c for c in chunks if not c.faq])]
-    asked = [q for q, _ in rewordings] + list(OUT_OF_SCOPE) + [f.question for f in faqs] + document
+    asked = [q for q, _ in rewordings] + list(OUT_OF_SCOPE) + document
     probed = retriever.probe(asked)
     n_reworded, n_outside = len(rewordings), len(OUT_OF_SCOPE)
     wants = [want for _, want in rewordings] + [""] * n_outside  # "": no curated answer is right

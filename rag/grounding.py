@@ -27,8 +27,13 @@ STOPWORDS = frozenset(
     why how all any some each every both either neither no not yes nor only own same such than too
     very just also more most other another again once please thank thanks hi hello sure
     answer answers question questions source sources information info based provided according text
-    above below following mentioned given like get got let know want need one ok okay well""".split()
+    above below following mentioned given like get got let know want need one ok okay well
+    hey tell wondering wonder curious quick guys folks anyone someone find ask asking really actually
+    i'd i'm i've i'll you're you've we're what's where's when's how's who's it's there's that's
+    can't don't doesn't isn't aren't won't""".split()
 )
+# (The last three lines: what a customer adds around a question, "hey, can you guys tell me...",
+# which neither makes nor breaks a match with a curated question.)
 _WORD = re.compile(r"[a-z][a-z'-]*|\d+(?:[.,:]\d+)*")
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 _CITE = re.compile(r"\[\d+\]")
