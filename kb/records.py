@@ -115,7 +115,7 @@ class Citation:
 METHOD_WORDS = {
     "faq": "a curated FAQ answer, word for word",
     "generated": "written by the model from your documents, citing them",
-    "quoted": "quoted from your documents",  # answers saved before the writer changed
+    "quoted": "quoted from your documents, without the model",
     "refused": "your fallback message: your documents do not answer this",
     "model": "the model alone, without your documents",
 }
@@ -127,9 +127,10 @@ class Answer:
     never need to know which path made it.
 
     `method` says how the text was made: "faq" (a curated FAQ answer, word for word), "generated"
-    (written by the model from the cited passages), "model" (a path without retrieval), or
+    (written by the model from the cited passages), "quoted" (the best passage's own sentences:
+    the rag_writer setting), "model" (a path without retrieval), or
     "refused" (the owner's fallback message: nothing matched, or the model found no answer in the
-    passages). "quoted" is only in answers stored by earlier versions.
+    passages).
     """
 
     path: str

@@ -12,7 +12,8 @@ How `rag` answers: retrieve -> decide -> write -> cite.
 2. Decide. When even the best passage is not about the question (below `refusal_threshold`), the
    owner's fallback message, without running the model. Both thresholds are measured on the
    knowledge base itself for its search model (rag.calibrate).
-3. Write. The model reads the numbered passages (sentences in them that give the chatbot orders are
+3. Write. (With rag_writer "quote", the default for the small profile's SmolLM2, the answer is
+   instead the best passage's own sentences: `quote`.) The model reads the numbered passages (sentences in them that give the chatbot orders are
    removed first: rag.grounding.defang) and answers, or says it does not know. Its first sentence
    is held back until complete: a decline in any wording, or an answer that is nothing but "[1]",
    becomes the fallback message. A sentence cut off at the token limit is not shown.
@@ -34,7 +35,7 @@ from kb.records import Answer, Chunk, Citation
 from kb.settings import Settings
 from kb.store import Store
 from rag.generate import Generator
-from rag.grounding import defang, terms
+from rag.grounding import defang, terms, units
 from rag.retrieve import Retriever
 
 SNIPPET_CHARS = 300
@@ -106,6 +107,18 @@ def rag_messages(question: str, sources: list[str]) -> list[dict]:
     ]
 
 
+def quote(question: str, chunk: Chunk) -> str:
+    """The passage's own words that answer the question, for a writer too small to read (the
+    rag_writer setting): a curated FAQ's answer, else the passage's sentence (or table row) sharing
+    the most words with the question and the one after it, which often finishes its thought."""
+    pieces = [u.text for u in units(chunk, 1)]
+    if not pieces:  # headings or fragments only: the passage itself
+        return " ".join(defang(chunk.text)[0].split())
+    words = set(terms(question))
+    best = max(range(len(pieces)), key=lambda i: len(words & set(terms(pieces[i]))))
+    return " ".join(pieces[best:best + 2])
+
+
 def declines(text: str) -> bool:
     """Whether the model's answer (or its first sentence) says the passages do not answer."""
     return bool(_DECLINE.search(text))
@@ -156,6 +169,12 @@ class RagPath:
         sources, removed = zip(*(source_text(h.chunk) for h in hits))
         if sum(removed):
             notes.append(f"{sum(removed)} sentence(s) in the matching documents gave orders to the chatbot; they were ignored.")
+        if s.quotes:  # 3'. Quote: the best passage's own sentences, without the model.
+            text = f"{quote(q, hits[0].chunk)} [1]"
+            yield text
+            yield Answer(self.name, q, text, "quoted", [citation(1, hits[0].chunk, hits[0].dense)], confidence,
+                         retrieval_ms, (time.perf_counter() - start) * 1000 - retrieval_ms, notes=notes)
+            return
         # 3. Write, whole sentences at a time: the first may be the model's decline, and a sentence
         # cut off at the token limit is never shown.
         gen_start = time.perf_counter()

@@ -16,10 +16,10 @@ knowledge base provides, never on an evaluation set.
   out-of-scope questions. Below the threshold kbchat declines without asking the model, so it is
   set low: no more than IN_SCOPE_LOSS of the answerable questions fall under it, and no higher than
   the median out-of-scope question, since customers' real questions match less well than these
-  probes ("What's your address?" matched the sample's address passage at 0.28 with MPNet). For the
-  small profile's writer, which does not decline by itself, the cut is the highest out-of-scope
-  match instead. The model itself
-  declines what the passages do not answer (rag.answer), so this is only the cheap first cut.
+  probes ("What's your address?" matched the sample's address passage at 0.28 with MPNet). A writer
+  that declines what the passages do not answer (rag.answer) makes this only the cheap first cut;
+  for quoted answers and the small profile's SmolLM2, which never decline by themselves, the cut
+  is the highest out-of-scope match instead.
 
 The result is kept in the knowledge base folder (calibration.json) with the revision, the search
 model and the writer it was measured for, and measured again when one of them changes: when the
@@ -46,7 +46,7 @@ FAQ_PRECISION = 0.99  # of the rule rewordings' curated answers that must be rig
 IN_SCOPE_LOSS = 0.02  # of answerable questions the retrieval cut may decline
 REWORDINGS = 4  # per curated question
 FAQ_FLOOR = 0.5  # the fast path never answers a weaker match, whatever the probes show
-VERSION = 3  # of the method: a stored calibration of another version is measured again
+VERSION = 4  # of the method: a stored calibration of another version is measured again
 
 
 @dataclass
@@ -69,7 +69,7 @@ def thresholds(retriever) -> Calibration:
     try:
         saved = Calibration(**json.loads(path.read_text(encoding="utf-8")))
         if (saved.revision == store.revision and saved.embedder == fingerprint and saved.version == VERSION
-                and saved.writer == retriever.settings.generator):
+                and saved.writer == writer(retriever.settings)):
             return saved
     except (OSError, ValueError, TypeError):
         pass  # missing, damaged or from another version: measure again
@@ -114,9 +114,9 @@ def measure(retriever) -> Calibration:
     best = [cosine for *_, cosine in probed]
     outside = np.array(best[n_reworded:n_reworded + n_outside])
     inside = np.array(best[:n_reworded] + best[n_reworded + n_outside:])
-    # The packaged small writer (SmolLM2-135M) does not decline by itself, so for it the cut must
-    # catch every out-of-scope probe it can; a writer that declines needs only the cheap half.
-    quantile = 1.0 if not retriever.settings.generator else 0.5
+    # Quotes and SmolLM2-135M never decline by themselves, so for them the cut must catch every
+    # out-of-scope probe it can; a writer that declines needs only the cheap half.
+    quantile = 1.0 if not writes_declines(retriever.settings) else 0.5
     refusal = 0.0
     if len(inside) > 1:
         refusal = max(0.0, round(float(min(np.quantile(inside, IN_SCOPE_LOSS), np.quantile(outside, quantile) + 0.01 * quantile)), 3))
@@ -126,7 +126,18 @@ def measure(retriever) -> Calibration:
         "outside_probes": n_outside, "outside_below": int((outside < refusal).sum()),
     }
     return Calibration(round(faq_threshold, 3), refusal, store.revision, retriever.embedder.fingerprint, figures,
-                       writer=retriever.settings.generator)
+                       writer=writer(retriever.settings))
+
+
+def writes_declines(settings) -> bool:
+    """Whether the rag path's answers can decline by themselves: a model that writes, other than
+    the packaged SmolLM2-135M (which answers whatever it is given). Quoted answers never do."""
+    return bool(settings.generator) and not settings.quotes
+
+
+def writer(settings) -> str:
+    """What the answers are made by, as the calibration records it."""
+    return f"{settings.generator}{' (quoted)' if settings.quotes else ''}"
 
 
 def _lowest_precise(decided: list[tuple[float, bool]], precision: float) -> float:

@@ -49,7 +49,24 @@ def test_fast_path_returns_the_curated_answer_word_for_word(rag):
     assert a.n_tokens == 0 and a.model == "" and a.generation_ms == 0 and a.confidence >= rag.retriever.faq_threshold
 
 
-def test_a_non_faq_answer_is_grounded_and_cites_real_passages(rag):
+def test_the_small_profile_quotes_the_best_passage_and_cites_it(rag):
+    a = rag.answer("What is the largest piece your kilns can fire?")
+    assert rag.settings.quotes and a.method == "quoted" and a.model == "" and a.n_tokens == 0
+    assert "18 inches" in a.text and a.text.endswith(" [1]") and len(a.citations) == 1
+    chunk = {c.id: c for c in rag.store.chunks()}[a.citations[0].chunk_id]
+    quoted = a.text[:-len(" [1]")]
+    assert quoted.split(". ")[0] in " ".join(chunk.text.split())  # the passage's own words
+
+
+def test_a_curated_answer_is_quoted_whole_when_the_question_is_only_near_it(rag):
+    # Not the same question (the fast path refuses "clay club"), but the kids' class is the best passage.
+    a = rag.answer("will my kid enjoy the clay club")
+    kids = [c for c in rag.store.faqs() if "kids" in c.faq.question.lower()]
+    assert a.method == "quoted" and any(a.text == f"{c.faq.answer} [1]" for c in kids), a
+
+
+def test_a_non_faq_answer_is_grounded_and_cites_real_passages(sample_kb, generator):
+    rag = RagPath(Store(sample_kb), Settings(rag_writer="model"), generator=generator)
     a = rag.answer("What is the largest piece your kilns can fire?")
     assert a.method == "generated"
     assert "18 inches" in a.text
