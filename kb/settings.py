@@ -64,7 +64,9 @@ class Settings:
     threads: int = _opt(0, "CPU threads the language model uses (0: all cores). Try 1 on a machine that runs other work.")
     context_tokens: int = _opt(4096, "The most tokens (question, passages and answer together) the language model reads at once.")
     # Answering. Defaults measured on sample_data/eval_questions.jsonl with bench/answers.py.
-    top_k: int = _opt(3, "How many passages the answer is written from.")
+    # 5 rather than 3: the expected fact is in the top 3 passages for 0.91 of sample_data's questions,
+    # in the top 5 for 0.94, and Qwen2.5-Coder-1.5B's facts rose 0.73 -> 0.77 for ~1 s more.
+    top_k: int = _opt(5, "How many passages the answer is written from.")
     rag_writer: str = _opt(
         "auto",
         "How answers from your documents are made. model: the language model writes them from the best passages. "
