@@ -6,7 +6,8 @@
 Runs `kbchat eval sample_data/eval_questions.jsonl` on rag, base, tuned and rag+tuned (through the
 library, as the CLI does), prints the metrics table, the verdict and the wall time per path and in
 all, with the ratio to the issue's budget of 20 minutes for all four paths on 2 cores. --report DIR
-also writes the HTML report. Resumes like `kbchat eval`: re-running after Ctrl-C only asks what is left.
+also writes the HTML report; --profiles adds the rag path under the other model profile (the
+report's "Model profiles on this machine"). Resumes like `kbchat eval`: re-running after Ctrl-C only asks what is left.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from compare import evaluate, questions  # noqa: E402
+from compare import evaluate, profiles, questions  # noqa: E402
 from compare.paths import NAMES, build, parse_names  # noqa: E402
 from compare.report import verdict, write_report  # noqa: E402
 from kb.ingest import ingest  # noqa: E402
@@ -55,6 +56,7 @@ def main() -> None:
     parser.add_argument("--paths", default=",".join(NAMES))
     parser.add_argument("--questions", default=str(ROOT / "sample_data" / "eval_questions.jsonl"))
     parser.add_argument("--report", help="also write the HTML report here")
+    parser.add_argument("--profiles", action="store_true", help="also the rag path with the other model profile (on a copy)")
     parser.add_argument("--workers", type=int, default=0, help="questions answered at a time (default: as kbchat eval)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,6 +82,10 @@ def main() -> None:
 
             result = evaluate.evaluate(asked, paths, store, settings, on_answer, args.questions, workers=workers)
             total_s = time.perf_counter() - start
+            if args.profiles:
+                started = time.perf_counter()
+                result["profiles"] = profiles.run(store, settings, asked, result, workers=workers)
+                print(f"other profile(s), rag path on a copy: {(time.perf_counter() - started) / 60:.1f} min")
     evaluated = {n: m for n, m in result["paths"].items() if "unavailable" not in m}
     print(f"\n== {result['n_questions']} questions, sample_data/eval_questions.jsonl ==")
     print(f"{'metric':22}" + "".join(f"{n:>12}" for n in evaluated))

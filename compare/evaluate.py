@@ -157,7 +157,8 @@ def summarize(questions: list[EvalQuestion], answers: dict[str, list[dict]], pat
               settings: Settings, questions_file: str | None = None) -> dict:
     """The result dict:
 
-    n_questions, created_at, kb, questions_file, semantic_model, models ({path: language model}),
+    n_questions, created_at, kb, questions_file, semantic_model, profile (the model profile, or
+    "custom"), models ({path: language model}),
     training_overlap: {adapter, checked, n_in_training, questions}: evaluation questions (other than
         the deliberate word-for-word FAQ ones) that the active fine-tuned model was trained on,
     paths: {name: {n_in_scope, n_out_of_scope, fact_accuracy, fact_accuracy_ci, answer_f1, rouge_l,
@@ -185,12 +186,14 @@ def summarize(questions: list[EvalQuestion], answers: dict[str, list[dict]], pat
         "kb": str(store.dir) if store is not None else None,
         "questions_file": questions_file,
         "semantic_model": semantic_model,
+        "profile": settings.profile_in_use,  # kb.settings.PROFILES, or "custom"
         # the model (engine, threads) each path answered with
         "models": {p.name: p.generator.model_id for p in paths if getattr(p, "generator", None) is not None},
         "training_overlap": training_overlap(questions, paths),
         "paths": out_paths,
         "comparisons": comparisons(questions, scored),
-        "staleness": None,
+        "staleness": None,  # compare.staleness, when asked for
+        "profiles": None,  # compare.profiles, when asked for
         "questions": [
             {**{k: v for k, v in q.to_dict().items() if k != "faq_question"},
              "answers": {name: rows[i] for name, rows in scored.items()}}

@@ -76,6 +76,12 @@ COMPARE_VERBS = {
     "refusal_accuracy": "declined questions your documents do not cover",
     "hallucination_rate": "made up answers",
 }
+# The model profiles (kb.settings.PROFILES) in an owner's words.
+PROFILE_WORDS = {
+    "quality": "the quality profile",
+    "small": "the small profile",
+    "custom": "your own models",
+}
 CLEAR_P = 0.05  # below this a difference is called clear, not luck
 NOT_APPLICABLE = "–"
 CHARTS = ("accuracy", "latency", "memorization", "refusals")
@@ -182,7 +188,8 @@ def verdict(result: dict) -> list[str]:
     lines += [s for c in result.get("comparisons") or [] if ranked and ranked[0] in (c.get("a"), c.get("b"))
               and (s := _comparison_sentence(c))]
     lines += [s for n in evaluated(result) if (s := _memorization_sentence(result, n))]
-    lines += [s for s in (_refusal_sentence(result), _staleness_sentence(result), _speed_sentence(result)) if s]
+    lines += [s for s in (_refusal_sentence(result), _staleness_sentence(result), _speed_sentence(result),
+                          _profiles_sentence(result)) if s]
     if rec := _recommendation(result):
         lines.append(rec)
     return lines
@@ -291,6 +298,33 @@ def _speed_sentence(result: dict) -> str | None:
     workers = result.get("workers") or 1
     during = f" (measured with {workers} questions answered at a time, so one visitor alone gets answers sooner)" if workers > 1 else ""
     return f"Typical time to answer{during}: " + "; ".join(parts) + "."
+
+
+def profile_rows(result: dict) -> list[dict]:
+    """The measured model profiles (compare.profiles), the one in use first; [] when not measured."""
+    profiles = result.get("profiles")
+    rows = profiles.get("rows") if isinstance(profiles, dict) else None
+    return [r for r in rows or [] if isinstance(r, dict) and r.get("profile")]
+
+
+def profile_words(row: dict) -> str:
+    model = (row.get("model") or "").split(" (")[0]
+    return PROFILE_WORDS.get(row["profile"], row["profile"]) + (f" ({model})" if model else "")
+
+
+def _profiles_sentence(result: dict) -> str | None:
+    rows = [r for r in profile_rows(result) if r.get("fact_accuracy") is not None]
+    if len(rows) < 2:
+        return None
+    parts = []
+    for r in rows:
+        declined = r.get("refusal_accuracy")
+        declines = f", declined {_pct(declined)} of the questions your documents do not cover" if declined is not None else ""
+        took = f" and took {_secs(r['latency_p50_ms'])} per answer" if r.get("latency_p50_ms") is not None else ""
+        parts.append(f"with {profile_words(r)} it gave the right fact in {_pct(r['fact_accuracy'])}{declines}{took}")
+    used = rows[0]
+    return (f"On this machine, answering from your documents: " + "; ".join(parts) + f". You use "
+            f"{PROFILE_WORDS.get(used['profile'], used['profile'])}; the setting model_profile changes it.")
 
 
 def _rank(result: dict) -> list[str]:
@@ -551,6 +585,29 @@ def _staleness_html(result: dict) -> str:
             f"{rows}</table>")
 
 
+def _profiles_html(result: dict) -> str:
+    rows = profile_rows(result)
+    if not rows:
+        return ""
+    keys = [("fact_accuracy", "rate"), ("refusal_accuracy", "rate"), ("wrongly_refused", "rate"),
+            ("latency_p50_ms", "seconds"), ("latency_p95_ms", "seconds")]
+    labels = {k: label for k, label, *_ in METRICS}
+    head = "<tr><th>Profile</th><th>Models</th>" + "".join(f"<th>{e(labels[k])}</th>" for k, _ in keys) + "</tr>"
+    body = []
+    for r in rows:
+        name = PROFILE_WORDS.get(r["profile"], r["profile"]) + (" (in use)" if r.get("in_use") else "")
+        models = f"{r.get('model') or NOT_APPLICABLE}; search: {r.get('search_model') or NOT_APPLICABLE}"
+        if r.get("unavailable"):
+            cells = f'<td colspan="{len(keys)}">{e(r["unavailable"])}</td>'
+        else:
+            cells = "".join(_metric_cell(r, k, how) for k, how in keys)
+        body.append(f"<tr><th>{e(name)}</th><td>{e(models)}</td>{cells}</tr>")
+    return ("<h2>Model profiles on this machine</h2><p class=\"note\">The answers from your documents with each "
+            "model profile, on the same questions. The profile not in use was measured on a copy of your "
+            "knowledge base. Change it with the setting <code>model_profile</code>.</p>"
+            f"<table>{head}{''.join(body)}</table>")
+
+
 def _overlap_html(result: dict) -> str:
     ov = result.get("training_overlap") or {}
     adapter = ov.get("adapter")
@@ -631,7 +688,8 @@ def render_html(result: dict, pngs: dict[str, bytes]) -> str:
     body = "".join([
         "<h1>How well does your chatbot answer?</h1>", f'<p class="meta">{meta}</p>',
         _verdict_html(verdict(result)), _metrics_html(result), _comparisons_html(result),
-        _charts_html(pngs), _staleness_html(result), _overlap_html(result), _questions_html(result),
+        _charts_html(pngs), _staleness_html(result), _profiles_html(result), _overlap_html(result),
+        _questions_html(result),
     ])
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             "<title>Chatbot evaluation report</title>"

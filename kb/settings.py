@@ -178,6 +178,11 @@ class Settings:
         return _number(getattr(self, name))
 
     @property
+    def profile_in_use(self) -> str:
+        """The model profile the answers come from, or "custom" when a model setting points elsewhere."""
+        return "custom" if self.embedder_path or self.generator_path else self.model_profile
+
+    @property
     def embedder(self) -> str:
         """The search model to use: embedder_path, else the profile's."""
         return self.embedder_path or PROFILES[self.model_profile][0]

@@ -121,3 +121,34 @@ def test_thresholds_are_calibrated_on_the_knowledge_base_and_kept_until_it_chang
     fixed = RagPath(rag.store, QUALITY.updated(faq_threshold="0.99", refusal_threshold="0.05"), generator=rag.generator)
     assert fixed.retriever.faq_threshold == 0.99 and fixed.retriever.refusal_threshold == 0.05
     assert fixed.answer("do you sell gift cards").method != "faq"
+
+
+def test_the_other_profile_is_measured_on_a_copy_and_the_owners_kb_is_untouched(rag, quality_kb):
+    from compare import evaluate, profiles
+    from compare.paths import build
+    from compare.questions import EvalQuestion
+
+    asked = [EvalQuestion("What is the largest piece your kilns can fire?", expected=["18 inches"]),
+             EvalQuestion("Do you sell gift cards?", expected=["gift card"]),
+             EvalQuestion("Do you repair bicycles?", kind="out_of_scope", in_scope=False)]
+    store = rag.store
+    revision = store.revision
+    result = evaluate.evaluate(asked, build(store, QUALITY, ["rag"]), store, QUALITY)
+    assert result["profile"] == "quality"
+    before = _files(quality_kb)
+    measured = profiles.run(store, QUALITY, asked, result)
+    quality, small = measured["rows"]
+    assert quality["profile"] == "quality" and quality["in_use"] and quality["model"].startswith("qwen2.5-coder-1.5b")
+    assert quality["fact_accuracy"] == result["paths"]["rag"]["fact_accuracy"]  # the evaluation's own answers
+    assert small["profile"] == "small" and not small["in_use"] and small["model"].startswith("SmolLM2-135M")
+    assert small["search_model"] == "all-MiniLM-L6-v2" and small["n_in_scope"] == 2 and small["n_out_of_scope"] == 1
+    assert small["fact_accuracy"] is not None and small["latency_p50_ms"] is not None
+    # The owner's indexes, calibration and settings were not rebuilt for the small profile.
+    assert _files(quality_kb) == before and store.revision == revision
+    assert Settings.load(quality_kb).model_profile == "quality"
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file of a knowledge base but its database (indexes, calibration, settings)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*")
+            if p.is_file() and not p.name.startswith("kbchat.db") and "eval" not in p.parts}

@@ -9,6 +9,7 @@ questions with the rag path and short answers."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -284,3 +285,32 @@ def test_an_evaluation_runs_in_the_background_and_stops_keeping_the_last_report(
     assert not at.exception
     assert any("was stopped" in i.value and "answers so far are kept" in i.value for i in at.info)
     assert at.selectbox[0].value == kb / "reports" / REPORT  # the stopped run left no report to show
+
+
+def test_measured_profiles_are_shown_and_one_click_switches_the_profile(monkeypatch, report_kb, tmp_path):
+    from compare.report import metric_text, write_report
+    from kb.settings import Settings
+
+    kb, result = report_kb
+    kb = Path(shutil.copytree(kb, tmp_path / "kb"))  # this test changes the settings: never the module's copy
+    rag = result["paths"]["rag"]
+    rows = [{"profile": "small", "in_use": True, "model": result["models"]["rag"], "search_model": "all-MiniLM-L6-v2",
+             **{k: rag[k] for k in ("fact_accuracy", "fact_accuracy_ci", "refusal_accuracy", "refusal_accuracy_ci",
+                                    "wrongly_refused", "wrongly_refused_ci", "latency_p50_ms", "latency_p95_ms")}},
+            {"profile": "quality", "in_use": False, "model": "qwen2.5-coder-1.5b-instruct-q4_k_m (llama.cpp, 2 threads)",
+             "search_model": "all-mpnet-base-v2", "fact_accuracy": 1.0, "fact_accuracy_ci": [1.0, 1.0],
+             "refusal_accuracy": 1.0, "refusal_accuracy_ci": [1.0, 1.0], "wrongly_refused": 0.0,
+             "wrongly_refused_ci": None, "latency_p50_ms": 4200.0, "latency_p95_ms": 7000.0}]
+    write_report({**result, "profiles": {"path": "rag", "n_questions": 4, "rows": rows}}, kb / "reports" / "20260103-093000")
+    at = open_page(monkeypatch, kb, "evaluate")
+    assert not at.exception
+    assert any(b.label == "Also measure the quality model profile" for b in at.checkbox)
+    [table] = [d.value for d in at.dataframe if "Profile" in d.value.columns]
+    assert list(table["Profile"]) == ["the small profile (in use)", "the quality profile"]
+    assert list(table["Typical answer time"]) == [metric_text(rag, "latency_p50_ms", "seconds"), "4.2 s"]
+    assert table["Right fact in the answer"][1] == "1.00 (1.00–1.00)"
+    assert Settings.load(kb).model_profile == "small"
+    button(at, "Use the quality profile").click()
+    at.run()
+    assert not at.exception and Settings.load(kb).model_profile == "quality"
+    assert [b.label for b in at.button if b.label.startswith("Use the ")] == ["Use the small profile"]  # and back

@@ -305,3 +305,41 @@ def test_unknown_path_names_are_shown_as_is(result):
 
 def test_verdict_of_nothing():
     assert verdict({}) == ["No answer path was evaluated on your 0 questions."]
+
+
+PROFILES = {"path": "rag", "n_questions": 4, "rows": [
+    {"profile": "quality", "in_use": True, "model": "qwen2.5-coder-1.5b-instruct-q4_k_m (llama.cpp, 2 threads)",
+     "search_model": "all-mpnet-base-v2", "fact_accuracy": 0.75, "fact_accuracy_ci": [0.5, 1.0],
+     "refusal_accuracy": 1.0, "refusal_accuracy_ci": [1.0, 1.0], "wrongly_refused": 0.0, "wrongly_refused_ci": None,
+     "latency_p50_ms": 4100.0, "latency_p95_ms": 9800.0},
+    {"profile": "small", "in_use": False, "model": "SmolLM2-135M-Instruct (quoted)", "search_model": "all-MiniLM-L6-v2",
+     "fact_accuracy": 0.5, "fact_accuracy_ci": [0.0, 1.0], "refusal_accuracy": 0.0, "refusal_accuracy_ci": None,
+     "wrongly_refused": 0.25, "wrongly_refused_ci": None, "latency_p50_ms": 12.0, "latency_p95_ms": 30.0},
+]}
+
+
+def test_model_profiles_are_one_sentence_and_one_table_when_measured(result, tmp_path):
+    without = write_report(result, tmp_path / "a").read_text(encoding="utf-8")
+    assert "Model profiles on this machine" not in without
+    assert not any(s.startswith("On this machine") for s in verdict(result))
+    result["profiles"] = PROFILES
+    sentence = [s for s in verdict(result) if s.startswith("On this machine")]
+    assert sentence == ["On this machine, answering from your documents: with the quality profile "
+                        "(qwen2.5-coder-1.5b-instruct-q4_k_m) it gave the right fact in 75%, declined 100% of the "
+                        "questions your documents do not cover and took 4.1 s per answer; with the small profile "
+                        "(SmolLM2-135M-Instruct) it gave the right fact in 50%, declined 0% of the questions your "
+                        "documents do not cover and took 0.01 s per answer. You use the quality profile; the setting "
+                        "model_profile changes it."]
+    text = write_report(result, tmp_path / "b").read_text(encoding="utf-8")
+    table = text.split("Model profiles on this machine", 1)[1].split("</table>", 1)[0]
+    assert "the quality profile (in use)" in table and "search: all-MiniLM-L6-v2" in table
+    assert "0.75 (0.50–1.00)" in table and "4.1 s" in table and "0.01 s" in table
+
+
+def test_a_profile_that_could_not_run_says_why(result, tmp_path):
+    rows = [PROFILES["rows"][0], {"profile": "small", "in_use": False, "model": "", "search_model": "all-MiniLM-L6-v2",
+                                  "unavailable": "There are no documents yet."}]
+    result["profiles"] = {**PROFILES, "rows": rows}
+    assert not any(s.startswith("On this machine") for s in verdict(result))  # one profile: nothing to compare
+    text = write_report(result, tmp_path).read_text(encoding="utf-8")
+    assert "There are no documents yet." in text.split("Model profiles on this machine", 1)[1]

@@ -50,6 +50,10 @@ def test_training_lowers_the_loss_and_publishes_an_active_adapter(trained):
     assert not set(meta["held_out"]) & set(meta["trained_questions"])
     assert Progress.read(kb).status == "done"
     assert Progress.read(kb).expected_s > 0  # said after the first timed steps
+    from safetensors.torch import load_file
+
+    weights = load_file(folder / "adapter_model.safetensors")
+    assert weights and all(w.dtype == torch.float32 for w in weights.values())  # whatever the frozen model's dtype
     assert not list((kb / "tuning").glob("run-*"))  # the finished run's checkpoints are cleaned up
 
 
@@ -59,6 +63,16 @@ def test_a_long_run_says_so_and_what_would_be_faster():
     assert expected_time(5 * 60) == "Expected time: about 5 min on this machine (less if it stops early)."
     long = expected_time(2.5 * 3600)
     assert "about 2.5 hours" in long and "model_profile = small" in long and "GPU" in long
+
+
+def test_the_frozen_model_trains_in_bfloat16_only_where_the_processor_has_it():
+    from kb.errors import BadInput
+    from tuning.train import frozen_dtype, native_bf16
+
+    assert frozen_dtype("auto", "cpu") == (torch.bfloat16 if native_bf16("cpu") else torch.float32)
+    assert frozen_dtype("float32", "cpu") == torch.float32 and frozen_dtype("bfloat16", "cpu") == torch.bfloat16
+    with pytest.raises(BadInput, match="auto, bfloat16 or float32, not 'half'"):
+        frozen_dtype("half", "cpu")
 
 
 def test_an_adapter_of_the_other_profiles_model_is_refused_with_what_to_do(trained):

@@ -408,13 +408,15 @@ def _rich_escape(text: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as one JSON object.")
 @click.option("--report", "report_dir", metavar="DIR", help="Write an HTML report, the JSON and the charts to this folder.")
 @click.option("--staleness", is_flag=True, help="Also change one price (on a copy of the knowledge base) and see which paths notice.")
+@click.option("--profiles", "with_profiles", is_flag=True,
+              help="Also measure answers from your documents with the other model profile (on a copy of the knowledge base).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N questions (a quick look).")
 @click.option("--workers", type=click.IntRange(1, 16), default=None,
               help="Questions answered at a time, one CPU core each (default: 2 when there are 2 or more cores).")
 @click.option("--progress", "progress_file", hidden=True, help="Keep {done, total, path} in this JSON file (for the app).")
 @click.pass_context
 def eval_command(ctx: click.Context, questions_file: str | None, path_names: str | None, as_json: bool,
-                 report_dir: str | None, staleness: bool, limit: int | None, workers: int | None,
+                 report_dir: str | None, staleness: bool, with_profiles: bool, limit: int | None, workers: int | None,
                  progress_file: str | None) -> None:
     """Measure which answer path answers your customers best.
 
@@ -426,7 +428,7 @@ def eval_command(ctx: click.Context, questions_file: str | None, path_names: str
     """
     from tqdm import tqdm
 
-    from compare import evaluate, questions as question_sets
+    from compare import evaluate, profiles, questions as question_sets
     from compare import staleness as staleness_test
     from compare.paths import parse_names
 
@@ -466,6 +468,16 @@ def eval_command(ctx: click.Context, questions_file: str | None, path_names: str
                                                 "path": "", "stage": "staleness"})
             result["staleness"] = staleness_test.run(
                 store, settings, paths.names, on_step=None if as_json else lambda m: click.echo(m, err=True))
+        if with_profiles:
+            if not as_json:
+                click.echo("Measuring the other model profile on a copy of the knowledge base…", err=True)
+
+            def on_profile_answer(path, done, total):
+                if progress_file:
+                    _write_progress(progress_file, {"done": done, "total": total, "path": path, "stage": "profiles"})
+
+            result["profiles"] = profiles.run(store, settings, chosen, result, on_profile_answer,
+                                              workers=workers or evaluate.default_workers(paths))
     if report_dir:
         from compare.report import write_report
 

@@ -20,9 +20,10 @@ import streamlit as st
 
 from compare import questions as question_sets
 from compare.paths import availability
-from compare.report import (CHART_CAPTIONS, CHARTS, KIND_WORDS, METRICS, SHORT_WORDS, charts, evaluated,
-                            metric_text, verdict)
+from compare.report import (CHART_CAPTIONS, CHARTS, KIND_WORDS, METRICS, PROFILE_WORDS, SHORT_WORDS, charts,
+                            evaluated, metric_text, profile_rows, verdict)
 from kb.errors import KbchatError
+from kb.settings import PROFILES, Settings
 from ui import appkit, jobs
 from ui.appkit import local_time, md
 
@@ -105,6 +106,11 @@ def run_controls(kb: Path, files: list[str] | None, names: list[str]) -> None:
     stale = st.checkbox("Also run the staleness test", key="eval_staleness")
     st.caption("Staleness test: when you change a price, which paths notice at once and which keep the old one. "
                "It changes one price on a copy of your knowledge base; yours is not touched.")
+    other = [p for p in PROFILES if p != appkit.settings().profile_in_use]
+    profiles = st.checkbox(f"Also measure the {' and '.join(other)} model profile", key="eval_profiles")
+    st.caption("Model profiles: the quality profile gives better answers and needs more time per answer; the small "
+               "one is fast and light. This runs the answers from your documents again with the other profile's "
+               "models, on a copy of your knowledge base, so you can see both on this machine.")
     job = jobs.status(kb, JOB)
     if job is not None and job.running:
         return
@@ -117,6 +123,7 @@ def run_controls(kb: Path, files: list[str] | None, names: list[str]) -> None:
         progress_file.unlink(missing_ok=True)  # the last run's numbers would show until the first answer
         args = ["eval", *files, "--paths", ",".join(names), "--report", str(report_dir),
                 "--progress", str(progress_file), *(["--staleness"] if stale else []),
+                *(["--profiles"] if profiles else []),
                 *(["--limit", str(QUICK)] if quick else [])]
         with appkit.friendly():
             jobs.start(kb, JOB, args)
@@ -152,6 +159,10 @@ def _show_progress(file: Path) -> None:
         st.progress(0.0, text="Loading the models and preparing the questions…")
         return
     done, total = int(p.get("done") or 0), int(p.get("total") or 0)
+    if p.get("stage") == "profiles":
+        st.progress(done / total if total else 0.0, text=f"All answers in; now the other model profile, on a copy: "
+                                                         f"{done} of {total} answers")
+        return
     if p.get("stage") == "staleness":
         st.progress(1.0, text="All answers in; now the staleness test: changing a price on a copy and asking again…")
         return
@@ -180,6 +191,7 @@ def results(kb: Path) -> None:
         show_scores(result)
         show_charts(folder, result)
         show_staleness(result)
+        show_profiles(result)
         show_questions(result)
         report = folder / "report.html"
         if report.exists():
@@ -258,6 +270,34 @@ def show_staleness(result: dict) -> None:
         "Gave the old value": "yes" if s.get("says_old") else "no",
         "How": s.get("how") or "",
     } for name, s in stale["paths"].items()]), hide_index=True)
+
+
+def show_profiles(result: dict) -> None:
+    rows = profile_rows(result)
+    if not rows:
+        return
+    st.markdown("**Model profiles on this machine** (answers from your documents)")
+    table = []
+    for r in rows:
+        row = {"Profile": PROFILE_WORDS.get(r["profile"], r["profile"]) + (" (in use)" if r.get("in_use") else ""),
+               "Models": f"{r.get('model') or '–'}; search: {r.get('search_model') or '–'}"}
+        for key, _label, short, _explain, how in METRICS:
+            if key in ("fact_accuracy", "refusal_accuracy", "wrongly_refused", "latency_p50_ms", "latency_p95_ms"):
+                row[short] = r.get("unavailable") or metric_text(r, key, how)
+        table.append(row)
+    st.dataframe(pd.DataFrame(table), hide_index=True)
+    st.caption("The profile not in use was measured on a copy of your knowledge base. Switching makes every page, "
+               "the widget and the API answer with that profile's models; the search index is rebuilt for it at the "
+               "next question, and a fine-tuned model trained on the other profile's model must be trained again.")
+    current = appkit.settings().profile_in_use
+    for r in rows:
+        name = r["profile"]
+        if name in PROFILES and name != current and st.button(f"Use {PROFILE_WORDS[name]}", key=f"eval_use_{name}"):
+            with appkit.friendly():
+                kb = appkit.kb_dir()
+                Settings.load(kb).updated(model_profile=name).save(kb)
+                st.toast(f"Now answering with {PROFILE_WORDS[name]}.")
+                st.rerun()
 
 
 def show_questions(result: dict) -> None:

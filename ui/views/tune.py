@@ -62,9 +62,12 @@ def choose_settings(defaults: TuneSettings, running: bool) -> dict:
 def controls(kb: Path, chosen: dict | None, running: bool) -> None:
     """Start or resume buttons (Stop lives in the live part, so it is there as soon as a run starts)."""
     st.subheader("3. Train")
-    st.caption("Training runs in the background and takes about 5 to 10 minutes on a laptop; you can use the other "
-               "pages meanwhile. Stop is safe: a stopped run can be resumed. The finished model is saved as a new "
-               "version and made active.")
+    last = next((a for a in reversed(adapters.list_adapters(kb))), None)
+    took = f" The last run here took {last.train_seconds / 60:.0f} min." if last is not None else ""
+    st.caption("Training runs in the background; you can use the other pages meanwhile. After its first few steps it "
+               "says how long it will take on this machine: minutes with the small model profile, longer with the "
+               f"quality profile's bigger model.{took} Stop is safe: a stopped run can be resumed. The finished model "
+               "is saved as a new version and made active.")
     if running:
         return
     left, right = st.columns(2)
