@@ -10,6 +10,7 @@ Values are validated where the object is built, with messages that name the fiel
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 import re
@@ -51,6 +52,8 @@ class Settings:
     max_file_mb: float = _opt(50.0, "Files bigger than this (in MB) are refused instead of being read slowly.")
     fetch_timeout_s: float = _opt(15.0, "Seconds to wait for one web page before giving up on it.")
     user_agent: str = _opt("kbchat/0.1 (knowledge-base builder)", "How kbchat names itself to websites it reads.")
+    intranet_addresses: tuple = _opt((), "Private addresses or networks kbchat may read web pages from, for an intranet "
+                                         "(a list, like 192.168.1.0/24|10.0.0.5, or all); empty: public addresses only.")
     # Models. A profile picks the search model and the answer writer together; the two paths below
     # override either one (empty: the profile's).
     model_profile: str = _opt(
@@ -164,6 +167,13 @@ class Settings:
             if origin != "*" and not re.fullmatch(r"https?://[^/\s:]+(:(\d+|\*))?", origin):
                 raise BadInput(f"Allowed origin {origin!r} must look like https://www.example.com (no path), "
                                "optionally with a port like :8080 or :* for any port, or be * for any site.")
+        for entry in self.intranet_addresses:
+            try:
+                if entry != "all":
+                    ipaddress.ip_network(str(entry).strip(), strict=False)
+            except ValueError:
+                raise BadInput(f"Intranet address {entry!r} must be an address like 10.0.0.5, a network like "
+                               "192.168.1.0/24, or all.") from None
         if len(self.suggested_questions) > 6:
             raise BadInput("Give at most 6 suggested questions: more do not fit in the chat window.")
         if self.rate_limit_per_ip < 1 or self.rate_limit_per_session < 1:

@@ -1,5 +1,6 @@
 """Web pages: fetch one URL, or crawl a site from it, politely (robots.txt, a timeout per page,
-same site only)."""
+same site only) and safely: only from public addresses unless the owner allowed an intranet
+(kb.addresses, checked on every request, redirect and connection)."""
 
 from __future__ import annotations
 
@@ -32,10 +33,16 @@ def is_url(text: str) -> bool:
 
 
 def fetch(url: str, settings: Settings, session=None) -> Page:
-    """Fetch one page; any network or HTTP problem becomes a BadInput with a plain reason."""
+    """Fetch one page; any network or HTTP problem, or an address kbchat may not read, becomes a
+    BadInput with a plain reason. `session` must come from kb.addresses.session."""
     import requests
 
-    http = session or requests
+    from kb import addresses
+
+    if session is None:
+        with addresses.session(settings.intranet_addresses) as own:
+            return fetch(url, settings, own)
+    http = session
     limit = int(settings.max_file_mb * 1_000_000)
     host = urlsplit(url).netloc
     try:
@@ -113,9 +120,9 @@ def links(page: Page) -> list[str]:
 def crawl(start: str, max_pages: int, settings: Settings) -> Iterator[tuple[str, Page | BadInput]]:
     """Breadth-first from `start`, following same-site links, at most `max_pages` pages.
     Yields (url, Page) or (url, BadInput) for each page tried."""
-    import requests
+    from kb import addresses
 
-    with requests.Session() as session:
+    with addresses.session(settings.intranet_addresses) as session:
         robots = _Robots(settings, session)
         queue, seen, done = deque([urldefrag(start)[0]]), {urldefrag(start)[0]}, 0
         while queue and done < max_pages:

@@ -130,7 +130,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def site():
+def site(kb_dir):
+    """The test site on loopback, which the knowledge base is allowed to read (an intranet address)."""
+    from kb.settings import Settings
+
+    Settings(intranet_addresses=("127.0.0.1",)).save(kb_dir)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
