@@ -63,3 +63,22 @@ def test_a_background_job_runs_reports_and_stops(tmp_path):
     stopped = jobs.status(kb, "slow")
     assert stopped.exit_code == 130 and stopped.stopped and not stopped.failed and "Stopped" in stopped.log_tail
     assert failing.name == "bad"
+
+
+@pytest.mark.parametrize("moment", ["while its Python starts", "as soon as it is ready"])
+def test_a_stop_at_any_moment_of_a_jobs_start_ends_as_stopped_without_a_traceback(tmp_path, moment):
+    kb = sample_kb(tmp_path, 3)
+    jobs.start(kb, "early", ["ask", "--path", "base", "Tell me a very long story about clay."])
+    if moment == "as soon as it is ready":  # Ctrl-C is on again: the stop lands in the middle of the imports
+        deadline = time.time() + 120
+        while not (kb / jobs.DIR / "early.ready").exists():
+            assert time.time() < deadline and jobs.status(kb, "early").running, jobs.status(kb, "early").log_tail
+            time.sleep(0.05)
+    assert jobs.stop(kb, "early")
+    deadline = time.time() + 120
+    while jobs.status(kb, "early").running:
+        assert time.time() < deadline, "the job did not stop"
+        time.sleep(0.1)
+    job = jobs.status(kb, "early")
+    assert job.exit_code == 130 and job.stopped and not job.failed, job.log_tail
+    assert "Traceback" not in job.log_tail

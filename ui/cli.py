@@ -10,13 +10,12 @@ import contextlib
 import dataclasses
 import json
 import os
-import signal
 from pathlib import Path
 
 import click
 
 from kb.errors import KbchatError
-from ui.jobs import JOB_ENV
+from ui import jobs
 from ui.places import duration, place, plural, split_uri
 
 DEFAULT_KB = "kbchat_data"
@@ -759,8 +758,10 @@ def demo(ctx: click.Context) -> None:
 
 
 def main() -> None:
-    if os.environ.get(JOB_ENV):  # started by the app, which stops it with SIGINT (see ui.jobs)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        jobs.ready()  # started by the app, which stops it with SIGINT (see ui.jobs)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
     cli(prog_name="kbchat")
 
 

@@ -23,10 +23,12 @@ from pathlib import Path
 from kb.errors import BadInput
 
 DIR = "jobs"
-# Set in a job's environment: stop() ends a job with SIGINT, so a job must act on it whoever started
-# it. A process that ignores SIGINT (anything a shell script starts with `&`, a test run among them)
-# passes that on to its children, and stop() then did nothing. The app itself was not hit: Streamlit
-# catches SIGINT, and a caught signal is reset to the default in the children it starts.
+# Set in a job's environment to the job's file prefix (jobs/<name>). stop() ends a job with SIGINT,
+# so a job must act on it whoever started it: a process that ignores SIGINT (anything a shell script
+# starts with `&`, a test run among them) passes that on to its children. A job also starts with
+# SIGINT ignored, so that a stop while its Python is still starting cannot kill it mid-import with
+# a traceback; once the command line is ready it turns Ctrl-C back on (`ready()`), and a stop that
+# came before that is read from the job's stop file instead. Either way it ends as "stopped".
 JOB_ENV = "KBCHAT_JOB"
 
 
@@ -48,8 +50,11 @@ class Job:
 
     @property
     def stopped(self) -> bool:
-        """Ended by stop() (Ctrl-C): exit status 130, or killed by the signal before it could say so."""
-        return not self.running and self.exit_code in (130, -signal.SIGINT)
+        """Ended by stop() (Ctrl-C): exit status 130, killed by the signal before it could say so, or
+        any end after a stop was asked for."""
+        if self.running:
+            return False
+        return self.exit_code in (130, -signal.SIGINT) or self.log.with_suffix(".stop").exists()
 
     @property
     def failed(self) -> bool:
@@ -73,9 +78,14 @@ def start(kb_dir, name: str, args: list[str]) -> Job:
         raise BadInput(f"The {name} job is already running. Wait for it to finish or stop it first.")
     meta, log = _files(kb_dir, name)
     meta.parent.mkdir(parents=True, exist_ok=True)
+    prefix = log.with_suffix("")
+    for old in (".stop", ".ready"):
+        prefix.with_suffix(old).unlink(missing_ok=True)
+    # `trap '' INT` starts the command with SIGINT ignored (kept across exec); ready() turns it on.
+    command = ["sh", "-c", "trap '' INT; exec \"$@\"", "kbchat-job", *kbchat_command(), "--kb", str(kb_dir), *args]
     with open(log, "wb") as out:
-        proc = subprocess.Popen([*kbchat_command(), "--kb", str(kb_dir), *args], stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, JOB_ENV: "1"})
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env={**os.environ, JOB_ENV: str(prefix)})
     _RUNNING[(str(kb_dir), name)] = proc
     meta.write_text(json.dumps({"pid": proc.pid, "args": args, "started_at": time.time()}))
     return status(kb_dir, name)
@@ -103,11 +113,26 @@ def stop(kb_dir, name: str) -> bool:
     job = status(kb_dir, name)
     if job is None or not job.running or job.pid is None:
         return False
-    try:
-        os.kill(job.pid, signal.SIGINT)
-    except ProcessLookupError:
-        return False
+    prefix = job.log.with_suffix("")
+    prefix.with_suffix(".stop").touch()  # first: a job not ready yet reads it when it is (see ready())
+    if prefix.with_suffix(".ready").exists():
+        try:
+            os.kill(job.pid, signal.SIGINT)
+        except ProcessLookupError:
+            return False
     return True
+
+
+def ready() -> None:
+    """Called by the command line as it starts: in a job, turn Ctrl-C (stop()) back on, and end at
+    once as stopped when a stop was asked for before it was ready. Does nothing outside a job."""
+    prefix = os.environ.get(JOB_ENV)
+    if not prefix:
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    Path(prefix).with_suffix(".ready").touch()  # then look for a stop: one of the two sees the other
+    if Path(prefix).with_suffix(".stop").exists():
+        raise KeyboardInterrupt
 
 
 def _alive(pid) -> bool:
