@@ -115,17 +115,25 @@ def kbchat_server(kb: Path, model_cache: Path, command: str, health: str, *args:
     ends; yields its base address once `health` answers."""
     import subprocess
 
+    import tempfile
+
     port = free_port()
     env = {**os.environ, "KBCHAT_CACHE": str(model_cache)}
-    proc = subprocess.Popen([*kbchat_command(), "--kb", str(kb), command, "--port", str(port), *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(base + health, proc)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    with tempfile.TemporaryFile() as log:  # a file, not a pipe: a pipe nobody reads fills and blocks the server
+        proc = subprocess.Popen([*kbchat_command(), "--kb", str(kb), command, "--port", str(port), *args], env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_for_http(base + health, proc, log=log)
+            yield base
+        finally:
+            proc.terminate()  # kbchat ui and serve end their children and jobs on SIGTERM
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                pytest.fail(f"kbchat {command} did not end within 60 s of SIGTERM")
 
 
 @pytest.fixture(scope="session")
@@ -216,7 +224,7 @@ def browser():
     driver.quit()
 
 
-def wait_for_http(url: str, proc, timeout: float = 120) -> None:
+def wait_for_http(url: str, proc, timeout: float = 120, log=None) -> None:
     """Wait until a server we started answers `url` with 200; fail with its output if it died."""
     import time
 
@@ -230,7 +238,9 @@ def wait_for_http(url: str, proc, timeout: float = 120) -> None:
         except httpx.TransportError:
             pass
         if proc.poll() is not None:
-            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            if log is not None:
+                log.seek(0)
+            out = (log or proc.stdout).read().decode(errors="replace") if (log or proc.stdout) else ""
             pytest.fail(f"the server stopped: {out[-2000:]}")
         time.sleep(0.5)
     pytest.fail(f"no answer from {url} within {timeout:.0f} s")

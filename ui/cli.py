@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
 from pathlib import Path
 
 import click
@@ -713,14 +714,37 @@ def ui(ctx: click.Context, port: int, host: str, browser: bool) -> None:
            "--server.headless", "true", "--browser.gatherUsageStats", "false", "--theme.base", "light",
            "--server.maxUploadSize", str(upload_mb), "--client.toolbarMode", "minimal"]
     proc = subprocess.Popen(cmd, env=env)
+    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop ends the app and its jobs too
+    code = 0
     try:
         if browser:
             _open_when_ready(url, proc)
-        ctx.exit(proc.wait())
+        code = proc.wait()
     except KeyboardInterrupt:
+        pass
+    finally:
+        _end(proc)
+        stopped = jobs.stop_all(ctx.obj.resolve())
+        if stopped:
+            click.echo(f"Stopped the app's background work: {', '.join(stopped)}.", err=True)
+    ctx.exit(code)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _end(proc, grace_s: float = 5.0) -> None:
+    """End a child process: asked first (SIGTERM), killed if it has not ended after `grace_s`."""
+    import subprocess
+
+    if proc.poll() is None:
         proc.terminate()
-        proc.wait(30)
-        ctx.exit(0)
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _open_when_ready(url: str, proc) -> None:

@@ -11,6 +11,7 @@ app down, and the work goes on if the page is closed. A job's state lives in the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -121,6 +122,24 @@ def stop(kb_dir, name: str) -> bool:
         except ProcessLookupError:
             return False
     return True
+
+
+def stop_all(kb_dir, grace_s: float = 10.0) -> list[str]:
+    """Stop every running job of the knowledge base (as stop() does), and kill what has not ended
+    after `grace_s` seconds; returns the names of the jobs that were running."""
+    folder = Path(kb_dir) / DIR
+    names = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+    running = [n for n in names if (job := status(kb_dir, n)) is not None and job.running]
+    for name in running:
+        stop(kb_dir, name)
+    deadline = time.monotonic() + grace_s
+    for name in running:
+        while (job := status(kb_dir, name)).running and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if job.running and job.pid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(job.pid, signal.SIGKILL)  # its own session: the job and anything it started
+    return running
 
 
 def ready() -> None:
