@@ -100,7 +100,11 @@ def _now() -> str:
 
 
 def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    return hashlib.sha256(token.encode()).hexdigest()  # enough for a long random token
+
+
+def _scrypt(password: str, salt: bytes) -> str:
+    return hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1).hex()  # a person's password: slow to guess
 
 
 class BotRecords:
@@ -169,6 +173,26 @@ class BotRecords:
     def is_admin_token(self, token: str | None) -> bool:
         row = self._one("SELECT value FROM bot_keys WHERE name = 'admin'")
         return bool(token and row and hmac.compare_digest(_hash(token), row[0]))
+
+    def set_app_password(self, password: str) -> None:
+        """The password the app asks for when it is reachable beyond this computer (besides the
+        admin token). Kept as a salted scrypt hash."""
+        if len(password) < 8:
+            raise BadInput("Choose an app password of at least 8 characters.")
+        salt = secrets.token_bytes(16)
+        self._set_key("app_password", f"{salt.hex()}:{_scrypt(password, salt)}")
+
+    def opens_app(self, password: str | None) -> bool:
+        """Whether `password` opens the app: the admin token, or the app password."""
+        if not password:
+            return False
+        if self.is_admin_token(password):
+            return True
+        row = self._one("SELECT value FROM bot_keys WHERE name = 'app_password'")
+        if row is None:
+            return False
+        salt, digest = row[0].split(":", 1)
+        return hmac.compare_digest(_scrypt(password, bytes.fromhex(salt)), digest)
 
     def _set_key(self, name: str, value: str) -> None:
         self._write("INSERT OR REPLACE INTO bot_keys(name, value, created_at) VALUES (?, ?, ?)", (name, value, _now()))

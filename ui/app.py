@@ -12,6 +12,7 @@ import streamlit as st  # noqa: E402
 from ui import appkit  # noqa: E402
 
 st.set_page_config(page_title="kbchat", page_icon=":speech_balloon:", layout="wide")
+appkit.require_password()  # only when the app is reachable from other computers (kbchat ui --host)
 pages = [
     st.Page("views/ask.py", title="Ask and compare", icon=":material/forum:", default=True),
     st.Page("views/knowledge.py", title="Knowledge", icon=":material/library_books:"),

@@ -44,6 +44,34 @@ def settings() -> Settings:
     return Settings.load(kb_dir())
 
 
+def require_password() -> None:
+    """On an app other computers can reach (kbchat ui --host), show only a password form until the
+    admin token or the app password is given in this browser tab."""
+    import time
+
+    from kb.bot import BotRecords
+
+    if not os.environ.get("KBCHAT_APP_LOCKED") or st.session_state.get("kbchat_unlocked"):
+        return
+    st.title("kbchat")
+    st.write("This app can be reached from other computers, so it asks for a password first.")
+    with st.form("kbchat_password"):
+        given = st.text_input("Your admin token or app password", type="password")
+        submitted = st.form_submit_button("Open the app", type="primary")
+    st.caption("The admin token was shown when the chatbot's keys were made (kbchat keys --rotate admin makes a new "
+               "one); set an app password with: kbchat keys --app-password")
+    if submitted:
+        with friendly():
+            store()  # the knowledge base exists before its keys are read
+            with BotRecords(kb_dir()) as records:
+                if records.opens_app(given):
+                    st.session_state["kbchat_unlocked"] = True
+                    st.rerun()
+            time.sleep(1)  # a wrong guess costs time: guessing many is slow
+            st.error("That is not the admin token or the app password. Try again.")
+    st.stop()
+
+
 @st.cache_resource(show_spinner=False, max_entries=1)
 def _retriever(folder: str, settings_json: str):
     from rag.retrieve import Retriever

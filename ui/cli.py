@@ -663,8 +663,10 @@ def _show_admin_token(token: str) -> None:
 @click.option("--host", "base", default="http://127.0.0.1:8000", show_default=True, metavar="URL",
               help="Where kbchat serve is reachable, for the script tag.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"public_key": ...} (and a new admin token).')
+@click.option("--app-password", "app_password", is_flag=True,
+              help="Set the password the app asks for when it is opened from another computer (kbchat ui --host).")
 @click.pass_context
-def keys(ctx: click.Context, rotate: str | None, base: str, as_json: bool) -> None:
+def keys(ctx: click.Context, rotate: str | None, base: str, as_json: bool, app_password: bool) -> None:
     """Print the chatbot's public key and the script tag for your site; rotate a key.
 
     The public key sits in your web page, so it is public by nature: it only lets a page chat.
@@ -676,6 +678,9 @@ def keys(ctx: click.Context, rotate: str | None, base: str, as_json: bool) -> No
         pass  # a clear message when there is no knowledge base
     with BotRecords(ctx.obj) as records:
         token = records.ensure_keys()
+        if app_password:
+            records.set_app_password(click.prompt("App password", hide_input=True, confirmation_prompt=True))
+            click.secho("The app password is set: the app asks for it when it is opened from another computer.", fg="green")
         if rotate == "public":
             records.rotate_public_key()
         elif rotate == "admin":
@@ -707,6 +712,16 @@ def ui(ctx: click.Context, port: int, host: str, browser: bool) -> None:
     app = Path(__file__).with_name("app.py")
     env = {**os.environ, "KBCHAT_HOME": str(ctx.obj.resolve())}
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    if not is_loopback(host):  # others can reach it: every page asks for a password first
+        from kb.bot import BotRecords
+
+        with _store(ctx, create=True), BotRecords(ctx.obj) as records:
+            token = records.ensure_keys()
+        env[LOCK_ENV] = "1"
+        click.echo(f"The app listens on {host}, so other computers can reach it: it asks for your admin token or "
+                   "your app password (set one with: kbchat keys --app-password) before any page shows.")
+        if token:
+            _show_admin_token(token)
     click.echo(f"kbchat app: {url} (Ctrl-C stops it)")
     upload_mb = max(1, int(_settings(ctx).max_file_mb + 0.999))  # the same limit ingestion applies
     # Headless always: a first run of Streamlit otherwise stops to ask for an e-mail address.
@@ -728,6 +743,21 @@ def ui(ctx: click.Context, port: int, host: str, browser: bool) -> None:
         if stopped:
             click.echo(f"Stopped the app's background work: {', '.join(stopped)}.", err=True)
     ctx.exit(code)
+
+
+LOCK_ENV = "KBCHAT_APP_LOCKED"  # set for an app other computers can reach: ui/app.py asks for a password
+
+
+def is_loopback(host: str) -> bool:
+    """Whether an address to listen on is reachable from this computer only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 def _interrupt(signum, frame):
