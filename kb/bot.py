@@ -11,6 +11,7 @@ makes the search index or an evaluation look out of date.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -19,6 +20,7 @@ import re
 import secrets
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -59,6 +61,7 @@ PUBLIC_PREFIX = "pk_"
 ADMIN_PREFIX = "adm_"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 OWNER_SESSION = "app"  # the owner trying answers in the app: kept, but never counted as a visitor
+RETENTION_EVERY_S = 3600  # the retention setting deletes old records at most this often
 LOW_CONFIDENCE = 0.5  # answers below this are listed as content gaps even when not refused
 
 
@@ -90,6 +93,25 @@ class Lead:
     webhook: str  # "", "sent", or what went wrong posting it
 
 
+def _exchange(r) -> Exchange:
+    return Exchange(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), r[9], json.loads(r[10]), r[11])
+
+
+def _lead(r) -> Lead:
+    return Lead(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7])
+
+
+def _cutoff(days: int) -> str:
+    if days < 1:
+        raise BadInput(f"Keep visitors' data for at least 1 day, not {days}.")
+    return (datetime.now(timezone.utc) - timedelta(days=days)).isoformat(timespec="seconds")
+
+
+def _nothing_about(session: str | None, email: str | None) -> str:
+    who = f"the chat {session!r}" if session else f"the e-mail address {email!r}"
+    return f"Nothing is stored about {who}. Check it against the Insights page (conversations and leads)."
+
+
 def embed_tag(base: str, key: str) -> str:
     """The one line the owner pastes into their web pages."""
     return f'<script src="{base.rstrip("/")}/widget.js" data-bot="{key}" async></script>'
@@ -118,6 +140,7 @@ class BotRecords:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.executescript(_SCHEMA)
+        self._retention_ran = -RETENTION_EVERY_S  # keep_for() runs at its first call
 
     def close(self) -> None:
         self._db.close()
@@ -221,7 +244,7 @@ class BotRecords:
         if visitors_only and not session:
             where, args = "WHERE session != ?", (OWNER_SESSION,)
         rows = self._all(f"SELECT * FROM exchanges {where} ORDER BY id DESC LIMIT ?", (*args, limit))
-        return [Exchange(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), r[9], json.loads(r[10]), r[11]) for r in rows]
+        return [_exchange(r) for r in rows]
 
     def insights(self, days: int = 30, top: int = 10) -> dict:
         """What visitors ask: the most frequent questions, the ones the bot could not answer or
@@ -265,4 +288,80 @@ class BotRecords:
 
     def leads(self, limit: int = 500) -> list[Lead]:
         rows = self._all("SELECT * FROM leads ORDER BY id DESC LIMIT ?", (limit,))
-        return [Lead(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7]) for r in rows]
+        return [_lead(r) for r in rows]
+
+    # -- visitors' data rights (access, erasure, retention) ------------------------------------
+    def visitor_data(self, session: str | None = None, email: str | None = None) -> dict:
+        """Everything stored about one visitor, found by their chat's session id or by the e-mail
+        address of a lead they left (then every chat that left a lead with it): their questions and
+        the answers they got, and their leads. NotFound when nothing is stored."""
+        sessions = self._visitor_sessions(session, email)
+        marks = ",".join("?" * len(sessions))
+        exchanges = self._all(f"SELECT * FROM exchanges WHERE session IN ({marks}) ORDER BY id", tuple(sessions))
+        leads = self._all(f"SELECT * FROM leads WHERE session IN ({marks}) OR lower(email) = ? ORDER BY id",
+                          (*sessions, (email or "").strip().lower()))
+        if not exchanges and not leads:
+            raise NotFound(_nothing_about(session, email))
+        return {
+            "visitor": {"session_id": session, "email": email},
+            "exported_at": _now(),
+            "sessions": sessions,
+            "exchanges": [dataclasses.asdict(_exchange(r)) for r in exchanges],
+            "leads": [dataclasses.asdict(_lead(r)) for r in leads],
+        }
+
+    def erase_visitor(self, session: str | None = None, email: str | None = None) -> dict:
+        """Delete everything `visitor_data` finds, in one transaction; returns how much was deleted."""
+        with self._lock:
+            sessions = self._visitor_sessions(session, email)
+            marks = ",".join("?" * len(sessions))
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                gone_exchanges = self._db.execute(f"DELETE FROM exchanges WHERE session IN ({marks})", tuple(sessions)).rowcount
+                gone_leads = self._db.execute(f"DELETE FROM leads WHERE session IN ({marks}) OR lower(email) = ?",
+                                              (*sessions, (email or "").strip().lower())).rowcount
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        if not gone_exchanges and not gone_leads:
+            raise NotFound(_nothing_about(session, email))
+        return {"exchanges": gone_exchanges, "leads": gone_leads, "sessions": sessions}
+
+    def older_than(self, days: int) -> dict:
+        """How many exchanges and leads are older than `days` days (what retention would delete now)."""
+        cutoff = _cutoff(days)
+        return {"before": cutoff,
+                "exchanges": self._one("SELECT COUNT(*) FROM exchanges WHERE at < ?", (cutoff,))[0],
+                "leads": self._one("SELECT COUNT(*) FROM leads WHERE at < ?", (cutoff,))[0]}
+
+    def forget_older_than(self, days: int) -> dict:
+        """Delete exchanges and leads older than `days` days (the retention setting), in one transaction."""
+        cutoff = _cutoff(days)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                exchanges = self._db.execute("DELETE FROM exchanges WHERE at < ?", (cutoff,)).rowcount
+                leads = self._db.execute("DELETE FROM leads WHERE at < ?", (cutoff,)).rowcount
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return {"before": cutoff, "exchanges": exchanges, "leads": leads}
+
+    def keep_for(self, days: int) -> dict | None:
+        """The retention setting at work: delete what is older than `days` days (0: keep all), at
+        most once an hour per process; returns what was deleted, or None when it did not run."""
+        now = time.monotonic()
+        if days <= 0 or now - self._retention_ran < RETENTION_EVERY_S:
+            return None
+        self._retention_ran = now
+        return self.forget_older_than(days)
+
+    def _visitor_sessions(self, session: str | None, email: str | None) -> list[str]:
+        if bool(session) == bool(email):
+            raise BadInput("Name one visitor: their chat's session id, or the e-mail address they left as a lead.")
+        if session:
+            return [session.strip()]
+        rows = self._all("SELECT DISTINCT session FROM leads WHERE lower(email) = ? ORDER BY session", (email.strip().lower(),))
+        return [r[0] for r in rows]

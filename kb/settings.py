@@ -99,6 +99,8 @@ class Settings:
     )
     rate_limit_per_ip: int = _opt(30, "Most questions one visitor's address may ask per minute.")
     rate_limit_per_session: int = _opt(12, "Most questions one chat may ask per minute.")
+    retention_days: int = _opt(0, "Delete visitors' conversations and leads older than this many days, automatically "
+                                  "(0: keep them).")
     lead_webhook_url: str = _opt("", "A web address (https://...) that receives each new lead as JSON; empty for none.")
     answer_timeout_s: float = _opt(60.0, "Seconds a visitor's question may wait for the model before a 'busy' message.")
 
@@ -178,6 +180,8 @@ class Settings:
             raise BadInput("Give at most 6 suggested questions: more do not fit in the chat window.")
         if self.rate_limit_per_ip < 1 or self.rate_limit_per_session < 1:
             raise BadInput("Rate limits must be at least 1 question per minute.")
+        if self.retention_days < 0:
+            raise BadInput(f"Setting 'retention_days' must be 0 (keep everything) or a number of days, not {self.retention_days}.")
         if self.answer_timeout_s <= 0:
             raise BadInput(f"Setting 'answer_timeout_s' must be more than 0 seconds, not {self.answer_timeout_s}.")
         if self.fetch_timeout_s <= 0:

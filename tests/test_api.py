@@ -297,3 +297,23 @@ def test_keys_command_prints_and_rotates_the_public_key(kb, client):
     assert admin["admin_token"].startswith("adm_")
     assert client.get("/api/admin/settings", headers={"Authorization": f"Bearer {admin['admin_token']}"}).status_code == 200
 
+
+
+def test_the_admin_exports_and_erases_one_visitors_data(client, keys):
+    session = "visitor-rights-01"
+    assert _chat(client, keys, FAQ_QUESTION, session=session).status_code == 200
+    lead = client.post("/api/lead", json={"session_id": session, "name": "Grace", "email": "grace@example.com",
+                                          "message": "Book a class", "consent": True}, headers=_pub(keys))
+    assert lead.status_code == 200
+    assert client.get("/api/admin/visitor", params={"session_id": session}, headers=_pub(keys)).status_code == 403
+    got = client.get("/api/admin/visitor", params={"email": "grace@example.com"}, headers=_admin(keys))
+    assert got.status_code == 200
+    data = got.json()
+    assert data["sessions"] == [session] and [x["question"] for x in data["exchanges"]] == [FAQ_QUESTION]
+    assert [x["name"] for x in data["leads"]] == ["Grace"]
+    gone = client.delete("/api/admin/visitor", params={"session_id": session}, headers=_admin(keys))
+    assert gone.status_code == 200 and gone.json()["erased"] | {"sessions": []} == {"exchanges": 1, "leads": 1, "sessions": []}
+    again = client.get("/api/admin/visitor", params={"session_id": session}, headers=_admin(keys))
+    assert again.status_code == 404 and "Nothing is stored about the chat" in again.json()["detail"]
+    neither = client.delete("/api/admin/visitor", headers=_admin(keys))
+    assert neither.status_code == 400 and "Name one visitor" in neither.json()["detail"]

@@ -5,6 +5,7 @@ chat records hold and saves an owner's answer to a content gap into the FAQ."""
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 
@@ -314,3 +315,35 @@ def test_an_empty_answer_is_refused_in_plain_words(monkeypatch, kb):
     gap.button[0].click().run()
     assert "The answer is empty" in texts(at.error)
     assert corrections.answers(kb) == []
+
+
+def test_a_visitors_data_is_exported_and_erased_from_insights(monkeypatch, kb, media):
+    seed(kb)
+    at = open_page(monkeypatch, kb, INSIGHTS)
+    assert by_label(at.selectbox, "E-mail address").value == "ada@example.com"
+    assert "Stored about this visitor: 2 answers and 1 lead." in texts(at.caption)
+    exported = json.loads(media(by_label(at.download_button, "Export (JSON)").proto.url))
+    assert [x["question"] for x in exported["exchanges"]] == [DECLINED, UNSURE]
+    assert by_label(at.button, "Erase").disabled
+    by_label(at.checkbox, "Yes, delete these 2 answers and 1 lead for good").check().run()
+    by_label(at.button, "Erase").click().run()
+    assert not at.exception
+    with BotRecords(kb) as records:
+        assert {x.session for x in records.exchanges()} == {"visitor-one"} and not records.leads()
+
+
+def test_retention_says_what_it_will_delete_before_it_is_saved(monkeypatch, kb):
+    seed(kb)
+    import sqlite3
+
+    with sqlite3.connect(kb / "kbchat.db") as db:  # one visitor's chat looks 100 days old
+        db.execute("UPDATE exchanges SET at = '2020-01-01T00:00:00+00:00' WHERE session = 'visitor-one'")
+    at = open_page(monkeypatch, kb, INSIGHTS)
+    by_label(at.number_input, "Delete conversations and leads older than this many days (0: keep them)").set_value(90).run()
+    assert "Saving deletes 2 answers and 0 leads now" in texts(at.warning)
+    with BotRecords(kb) as records:
+        assert len(records.exchanges()) == 4  # nothing deleted before Save
+    by_label(at.button, "Save").click().run()
+    assert not at.exception and Settings.load(kb).retention_days == 90
+    with BotRecords(kb) as records:
+        assert {x.session for x in records.exchanges()} == {"visitor-two"}

@@ -13,6 +13,7 @@ page origin the owner allowed; admin endpoints need the admin token as `Authoriz
     POST /api/lead               {"session_id", "name", "email", "message", "consent"}
     GET/PUT /api/admin/settings  GET /api/admin/sources  /api/admin/conversations  /api/admin/leads
     GET  /api/admin/insights
+    GET/DELETE /api/admin/visitor?session_id=...|email=...   (a visitor's data: export, erase)
 
 Models load once when the server starts and are shared. One answer is computed at a time (the model
 is not made for parallel calls on a small CPU); a question waits for its turn at most
@@ -95,6 +96,7 @@ class Bot:
         self._settings_file = kb_dir / SETTINGS_FILE
         self._settings_stamp = self._stamp()
         self._settings = Settings.load(kb_dir)
+        self.records.keep_for(self._settings.retention_days)  # the retention setting, at start and then hourly
         self.paths = self._build(self._settings)
         self.answer_lock = threading.Lock()
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
@@ -315,7 +317,9 @@ def create_app(kb_dir: str | Path) -> FastAPI:
         path = _ready(b, body, request)
         with b.turn():
             answer = path.answer(body.question)
-        return _answer_json(answer, b.records.log(body.session_id, answer))
+        logged = b.records.log(body.session_id, answer)
+        b.records.keep_for(b.settings.retention_days)
+        return _answer_json(answer, logged)
 
     @app.post("/api/chat/stream")
     def chat_stream(body: ChatIn, request: Request, b: Bot = Depends(public)):
@@ -367,6 +371,16 @@ def create_app(kb_dir: str | Path) -> FastAPI:
     @app.get("/api/admin/leads")
     def leads(b: Bot = Depends(admin)):
         return [dataclasses.asdict(lead) for lead in b.records.leads()]
+
+    @app.get("/api/admin/visitor")
+    def visitor_export(session_id: str | None = None, email: str | None = None, b: Bot = Depends(admin)):
+        """Everything stored about one visitor (by chat session id or lead e-mail), as JSON."""
+        return b.records.visitor_data(session_id, email)
+
+    @app.delete("/api/admin/visitor")
+    def visitor_erase(session_id: str | None = None, email: str | None = None, b: Bot = Depends(admin)):
+        """Erase everything stored about one visitor; says how much was deleted."""
+        return {"erased": b.records.erase_visitor(session_id, email)}
 
     @app.get("/api/admin/insights")
     def insights(days: int = 30, b: Bot = Depends(admin)):
@@ -430,6 +444,7 @@ def _events(b: Bot, path, body: ChatIn, turn: _Turn) -> Iterator[str]:
             for item in path.stream(body.question):
                 if isinstance(item, Answer):
                     yield _sse("answer", _answer_json(item, b.records.log(body.session_id, item)))
+                    b.records.keep_for(b.settings.retention_days)
                 else:
                     yield _sse("piece", {"text": item})
         except KbchatError as e:

@@ -698,6 +698,55 @@ def keys(ctx: click.Context, rotate: str | None, base: str, as_json: bool, app_p
         _show_admin_token(token)
 
 
+# -- visitors' data ---------------------------------------------------------------------------------
+@cli.group()
+def visitor() -> None:
+    """A visitor's data (their right of access and erasure): everything stored about one visitor,
+    found by their chat's session id or by the e-mail address of a lead they left."""
+
+
+def _visitor_options(f):
+    f = click.option("--email", metavar="ADDRESS", help="The e-mail address of a lead they left.")(f)
+    return click.option("--session", "session_id", metavar="ID", help="Their chat's session id (Insights lists them).")(f)
+
+
+@visitor.command(name="export")
+@_visitor_options
+@click.option("--out", "out_file", metavar="FILE", help="Write the JSON to this file instead of printing it.")
+@click.pass_context
+def visitor_export(ctx: click.Context, session_id: str | None, email: str | None, out_file: str | None) -> None:
+    """Everything stored about one visitor, as JSON: their questions, the answers, their leads."""
+    from kb.bot import BotRecords
+    from kb.files import atomic_write
+
+    with _store(ctx, create=False), BotRecords(ctx.obj) as records:
+        data = records.visitor_data(session_id, email)
+    if not out_file:
+        _echo_json(data)
+        return
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    atomic_write(Path(out_file), lambda f: f.write(text.encode("utf-8")))
+    click.secho(f"Wrote {plural(len(data['exchanges']), 'answer')} and {plural(len(data['leads']), 'lead')} "
+                f"to {out_file}.", fg="green")
+
+
+@visitor.command(name="erase")
+@_visitor_options
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def visitor_erase(ctx: click.Context, session_id: str | None, email: str | None, yes: bool) -> None:
+    """Delete everything stored about one visitor, for good."""
+    from kb.bot import BotRecords
+
+    with _store(ctx, create=False), BotRecords(ctx.obj) as records:
+        data = records.visitor_data(session_id, email)  # what will go, and a clear message when nothing
+        what = f"{plural(len(data['exchanges']), 'answer')} and {plural(len(data['leads']), 'lead')}"
+        if not yes:
+            click.confirm(f"Delete {what} of this visitor for good?", abort=True)
+        records.erase_visitor(session_id, email)
+    click.secho(f"Deleted {what}.", fg="green")
+
+
 @cli.command()
 @click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True, help="Port of the app.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
+import re
 from datetime import datetime, timedelta, timezone
 
 import streamlit as st
@@ -15,6 +17,7 @@ from kb.bot import BotRecords, Lead
 from kb.errors import KbchatError
 from kb.records import question_key
 from ui.appkit import friendly, kb_dir, local_time, md, settings, store
+from ui.places import plural
 
 PERIODS = {7: "Last 7 days", 30: "Last 30 days", 90: "Last 90 days"}
 FEEDBACK = {1: "👍", -1: "👎"}
@@ -37,6 +40,70 @@ def leads_csv(leads: list[Lead]) -> bytes:
                _webhook_words(lead.webhook), lead.session]
         writer.writerow(["'" + v if v.startswith(_FORMULA) else v for v in row])
     return out.getvalue().encode("utf-8-sig")
+
+
+def visitor_data(leads: list[Lead], recent: list) -> None:
+    """Export or erase everything stored about one visitor (their rights of access and erasure)."""
+    st.subheader("A visitor's data")
+    st.write("A visitor may ask what you keep about them, or that you delete it. Find them by the e-mail address "
+             "they left, or by their chat.")
+    by = st.radio("Find the visitor by", ["e-mail", "chat"], horizontal=True, key="visitor_by",
+                  format_func={"e-mail": "The e-mail address of a lead", "chat": "A chat"}.get)
+    if by == "e-mail":
+        emails = sorted({lead.email.lower() for lead in leads})
+        if not emails:
+            st.caption("No leads yet, so no e-mail addresses: find the visitor by their chat.")
+            return
+        who = {"email": st.selectbox("E-mail address", emails, key="visitor_email")}
+    else:
+        chats: dict[str, str] = {}
+        for x in reversed(recent):  # oldest first: a chat is named by its first question
+            chats.setdefault(x.session, f"{x.session[:8]} · {local_time(x.at)} · {x.question[:60]}")
+        if not chats:
+            st.caption("No chats yet.")
+            return
+        who = {"session": st.selectbox("Chat (its start, when it began, its first question)", list(chats)[::-1],
+                                       format_func=chats.get, key="visitor_chat")}
+    with friendly(), BotRecords(kb_dir()) as records:
+        data = records.visitor_data(**who)
+        what = f"{plural(len(data['exchanges']), 'answer')} and {plural(len(data['leads']), 'lead')}"
+        st.caption(f"Stored about this visitor: {what}.")
+        left, right = st.columns(2)
+        name = (who.get("email") or who.get("session", ""))[:40]
+        left.download_button("Export (JSON)", json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8"),
+                             file_name=f"kbchat-visitor-{re.sub(r'[^A-Za-z0-9._-]', '_', name)}.json",
+                             mime="application/json", key="visitor_export", icon=":material/download:")
+        sure = right.checkbox(f"Yes, delete these {what} for good", key="visitor_sure")
+        if right.button("Erase", disabled=not sure, key="visitor_erase"):
+            records.erase_visitor(**who)
+            st.session_state.pop("visitor_sure", None)
+            st.toast(f"Deleted {what}.")
+            st.rerun()
+
+
+def retention() -> None:
+    st.subheader("How long visitors' data is kept")
+    current = settings().retention_days
+    days = st.number_input("Delete conversations and leads older than this many days (0: keep them)", min_value=0,
+                           max_value=3650, value=current, step=30, key="retention_days")
+    if days == current:
+        st.caption("Nothing is deleted automatically." if not current else
+                   f"Conversations and leads are deleted {current} days after they were made.")
+        return
+    if days:
+        with BotRecords(kb_dir()) as records:
+            going = records.older_than(int(days))
+        st.warning(f"Saving deletes {plural(going['exchanges'], 'answer')} and {plural(going['leads'], 'lead')} now "
+                   f"(those older than {local_time(going['before'])}), and from then on whatever passes {int(days)} days.")
+    else:
+        st.info("Saving keeps every conversation and lead until you erase it.")
+    if st.button("Save", key="retention_save"):
+        with friendly():
+            settings().updated(retention_days=int(days)).save(kb_dir())
+            if days:
+                with BotRecords(kb_dir()) as records:
+                    records.forget_older_than(int(days))
+            st.rerun()
 
 
 def _answer_form(gap: dict, written: str | None) -> None:
@@ -63,6 +130,7 @@ st.write("What visitors ask the chatbot on your website, which questions it coul
 days = st.radio("Period", list(PERIODS), index=1, format_func=PERIODS.get, horizontal=True)
 try:
     with BotRecords(kb_dir()) as records:
+        records.keep_for(settings().retention_days)  # the retention setting also runs when the owner looks
         numbers = records.insights(days=days, top=10)
         recent = records.exchanges(limit=RECENT, visitors_only=True)
         leads = records.leads()
@@ -128,3 +196,6 @@ if leads:
                        icon=":material/download:")
 else:
     st.info("No leads yet: when a visitor leaves their name and email in the chat, they show here.")
+
+visitor_data(leads, recent)
+retention()
