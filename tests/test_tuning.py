@@ -214,3 +214,35 @@ def test_llama_cpp_with_the_gguf_adapter_answers_as_transformers_with_it_merged(
         unlike_base += text != plain.complete(messages, max_new_tokens=30).text
     assert same >= len(questions) - 1, f"{same} of {len(questions)} the same"
     assert unlike_base >= len(questions) - 1
+
+
+def test_kill_9_during_training_lists_nothing_half_made_and_resume_finishes(tmp_path, model_cache, kbchat_exe):
+    import os
+    import sqlite3
+    import subprocess
+    import time
+
+    kb = _tiny_kb(tmp_path)
+    env = {**os.environ, "KBCHAT_CACHE": str(model_cache)}
+    proc = subprocess.Popen([*kbchat_exe, "--kb", str(kb), "tune", "--epochs", "3"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 600
+    while not list((kb / "tuning").glob("run-*/checkpoint.pt")):  # the first epoch is saved: kill it in the second
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.1)
+    proc.kill()  # SIGKILL: no chance to clean up
+    proc.wait()
+    assert adapters.list_adapters(kb) == [] and adapters.active_id(kb) is None
+    # A publish killed half-way leaves only a hidden temporary folder: never listed, never active.
+    (adapters.folder(kb) / ".v1-20260101-000000.tmp").mkdir(parents=True)
+    assert adapters.list_adapters(kb) == [] and adapters.active_id(kb) is None
+    with sqlite3.connect(kb / "kbchat.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    done = subprocess.run([*kbchat_exe, "--kb", str(kb), "tune", "--resume"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    [info] = adapters.list_adapters(kb)
+    assert adapters.active_id(kb) == info.id and info.id.startswith("v1-")
+    assert [e for e, _ in info.val_loss] == list(range(1, info.epochs_run + 1))  # epoch 1 from the killed run
+    assert not list((kb / "tuning").glob("run-*"))
+    with sqlite3.connect(kb / "kbchat.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

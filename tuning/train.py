@@ -277,7 +277,8 @@ def train(
         run_dir.mkdir(parents=True)
         run_meta = {"settings": dataclasses.asdict(settings), "extra": [dataclasses.asdict(p) for p in extra or []],
                     "data_hash": data.data_hash(), "faq_hash": store.faq_hash(), "started_at": now_iso(), "report": report.describe()}
-        (run_dir / "run.json").write_text(json.dumps(run_meta, indent=1))
+        text = json.dumps(run_meta, indent=1)
+        atomic_write(run_dir / "run.json", lambda f: f.write(text.encode()))  # a kill -9 never leaves half of it
 
     model = get_peft_model(model, LoraConfig(
         r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
@@ -344,7 +345,7 @@ def train(
             progress.val_loss.append((epoch + 1, round(val, 4)))
             if val < best["loss"] - 1e-4 or math.isnan(val):
                 best = {"loss": val, "epoch": epoch + 1, "bad_epochs": 0}
-                model.save_pretrained(run_dir / "best")
+                model.save_pretrained(run_dir / f"best-{epoch + 1}")  # a new folder: the checkpoint still names the last whole one
             else:
                 best["bad_epochs"] += 1
             torch.save({
@@ -354,6 +355,9 @@ def train(
                 "seconds": seconds_before + time.perf_counter() - t0,
             }, state_path.with_suffix(".tmp"))
             state_path.with_suffix(".tmp").replace(state_path)
+            for older in run_dir.glob("best-*"):  # the checkpoint names only the best one from now on
+                if older != _best_dir(run_dir, best):
+                    shutil.rmtree(older, ignore_errors=True)
             progress.save(kb)
             if on_step:
                 on_step(progress)
@@ -371,7 +375,7 @@ def train(
 
     seconds = seconds_before + time.perf_counter() - t0
     info = adapters.publish(
-        kb, run_dir / "best", run_dir.name,
+        kb, _best_dir(run_dir, best), run_dir.name,
         settings=dataclasses.asdict(settings), data_hash=data.data_hash(), faq_hash=run_meta["faq_hash"],
         n_train=len(data.train), n_validation=len(data.validation), held_out=sorted(data.held_out_questions()),
         trained_questions=sorted({e.question for e in data.train}),
@@ -384,6 +388,12 @@ def train(
     progress.save(kb)
     shutil.rmtree(run_dir, ignore_errors=True)
     return info
+
+
+def _best_dir(run_dir: Path, best: dict) -> Path:
+    """The saved weights of the best epoch so far. Each improving epoch saves a new folder before
+    the checkpoint names it, so a run killed while saving resumes from the last complete one."""
+    return run_dir / f"best-{best['epoch']}"
 
 
 def gguf_base(kb_settings: Settings) -> Path | None:
