@@ -181,3 +181,78 @@ def test_unreachable_and_disallowed_urls(kbchat, site):
     result = kbchat("ingest", "http://127.0.0.1:9/nothing")
     assert result.exit_code == 1 and "could not connect to 127.0.0.1:9" in result.output
     assert "Traceback" not in result.output
+
+
+def test_kill_9_of_the_server_while_it_writes_conversations_and_leads_loses_nothing_written(tmp_path, model_cache, kbchat_exe):
+    import os
+    import threading
+
+    import httpx
+    from conftest import free_port, kbchat_server, sample_kb, wait_for_http
+
+    from kb.bot import BotRecords
+    from kb.settings import Settings
+
+    kb = sample_kb(tmp_path, 8)
+    Settings(rate_limit_per_ip=100000, rate_limit_per_session=100000).save(kb)
+    with BotRecords(kb) as records:
+        records.ensure_keys()
+        key = records.public_key()
+    port = free_port()
+    env = {**os.environ, "KBCHAT_CACHE": str(model_cache)}
+    log = open(tmp_path / "serve.log", "wb")
+    proc = subprocess.Popen([*kbchat_exe, "--kb", str(kb), "serve", "--port", str(port)], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    stop = threading.Event()
+
+    def visitor(n: int) -> None:
+        headers = {"X-Bot-Key": key}
+        with httpx.Client(base_url=base, timeout=30) as client:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                session = f"visitor-{n:02d}-{i:05d}"
+                try:
+                    client.post("/api/chat", json={"question": "Do you sell gift cards?", "session_id": session}, headers=headers)
+                    client.post("/api/lead", json={"session_id": session, "name": f"Visitor {n} {i}",
+                                                   "email": f"v{n}.{i}@example.com", "message": "Please call me back.",
+                                                   "consent": True}, headers=headers)
+                except httpx.TransportError:
+                    return  # the server is gone
+
+    try:
+        wait_for_http(base + "/health", proc)
+        threads = [threading.Thread(target=visitor, args=(n,), daemon=True) for n in range(4)]
+        for t in threads:
+            t.start()
+        deadline = time.time() + 120
+        while True:  # kill it in the middle of the traffic, once a good amount is written
+            with BotRecords(kb) as records:
+                if len(records.leads()) >= 30:
+                    break
+            assert time.time() < deadline and proc.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+            time.sleep(0.1)
+        proc.kill()  # SIGKILL: no chance to clean up
+        proc.wait()
+    finally:
+        stop.set()
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    for t in threads:
+        t.join(30)
+    with sqlite3.connect(kb / "kbchat.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    with BotRecords(kb) as records:
+        leads, exchanges = records.leads(limit=100000), records.exchanges(limit=100000)
+        assert len(leads) >= 30 and all(lead.name and "@" in lead.email and lead.message for lead in leads)
+        assert len(exchanges) >= len(leads) and all(x.answer and x.question for x in exchanges)
+    # It starts again on the same knowledge base and goes on recording.
+    with kbchat_server(kb, model_cache, "serve", "/health") as again:
+        r = httpx.post(again + "/api/chat", json={"question": "Do you sell gift cards?", "session_id": "after-the-kill"},
+                       headers={"X-Bot-Key": key}, timeout=60)
+        assert r.status_code == 200
+    with BotRecords(kb) as records:
+        assert records.visitor_data(session="after-the-kill")["exchanges"]
+
