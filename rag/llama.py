@@ -13,6 +13,8 @@ from where it differs.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import threading
 import time
@@ -67,11 +69,14 @@ class LlamaEngine:
         # (whole answers 2.1-2.6 s -> 2.7-2.9 s); Qwen2.5-Coder-1.5B was the same either way.
         self.context_tokens = context_tokens
         try:
-            self.llm = Llama(
-                str(model_file), n_ctx=context_tokens, n_threads=self.threads, n_threads_batch=self.threads,
-                n_gpu_layers=-1 if llama_supports_gpu_offload() else 0,
-                lora_path=str(lora_file) if lora_file else None, verbose=False,
-            )
+            # llama.cpp reports each adapter tensor it keeps in plain memory ("cannot use buft
+            # 'CPU_REPACK', fallback to CPU"), even when not verbose: not the owner's business.
+            with contextlib.redirect_stderr(io.StringIO()):
+                self.llm = Llama(
+                    str(model_file), n_ctx=context_tokens, n_threads=self.threads, n_threads_batch=self.threads,
+                    n_gpu_layers=-1 if llama_supports_gpu_offload() else 0,
+                    lora_path=str(lora_file) if lora_file else None, verbose=False,
+                )
         except (ValueError, RuntimeError) as e:
             raise ModelMissing(f"llama.cpp could not load the model {model_file}{' with the adapter ' + str(lora_file) if lora_file else ''} "
                                f"({e}). Check that it is a complete GGUF file, or fix the 'generator_path' setting.") from None
