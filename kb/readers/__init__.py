@@ -39,6 +39,31 @@ CONTENT_TYPES = {
 }
 
 
+# An .xlsx or .docx is a zip archive. One that unpacks to far more than any real spreadsheet or
+# document (a "zip bomb") would take all the memory of the machine before its reader gives up.
+ZIP_UNPACKED_MAX = 1_000_000_000  # bytes, whatever the ratio
+ZIP_RATIO_MAX = 100  # unpacked / packed, once over ZIP_RATIO_FROM
+ZIP_RATIO_FROM = 50_000_000
+
+
+def check_zip(data: bytes, kind: str) -> None:
+    """Refuse a zip-based file (.xlsx, .docx) that unpacks to far more than it holds (BadInput).
+    The sizes checked are the ones the archive declares; Python's zip reader never unpacks more
+    than that, so a file that lies about them fails as damaged instead."""
+    import io
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            unpacked = sum(info.file_size for info in z.infolist())
+    except (zipfile.BadZipFile, ValueError, OSError):
+        return  # not a zip at all: the reader says so in its own words
+    if unpacked > ZIP_UNPACKED_MAX or (unpacked > ZIP_RATIO_FROM and unpacked > ZIP_RATIO_MAX * len(data)):
+        raise BadInput(f"this {kind} file unpacks to {unpacked / 1e6:,.0f} MB from {len(data) / 1e6:,.1f} MB, far more "
+                       "than a real one holds (it may be a 'zip bomb'), so kbchat does not open it. Open it in its "
+                       "program and save it again, or export it as .csv or .pdf")
+
+
 def supported(name: str) -> bool:
     return PurePath(name).suffix.lower() in READERS
 

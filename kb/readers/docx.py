@@ -16,6 +16,9 @@ def read_docx(data: bytes, name: str) -> Document:
     from docx.opc.exceptions import PackageNotFoundError
     from docx.table import Table
 
+    from kb.readers import check_zip
+
+    check_zip(data, "Word .docx")
     try:
         document = docx.Document(io.BytesIO(data))
     except (zipfile.BadZipFile, PackageNotFoundError, KeyError, ValueError):

@@ -114,6 +114,9 @@ def read_xlsx(data: bytes, name: str) -> Document:
 
     import openpyxl
 
+    from kb.readers import check_zip
+
+    check_zip(data, "Excel .xlsx")
     try:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError):
@@ -148,7 +151,10 @@ def _pair_from_object(obj, label: str) -> tuple[FaqPair | None, str | None]:
     cols = find_columns(keys)
     if not cols:
         return None, f"{label}: no question and answer keys (has {', '.join(map(str, keys)) or 'none'}); skipped"
-    q, a = _cell(obj[keys[cols[0]]]), _cell(obj[keys[cols[1]]])
+    raw_q, raw_a = obj[keys[cols[0]]], obj[keys[cols[1]]]
+    if isinstance(raw_q, (list, dict)) or isinstance(raw_a, (list, dict)):
+        return None, f"{label}: the question and the answer must be text, not a list or an object; skipped"
+    q, a = _cell(raw_q), _cell(raw_a)
     if not q and not a:
         return None, None
     if not q or not a:
@@ -168,12 +174,18 @@ def _collect(items: list[tuple[str, object]], title: str) -> Document:
     return Document(kind="faq", title=title, faqs=pairs, warnings=warnings)
 
 
+TOO_DEEP = ("the JSON is nested thousands of levels deep, far more than an FAQ file is; save it as a list of "
+            '{"question": ..., "answer": ...} objects')
+
+
 def read_json(data: bytes, name: str) -> Document:
     text = decode_text(data, "JSON file")
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
         raise BadInput(f"this is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    except RecursionError:
+        raise BadInput(TOO_DEEP) from None
     if isinstance(value, dict):
         # {"faqs": [...]} and similar wrappers
         lists = [v for v in value.values() if isinstance(v, list)]
@@ -193,6 +205,8 @@ def read_jsonl(data: bytes, name: str) -> Document:
             items.append((f"line {n}", json.loads(line)))
         except json.JSONDecodeError as e:
             bad.append(f"line {n}: not valid JSON ({e.msg}); skipped")
+        except RecursionError:
+            bad.append(f"line {n}: {TOO_DEEP}; skipped")
     doc = _collect(items, name)
     doc.warnings = bad + doc.warnings
     return doc
