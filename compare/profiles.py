@@ -33,7 +33,7 @@ def run(store: Store, settings: Settings, questions: list[EvalQuestion], result:
         on_answer: Callable[[str, int, int], None] | None = None, workers: int = 1) -> dict:
     """The rag path's quality and speed under the models in use and under every other profile (see
     the module doc). `result` is the evaluation of the same questions, whose rag answers are reused."""
-    rows = [_row(settings.profile_in_use, True, _measure(store, settings, questions, result, on_answer, workers))]
+    rows = [_row(settings.profile_in_use, True, settings, _measure(store, settings, questions, result, on_answer, workers))]
     for name in PROFILES:
         if name == rows[0]["profile"]:
             continue
@@ -41,7 +41,7 @@ def run(store: Store, settings: Settings, questions: list[EvalQuestion], result:
                         faq_threshold="auto", refusal_threshold="auto")  # thresholds belong to the models
         with tempfile.TemporaryDirectory(prefix="kbchat-profile-") as tmp:
             with store.copy_to(Path(tmp) / "kb") as copy:
-                rows.append(_row(name, False, _measure(copy, other, questions, None, on_answer, workers)))
+                rows.append(_row(name, False, other, _measure(copy, other, questions, None, on_answer, workers)))
     return {"path": PATH, "n_questions": len(questions), "rows": rows}
 
 
@@ -58,9 +58,10 @@ def _measure(store: Store, settings: Settings, questions: list[EvalQuestion], re
     return done["paths"][PATH], done["models"].get(PATH, ""), search
 
 
-def _row(profile: str, used: bool, measured: tuple[dict, str, str]) -> dict:
+def _row(profile: str, used: bool, settings: Settings, measured: tuple[dict, str, str]) -> dict:
     metrics, model, search = measured
-    row = {"profile": profile, "in_use": used, "model": model, "search_model": search}
+    # quoted: the answer is the best passage's own words, not written by the model (rag_writer)
+    row = {"profile": profile, "in_use": used, "model": model, "search_model": search, "quoted": settings.quotes}
     if "unavailable" in metrics:
         return {**row, "unavailable": metrics["unavailable"]}
     return {**row, **{k: metrics.get(k) for k in KEYS}}

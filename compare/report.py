@@ -309,7 +309,17 @@ def profile_rows(result: dict) -> list[dict]:
 
 def profile_words(row: dict) -> str:
     model = (row.get("model") or "").split(" (")[0]
-    return PROFILE_WORDS.get(row["profile"], row["profile"]) + (f" ({model})" if model else "")
+    how = "answers quoted from your documents" if row.get("quoted") else model
+    return PROFILE_WORDS.get(row["profile"], row["profile"]) + (f" ({how})" if how else "")
+
+
+def profile_models(row: dict) -> str:
+    """'qwen2.5-... (llama.cpp, 2 threads); search: all-mpnet-base-v2', or for quoted answers the
+    model that would write them, marked as not writing."""
+    model = row.get("model") or NOT_APPLICABLE
+    if row.get("quoted"):
+        model = f"quoted from the passages ({model.split(' (')[0]} does not write them)"
+    return f"{model}; search: {row.get('search_model') or NOT_APPLICABLE}"
 
 
 def _profiles_sentence(result: dict) -> str | None:
@@ -596,7 +606,7 @@ def _profiles_html(result: dict) -> str:
     body = []
     for r in rows:
         name = PROFILE_WORDS.get(r["profile"], r["profile"]) + (" (in use)" if r.get("in_use") else "")
-        models = f"{r.get('model') or NOT_APPLICABLE}; search: {r.get('search_model') or NOT_APPLICABLE}"
+        models = profile_models(r)
         if r.get("unavailable"):
             cells = f'<td colspan="{len(keys)}">{e(r["unavailable"])}</td>'
         else:

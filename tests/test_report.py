@@ -312,7 +312,8 @@ PROFILES = {"path": "rag", "n_questions": 4, "rows": [
      "search_model": "all-mpnet-base-v2", "fact_accuracy": 0.75, "fact_accuracy_ci": [0.5, 1.0],
      "refusal_accuracy": 1.0, "refusal_accuracy_ci": [1.0, 1.0], "wrongly_refused": 0.0, "wrongly_refused_ci": None,
      "latency_p50_ms": 4100.0, "latency_p95_ms": 9800.0},
-    {"profile": "small", "in_use": False, "model": "SmolLM2-135M-Instruct (quoted)", "search_model": "all-MiniLM-L6-v2",
+    {"profile": "small", "in_use": False, "model": "SmolLM2-135M-Instruct (f16) (llama.cpp, 2 threads)", "quoted": True,
+     "search_model": "all-MiniLM-L6-v2",
      "fact_accuracy": 0.5, "fact_accuracy_ci": [0.0, 1.0], "refusal_accuracy": 0.0, "refusal_accuracy_ci": None,
      "wrongly_refused": 0.25, "wrongly_refused_ci": None, "latency_p50_ms": 12.0, "latency_p95_ms": 30.0},
 ]}
@@ -327,7 +328,7 @@ def test_model_profiles_are_one_sentence_and_one_table_when_measured(result, tmp
     assert sentence == ["On this machine, answering from your documents: with the quality profile "
                         "(qwen2.5-coder-1.5b-instruct-q4_k_m) it gave the right fact in 75%, declined 100% of the "
                         "questions your documents do not cover and took 4.1 s per answer; with the small profile "
-                        "(SmolLM2-135M-Instruct) it gave the right fact in 50%, declined 0% of the questions your "
+                        "(answers quoted from your documents) it gave the right fact in 50%, declined 0% of the questions your "
                         "documents do not cover and took 0.01 s per answer. You use the quality profile; the setting "
                         "model_profile changes it."]
     text = write_report(result, tmp_path / "b").read_text(encoding="utf-8")

@@ -21,7 +21,7 @@ import streamlit as st
 from compare import questions as question_sets
 from compare.paths import availability
 from compare.report import (CHART_CAPTIONS, CHARTS, KIND_WORDS, METRICS, PROFILE_WORDS, SHORT_WORDS, charts,
-                            evaluated, metric_text, profile_rows, verdict)
+                            evaluated, metric_text, profile_models, profile_rows, verdict)
 from kb.errors import KbchatError
 from kb.settings import PROFILES, Settings
 from ui import appkit, jobs
@@ -280,7 +280,7 @@ def show_profiles(result: dict) -> None:
     table = []
     for r in rows:
         row = {"Profile": PROFILE_WORDS.get(r["profile"], r["profile"]) + (" (in use)" if r.get("in_use") else ""),
-               "Models": f"{r.get('model') or '–'}; search: {r.get('search_model') or '–'}"}
+               "Models": f"{profile_models(r)}"}
         for key, _label, short, _explain, how in METRICS:
             if key in ("fact_accuracy", "refusal_accuracy", "wrongly_refused", "latency_p50_ms", "latency_p95_ms"):
                 row[short] = r.get("unavailable") or metric_text(r, key, how)
