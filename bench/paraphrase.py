@@ -66,11 +66,14 @@ def main() -> None:
         for query, q1, similar in rows:
             paraphrases.setdefault(query, set()).update([q1] if similar else [])
         given = right = 0
+        wrong: list[tuple[str, str]] = []
         for query, same in paraphrases.items():
             fast = retriever.faq_answer(query)
             if fast is not None:
                 given += 1
                 right += fast[0].faq.question in same
+                if fast[0].faq.question not in same:
+                    wrong.append((query, fast[0].faq.question))
         hit = {"hybrid": 0, "dense": 0}
         for query, q1, similar in rows:
             if similar:
@@ -87,6 +90,8 @@ def main() -> None:
         print(f"fast path threshold (calibrated on this knowledge base): {c.faq_threshold}")
         print(f"fast path precision          {precision:.3f}  (target {PRECISION_TARGET}, ratio {precision / PRECISION_TARGET:.2f}); "
               f"gave {given} curated answers: {right} right, {given - right} wrong")
+        for query, curated in wrong:
+            print(f"  wrong: {query!r} got the answer to {curated!r}")
         print(f"fast path answered           {right / max(n_with, 1):.3f} of the paraphrasing questions in milliseconds")
         h, d = hit["hybrid"] / n_similar, hit["dense"] / n_similar
         print(f"hit@1 (paraphrase's own FAQ) {h:.3f}  (dense alone {d:.3f}, ratio {h / max(d, 1e-9):.2f})")
