@@ -42,7 +42,8 @@ def test_no_generated_request_gets_a_server_error_or_a_traceback(api, api_schema
     _, keys = api
     seen: list[tuple[str, int]] = []
 
-    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    # derandomize: the same 150 cases on every run, so what they reach does not vary from run to run
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True)
     @given(case=api_schema.as_strategy())
     def one(case):
         for who in ({}, {"X-Bot-Key": keys["public"]}, {"Authorization": f"Bearer {keys['admin']}"}):
@@ -55,4 +56,4 @@ def test_no_generated_request_gets_a_server_error_or_a_traceback(api, api_schema
     codes = Counter(code for _, code in seen)
     print(f"\n{len(seen)} generated requests over {len({op for op, _ in seen})} operations: {dict(sorted(codes.items()))}")
     # Not only refusals: answers, bad-input replies and key checks were all reached.
-    assert len(seen) >= 300 and {200, 401, 422} <= set(codes), codes
+    assert len(seen) >= 300 and {200, 401} <= set(codes) and {400, 422} & set(codes), codes

@@ -29,7 +29,10 @@ def _many_files(tmp_path, data, n=150):
 
 
 def _start_and_wait_for_sources(cmd, kb_dir, at_least=5, timeout=60):
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C as a person at a terminal gives it, even when this suite runs in the background of a
+    # script (`make test &`), whose children inherit SIGINT ignored.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + timeout
     while time.time() < deadline:
         if (kb_dir / "kbchat.db").exists():
