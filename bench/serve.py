@@ -50,6 +50,17 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
 
 
+def wait_until_up(client: httpx.Client, server: subprocess.Popen, tries: int = 600) -> None:
+    """Wait until `kbchat serve` answers /health (models load first); exit with its output if not."""
+    for _ in range(tries):
+        try:
+            if client.get("/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.5)
+    raise SystemExit("kbchat serve did not start: " + server.stderr.read().decode()[-2000:])
+
+
 def load(client: httpx.Client, key: str, questions: list[str], n: int, concurrency: int) -> tuple[float, list[float]]:
     def one(i: int) -> float:
         start = time.perf_counter()
@@ -102,14 +113,7 @@ def main() -> None:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
-                for _ in range(300):
-                    try:
-                        if client.get("/health", timeout=1).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        time.sleep(0.5)
-                else:
-                    raise SystemExit("kbchat serve did not start: " + server.stderr.read().decode()[-2000:])
+                wait_until_up(client, server)
                 load(client, key, FAQ, 8, 2)  # warm up
                 load(client, key, GENERATED[:1], 1, 1)
                 faq_rps, faq_ms = load(client, key, FAQ, 200, 8)

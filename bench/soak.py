@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from serve import free_port, percentile  # noqa: E402
+from serve import free_port, percentile, wait_until_up  # noqa: E402
 
 from kb.bot import BotRecords  # noqa: E402
 from kb.ingest import ingest  # noqa: E402
@@ -102,14 +102,7 @@ def main() -> None:
 
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
-                for _ in range(600):
-                    try:
-                        if http.get("/health", timeout=1).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        time.sleep(0.5)
-                else:
-                    raise SystemExit("kbchat serve did not start: " + server.stderr.read().decode()[-2000:])
+                wait_until_up(http, server)
             started = time.perf_counter()
             threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
             for t in threads:
