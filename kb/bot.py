@@ -1,5 +1,6 @@
 """The website chatbot's own records, in the knowledge base's SQLite file: its keys, every exchange
-with a visitor (for the owner's insights), feedback on answers, and leads.
+with a visitor (for the owner's insights), feedback on answers, leads, and the chats a visitor
+handed to a person (live handoff: the visitor's and the team's messages while the bot is quiet).
 
 Two keys guard the HTTP API. The bot's public key sits in the owner's web page (`data-bot`), so it
 is public by nature: it only lets a page use the chat. The admin token opens the settings,
@@ -56,6 +57,22 @@ CREATE TABLE IF NOT EXISTS leads (
     consent INTEGER NOT NULL,
     webhook TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS handoffs (
+    session TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    asked_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    question TEXT NOT NULL DEFAULT '',
+    webhook TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS person_messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    session TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS person_messages_by_session ON person_messages(session, id);
 """
 PUBLIC_PREFIX = "pk_"
 ADMIN_PREFIX = "adm_"
@@ -63,6 +80,10 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 OWNER_SESSION = "app"  # the owner trying answers in the app: kept, but never counted as a visitor
 RETENTION_EVERY_S = 3600  # the retention setting deletes old records at most this often
 LOW_CONFIDENCE = 0.5  # answers below this are listed as content gaps even when not refused
+# A handed-off chat: "waiting" (the visitor asked for a person), "live" (the team has answered), or
+# "bot" (handed back: the bot answers again). The bot stays quiet while waiting or live.
+WITH_PERSON = ("waiting", "live")
+MESSAGE_MAX = 4000  # characters in one message to or from the team
 
 
 @dataclass(frozen=True)
@@ -93,12 +114,45 @@ class Lead:
     webhook: str  # "", "sent", or what went wrong posting it
 
 
+@dataclass(frozen=True)
+class Handoff:
+    session: str
+    state: str  # "waiting", "live" or "bot" (see WITH_PERSON)
+    asked_at: str
+    updated_at: str
+    question: str  # what the visitor had asked when they asked for a person ("" if nothing)
+    webhook: str  # "", "sent", or what went wrong notifying the owner's webhook
+
+    @property
+    def with_person(self) -> bool:
+        return self.state in WITH_PERSON
+
+
+@dataclass(frozen=True)
+class PersonMessage:
+    """A message in a handed-off chat: from the visitor to the team, or the team's reply."""
+
+    id: int
+    at: str
+    session: str
+    sender: str  # "visitor" or "team"
+    text: str
+
+
 def _exchange(r) -> Exchange:
     return Exchange(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), r[9], json.loads(r[10]), r[11])
 
 
 def _lead(r) -> Lead:
     return Lead(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7])
+
+
+def _handoff(r) -> Handoff:
+    return Handoff(*r)
+
+
+def _message(r) -> PersonMessage:
+    return PersonMessage(*r)
 
 
 def _cutoff(days: int) -> str:
@@ -290,6 +344,90 @@ class BotRecords:
         rows = self._all("SELECT * FROM leads ORDER BY id DESC LIMIT ?", (limit,))
         return [_lead(r) for r in rows]
 
+    # -- live handoff to a person ---------------------------------------------------------------
+    def ask_for_person(self, session: str, question: str = "") -> tuple[Handoff, bool]:
+        """Mark the chat as waiting for a person; the bot is quiet in it from now on. Returns the
+        handoff and whether it is new (a chat already with a person is not asked for again)."""
+        with self._lock:
+            current = self.handoff(session)
+            if current is not None and current.with_person:
+                return current, False
+            now = _now()
+            question = " ".join(str(question or "").split())[:MESSAGE_MAX]
+            self._write("INSERT OR REPLACE INTO handoffs(session, state, asked_at, updated_at, question, webhook) "
+                        "VALUES (?, 'waiting', ?, ?, ?, '')", (session, now, now, question))
+            return self.handoff(session), True
+
+    def handoff(self, session: str) -> Handoff | None:
+        row = self._one("SELECT * FROM handoffs WHERE session = ?", (session,))
+        return _handoff(row) if row else None
+
+    def with_person(self, session: str) -> bool:
+        """Whether a person, not the bot, answers this chat now."""
+        h = self.handoff(session)
+        return h is not None and h.with_person
+
+    def handoffs(self, open_only: bool = True) -> list[Handoff]:
+        """The inbox: chats waiting for a person first (oldest first: they have waited longest), then live ones."""
+        where = f"WHERE state IN {WITH_PERSON!r}" if open_only else ""
+        rows = self._all(f"SELECT * FROM handoffs {where} ORDER BY state = 'live', "
+                         "CASE state WHEN 'waiting' THEN asked_at END, updated_at DESC")
+        return [_handoff(r) for r in rows]
+
+    def add_message(self, session: str, sender: str, text: str) -> PersonMessage:
+        """A visitor's message to the team (only while the chat is with a person), or the team's
+        reply (which takes the chat over: the bot stays quiet until it is handed back)."""
+        text = str(text or "").strip()
+        if not text:
+            raise BadInput("The message is empty. Write something and send it again.")
+        if len(text) > MESSAGE_MAX:
+            raise BadInput(f"The message is {len(text):,} characters long; keep it under {MESSAGE_MAX:,}.")
+        with self._lock:
+            now = _now()
+            if sender == "team":
+                if self.handoff(session) is None:
+                    self._write("INSERT INTO handoffs(session, state, asked_at, updated_at) VALUES (?, 'live', ?, ?)",
+                                (session, now, now))
+                else:
+                    self._write("UPDATE handoffs SET state = 'live', updated_at = ? WHERE session = ?", (now, session))
+            elif sender == "visitor":
+                if not self.with_person(session):
+                    raise BadInput("This chat is with the assistant, not with a person. Ask for a person first.")
+                self._write("UPDATE handoffs SET updated_at = ? WHERE session = ?", (now, session))
+            else:
+                raise ValueError(sender)
+            message_id = self._write("INSERT INTO person_messages(at, session, sender, text) VALUES (?,?,?,?)",
+                                     (now, session, sender, text))
+        return PersonMessage(message_id, now, session, sender, text)
+
+    def messages(self, session: str, after: int = 0) -> list[PersonMessage]:
+        rows = self._all("SELECT * FROM person_messages WHERE session = ? AND id > ? ORDER BY id", (session, after))
+        return [_message(r) for r in rows]
+
+    def hand_back(self, session: str) -> Handoff:
+        """The bot answers this chat again."""
+        with self._lock:
+            if self.handoff(session) is None:
+                raise NotFound("This chat was never handed to a person.")
+            self._write("UPDATE handoffs SET state = 'bot', updated_at = ? WHERE session = ?", (_now(), session))
+            return self.handoff(session)
+
+    def set_handoff_webhook(self, session: str, status: str) -> None:
+        self._write("UPDATE handoffs SET webhook = ? WHERE session = ?", (status, session))
+
+    def conversation(self, session: str) -> list[dict]:
+        """One chat as the owner reads it, oldest first: the visitor's questions with the bot's
+        answers, and the messages to and from the team."""
+        items = []
+        for e in reversed(self.exchanges(500, session)):
+            items.append({"at": e.at, "sender": "visitor", "text": e.question, "order": (e.at, 0, e.id)})
+            items.append({"at": e.at, "sender": "bot", "text": e.answer, "refused": e.refused, "method": e.method,
+                          "exchange_id": e.id, "order": (e.at, 1, e.id)})
+        for m in self.messages(session):
+            items.append({"at": m.at, "sender": m.sender, "text": m.text, "message_id": m.id, "order": (m.at, 2, m.id)})
+        items.sort(key=lambda item: item.pop("order"))
+        return items
+
     # -- visitors' data rights (access, erasure, retention) ------------------------------------
     def visitor_data(self, session: str | None = None, email: str | None = None) -> dict:
         """Everything stored about one visitor, found by their chat's session id or by the e-mail
@@ -300,7 +438,9 @@ class BotRecords:
         exchanges = self._all(f"SELECT * FROM exchanges WHERE session IN ({marks}) ORDER BY id", tuple(sessions))
         leads = self._all(f"SELECT * FROM leads WHERE session IN ({marks}) OR lower(email) = ? ORDER BY id",
                           (*sessions, (email or "").strip().lower()))
-        if not exchanges and not leads:
+        handoffs = self._all(f"SELECT * FROM handoffs WHERE session IN ({marks}) ORDER BY asked_at", tuple(sessions))
+        messages = self._all(f"SELECT * FROM person_messages WHERE session IN ({marks}) ORDER BY id", tuple(sessions))
+        if not exchanges and not leads and not handoffs and not messages:
             raise NotFound(_nothing_about(session, email))
         return {
             "visitor": {"session_id": session, "email": email},
@@ -308,6 +448,8 @@ class BotRecords:
             "sessions": sessions,
             "exchanges": [dataclasses.asdict(_exchange(r)) for r in exchanges],
             "leads": [dataclasses.asdict(_lead(r)) for r in leads],
+            "handoffs": [dataclasses.asdict(_handoff(r)) for r in handoffs],
+            "messages_with_the_team": [dataclasses.asdict(_message(r)) for r in messages],
         }
 
     def erase_visitor(self, session: str | None = None, email: str | None = None) -> dict:
@@ -320,20 +462,24 @@ class BotRecords:
                 gone_exchanges = self._db.execute(f"DELETE FROM exchanges WHERE session IN ({marks})", tuple(sessions)).rowcount
                 gone_leads = self._db.execute(f"DELETE FROM leads WHERE session IN ({marks}) OR lower(email) = ?",
                                               (*sessions, (email or "").strip().lower())).rowcount
+                gone_messages = self._db.execute(f"DELETE FROM person_messages WHERE session IN ({marks})",
+                                                 tuple(sessions)).rowcount
+                gone_handoffs = self._db.execute(f"DELETE FROM handoffs WHERE session IN ({marks})", tuple(sessions)).rowcount
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        if not gone_exchanges and not gone_leads:
+        if not gone_exchanges and not gone_leads and not gone_messages and not gone_handoffs:
             raise NotFound(_nothing_about(session, email))
-        return {"exchanges": gone_exchanges, "leads": gone_leads, "sessions": sessions}
+        return {"exchanges": gone_exchanges, "leads": gone_leads, "messages": gone_messages, "sessions": sessions}
 
     def older_than(self, days: int) -> dict:
         """How many exchanges and leads are older than `days` days (what retention would delete now)."""
         cutoff = _cutoff(days)
         return {"before": cutoff,
                 "exchanges": self._one("SELECT COUNT(*) FROM exchanges WHERE at < ?", (cutoff,))[0],
-                "leads": self._one("SELECT COUNT(*) FROM leads WHERE at < ?", (cutoff,))[0]}
+                "leads": self._one("SELECT COUNT(*) FROM leads WHERE at < ?", (cutoff,))[0],
+                "messages": self._one("SELECT COUNT(*) FROM person_messages WHERE at < ?", (cutoff,))[0]}
 
     def forget_older_than(self, days: int) -> dict:
         """Delete exchanges and leads older than `days` days (the retention setting), in one transaction."""
@@ -343,11 +489,13 @@ class BotRecords:
             try:
                 exchanges = self._db.execute("DELETE FROM exchanges WHERE at < ?", (cutoff,)).rowcount
                 leads = self._db.execute("DELETE FROM leads WHERE at < ?", (cutoff,)).rowcount
+                messages = self._db.execute("DELETE FROM person_messages WHERE at < ?", (cutoff,)).rowcount
+                self._db.execute("DELETE FROM handoffs WHERE updated_at < ?", (cutoff,))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return {"before": cutoff, "exchanges": exchanges, "leads": leads}
+        return {"before": cutoff, "exchanges": exchanges, "leads": leads, "messages": messages}
 
     def keep_for(self, days: int) -> dict | None:
         """The retention setting at work: delete what is older than `days` days (0: keep all), at

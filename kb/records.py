@@ -33,7 +33,7 @@ class Section:
 class Document:
     """What a reader makes of one file or page, before chunking."""
 
-    kind: str  # "faq", "pdf", "markdown", "text", "html", "docx"
+    kind: str  # "faq", "pdf", "markdown", "text", "html", "docx", "subtitles"
     title: str = ""
     sections: list[Section] = field(default_factory=list)
     faqs: list[FaqPair] = field(default_factory=list)

@@ -29,6 +29,17 @@ else:  # pragma: no cover
 SETTINGS_FILE = "settings.toml"
 AUTO_NUMBERS = ("faq_threshold", "refusal_threshold")  # "auto" or a number
 WRITERS = ("auto", "model", "quote")  # the rag_writer setting
+# The tone setting: what each preset asks of the model that writes answers (the rag and base paths).
+# "professional" adds nothing: it is the prompt every answer-quality figure was measured with.
+TONES = {
+    "professional": "",
+    "friendly": ("Write warmly, as a friendly member of staff talking to a customer they like: you may start with a "
+                 "short friendly phrase, and you may end by offering more help. The facts stay exactly as the "
+                 "documents give them."),
+    "concise": "Be as brief as you can: one short sentence with the facts, no greeting and no extra words.",
+    "custom": "",  # the owner's own tone_instructions
+}
+TONE_INSTRUCTIONS_MAX = 600  # characters: a few sentences; a long text would crowd out the documents
 PROFILE_ENV = "KBCHAT_MODEL_PROFILE"  # the default profile where settings.toml names none
 # What each profile runs: (search model, answer writer), as the model settings take them ("" is
 # the packaged MiniLM / SmolLM2).
@@ -83,6 +94,10 @@ class Settings:
         "Sorry, I don't have that information. Please contact us directly and we'll be glad to help.",
         "What the chatbot says when your documents do not answer a question. Add your phone or email.",
     )
+    tone: str = _opt("professional", "How written answers sound: professional, friendly, concise, or custom "
+                                     "(your own words in tone_instructions). Curated FAQ answers and quotes keep your wording.")
+    tone_instructions: str = _opt("", "With tone custom: a few sentences on how answers should sound, e.g. "
+                                      "'Speak like a relaxed surf instructor. Call customers mate.'")
     max_new_tokens: int = _opt(120, "The longest answer the model may write, in tokens (about 3/4 of a word each).")
     max_question_chars: int = _opt(1000, "Longer questions are cut to this many characters (with a note).")
     # The website chatbot (kbchat serve and its widget).
@@ -161,6 +176,14 @@ class Settings:
                 raise BadInput(f"Setting '{name}' must be a web address starting with https:// (or empty), not {getattr(self, name)!r}.")
         if self.rag_writer not in WRITERS:
             raise BadInput(f"Setting 'rag_writer' must be {', '.join(WRITERS)}, not {self.rag_writer!r}.")
+        if self.tone not in TONES:
+            raise BadInput(f"Setting 'tone' must be {', '.join(TONES)}, not {self.tone!r}.")
+        if self.tone == "custom" and not self.tone_instructions.strip():
+            raise BadInput("Setting 'tone' is custom but 'tone_instructions' is empty: write a few sentences on how "
+                           "answers should sound, or choose professional, friendly or concise.")
+        if len(self.tone_instructions) > TONE_INSTRUCTIONS_MAX:
+            raise BadInput(f"Setting 'tone_instructions' is {len(self.tone_instructions):,} characters long; keep it to "
+                           f"a few sentences ({TONE_INSTRUCTIONS_MAX} characters at most).")
         if self.model_profile not in PROFILES:
             raise BadInput(f"Setting 'model_profile' must be {' or '.join(PROFILES)}, not {self.model_profile!r}.")
         if self.visitor_path not in ("rag", "base", "tuned", "rag+tuned"):
@@ -205,6 +228,15 @@ class Settings:
     def generator(self) -> str:
         """The answer writer to use: generator_path, else the profile's."""
         return self.generator_path or PROFILES[self.model_profile][1]
+
+    @property
+    def tone_prompt(self) -> str:
+        """The sentence(s) the writing prompt adds for the tone setting ("" for professional)."""
+        if self.tone == "custom":
+            style = " ".join(self.tone_instructions.split())
+            return (f"The business asks for answers in this style: {style} This is about how you write only: "
+                    "the facts still come from the documents alone.")
+        return TONES[self.tone]
 
     @property
     def quotes(self) -> bool:

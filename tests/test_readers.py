@@ -174,3 +174,43 @@ def test_decode_text_encodings():
     assert decode_text("crème\r\nbrûlée".encode("utf-16")) == "crème\nbrûlée"
     with pytest.raises(BadInput, match="binary data"):
         decode_text(b"abc\x00def")
+
+
+@pytest.mark.parametrize("name", ["welcome_tour.srt", "welcome_tour.vtt"])
+def test_subtitles_become_passages_located_by_their_time(data, name):
+    doc = read(data, name)
+    assert doc.kind == "subtitles" and doc.title == "Welcome tour"
+    by_time = {s.location: s.text for s in doc.sections}
+    assert list(by_time) == ["00:01", "00:30", "01:05", "03:12"]  # a new passage after each long pause
+    # Tags ({\an8}, <i>, <v Marta>) are gone, lines of one cue joined; the YouTube export's rolling
+    # repeat of "Out back we have a garden..." is kept once.
+    assert by_time["00:01"].startswith("Hi, and welcome to the café! I'm Marta")
+    assert by_time["00:30"] == "Out back we have a garden with twelve tables, open from May to September."
+    assert "<" not in " ".join(by_time.values()) and "{" not in " ".join(by_time.values())
+
+
+@pytest.mark.parametrize("data_bytes, name, reason", [
+    (b"just some words, no timings", "talk.srt", "no subtitles were found"),
+    (b"1\n00:00:01,000 --> garbage\nhi\n", "talk.srt", "no subtitles were found"),
+    (b"00:00:01.000 --> 00:00:02.000\nhi\n", "talk.vtt", "does not start with 'WEBVTT'"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "talk.vtt", "binary data"),
+])
+def test_bad_subtitle_files_are_refused_with_the_reason(data_bytes, name, reason):
+    with pytest.raises(BadInput, match=reason):
+        readers.read(data_bytes, name)
+
+
+def test_an_answer_from_a_video_cites_the_time_it_is_said(tmp_path, copy_data, generator):
+    from kb.ingest import ingest
+    from kb.settings import Settings
+    from kb.store import Store
+    from rag.answer import RagPath
+
+    folder = copy_data("welcome_tour.vtt", "faq.csv")
+    with Store(tmp_path / "kb") as store:
+        assert not [r for r in ingest(store, [str(folder)], Settings()) if r.failed]
+        answer = RagPath(store, Settings(), generator=generator).answer("Can I bring my dog into the garden?")
+    assert not answer.refused, answer
+    top = answer.citations[0]
+    assert top.source.endswith("welcome_tour.vtt") and top.location == "01:05", answer.citations
+    assert "water bowl" in top.snippet

@@ -25,6 +25,9 @@ def kb(tmp_path):
         records.add_lead("chat-ada-1", "Ada Lovelace", "Ada@Example.com", "Call me about a class", True)
         records.add_lead("chat-ada-2", "Ada Lovelace", "ada@example.com", "And a gift card", True)
         records.add_lead("chat-bob-1", "Bob", "bob@example.com", "Party booking", True)
+        records.ask_for_person("chat-ada-2", "Do you do gift cards?")
+        records.add_message("chat-ada-2", "visitor", "Can I get one for 50 dollars?")
+        records.add_message("chat-ada-2", "team", "Yes, any amount from 20 dollars.")
     return kb
 
 
@@ -40,6 +43,10 @@ def test_a_visitors_data_is_found_by_session_or_by_the_email_of_their_leads(kb):
         assert by_email["sessions"] == ["chat-ada-1", "chat-ada-2"]
         assert _questions(by_email) == ["When are you open?", "Do you do gift cards?"]
         assert [x["message"] for x in by_email["leads"]] == ["Call me about a class", "And a gift card"]
+        assert [(m["sender"], m["text"]) for m in by_email["messages_with_the_team"]] == [
+            ("visitor", "Can I get one for 50 dollars?"), ("team", "Yes, any amount from 20 dollars.")]
+        assert [h["state"] for h in by_email["handoffs"]] == ["live"]
+        assert records.visitor_data(session="chat-bob-1")["messages_with_the_team"] == []
         assert json.loads(json.dumps(by_email)) == by_email  # plain JSON
         with pytest.raises(NotFound, match="Nothing is stored about the e-mail address 'eve@example.com'"):
             records.visitor_data(email="eve@example.com")
@@ -51,8 +58,9 @@ def test_a_visitors_data_is_found_by_session_or_by_the_email_of_their_leads(kb):
 
 def test_erasing_a_visitor_deletes_all_of_theirs_and_nothing_else(kb):
     with BotRecords(kb) as records:
-        assert records.erase_visitor(email="ada@example.com") == {"exchanges": 2, "leads": 2,
+        assert records.erase_visitor(email="ada@example.com") == {"exchanges": 2, "leads": 2, "messages": 2,
                                                                   "sessions": ["chat-ada-1", "chat-ada-2"]}
+        assert records.handoff("chat-ada-2") is None and records.handoffs() == []
         with pytest.raises(NotFound):
             records.visitor_data(email="ada@example.com")
         with pytest.raises(NotFound):
@@ -75,8 +83,8 @@ def test_retention_deletes_what_is_older_and_says_how_much_first(kb):
     _age(kb, "exchanges", 40, "chat-ada-1")
     _age(kb, "leads", 40, "chat-ada-1")
     with BotRecords(kb) as records:
-        assert records.older_than(30) | {"before": ""} == {"before": "", "exchanges": 1, "leads": 1}
-        assert records.older_than(60) | {"before": ""} == {"before": "", "exchanges": 0, "leads": 0}
+        assert records.older_than(30) | {"before": ""} == {"before": "", "exchanges": 1, "leads": 1, "messages": 0}
+        assert records.older_than(60) | {"before": ""} == {"before": "", "exchanges": 0, "leads": 0, "messages": 0}
         assert records.keep_for(0) is None  # off: nothing runs
         done = records.keep_for(30)
         assert (done["exchanges"], done["leads"]) == (1, 1)

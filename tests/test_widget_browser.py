@@ -21,10 +21,16 @@ SECRET_QUESTION = "What is written on the studio door sign?"
 HOSTILE_CSS = "* { font-size: 40px !important; color: red !important; } div { display: block !important; }"
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, model_cache):
-    """`kbchat serve` on a small sample knowledge base with one FAQ answer carrying an HTML payload."""
-    kb = sample_kb(tmp_path_factory.mktemp("widget"), 8, "price_list.md",
-                   extra_faq=((SECRET_QUESTION, f"The sign says {PAYLOAD} welcome."),))
+def widget_kb(tmp_path_factory):
+    """A small sample knowledge base with one FAQ answer carrying an HTML payload."""
+    return sample_kb(tmp_path_factory.mktemp("widget"), 8, "price_list.md",
+                     extra_faq=((SECRET_QUESTION, f"The sign says {PAYLOAD} welcome."),))
+
+
+@pytest.fixture(scope="module")
+def server(widget_kb, model_cache):
+    """`kbchat serve` on widget_kb."""
+    kb = widget_kb
     with BotRecords(kb) as records:
         records.ensure_keys()
         key = records.public_key()
@@ -126,3 +132,57 @@ def test_a_phone_sized_screen_gets_a_full_screen_chat(browser, host_page, tmp_pa
         browser.save_screenshot(str(tmp_path / "phone.png"))
     finally:
         browser.set_window_size(1280, 900)
+
+
+def test_the_full_page_chat_answers_without_a_bubble(browser, server):
+    base, _ = server
+    browser.get(f"{base}/chat")
+    panel = wait_for(lambda: _find(browser, "panel"), 30, "the full-page chat")
+    assert panel.is_displayed() and _find(browser, "bubble") is None and _find(browser, "close") is None
+    width = browser.execute_script("return document.documentElement.clientWidth")
+    assert panel.size["width"] >= min(width, 760) - 2  # the page is the chat
+    answer = _ask(browser, "How much is the canvas studio apron?")
+    assert "$28" in answer.text and _find(browser, "source", True)
+
+
+def test_a_visitor_asks_for_a_person_and_sees_the_owners_reply(browser, host_page, server, widget_kb):
+    import httpx
+
+    base, key = server
+    with BotRecords(widget_kb) as records:
+        admin = {"Authorization": f"Bearer {records.rotate_admin_token()}"}
+    browser.get(host_page)
+    wait_for(lambda: _find(browser, "bubble"), 30, "the chat bubble")
+    if not _find(browser, "panel").is_displayed():
+        _find(browser, "bubble").click()
+    _find(browser, "human").click()
+    wait_for(lambda: _find(browser, "ask-person").is_displayed(), 10, "the 'Chat with a person' button")
+    _find(browser, "ask-person").click()
+    bar = wait_for(lambda: _find(browser, "handoff-bar") if _find(browser, "handoff-bar").is_displayed() else None,
+                   30, "the 'waiting for our team' bar")
+    assert "Waiting for someone from our team" in bar.text
+    session = browser.execute_script(f"return JSON.parse(sessionStorage.getItem('kbchat:{key}')).session_id")
+
+    # The visitor writes while waiting: it goes to the team, and no bot answer appears.
+    bots_before = len(_find(browser, "message-bot", True))
+    _find(browser, "input").send_keys("Can I bring my own glaze?")
+    _find(browser, "send").click()
+    chat = wait_for(lambda: [i for i in httpx.get(f"{base}/api/admin/handoffs/chat", params={"session_id": session},
+                                                  headers=admin).json()["conversation"]
+                             if i["text"] == "Can I bring my own glaze?"], 30, "the visitor's message in the inbox")
+    assert chat[0]["sender"] == "visitor" and len(_find(browser, "message-bot", True)) == bots_before
+
+    # The owner answers through the admin API; the open widget shows it.
+    reply = "Yes, as long as it is food-safe and cone 6. Ask Dana at the front desk."
+    assert httpx.post(f"{base}/api/admin/handoffs/reply", json={"session_id": session, "text": reply},
+                      headers=admin).status_code == 200
+    shown = wait_for(lambda: [m for m in _find(browser, "message-team", True) or [] if reply in m.text], 30,
+                     "the owner's reply in the widget")
+    assert "Our team" in shown[0].text
+    wait_for(lambda: "chatting with our team" in _find(browser, "handoff-status").text, 30, "the live state")
+
+    # Handed back: the widget says so and the assistant answers again.
+    httpx.post(f"{base}/api/admin/handoffs/release", json={"session_id": session}, headers=admin)
+    wait_for(lambda: not _find(browser, "handoff-bar").is_displayed(), 30, "the bar to go")
+    assert any("assistant again" in n.text for n in _find(browser, "notice", True))
+    assert "$28" in _ask(browser, "How much is the canvas studio apron?").text

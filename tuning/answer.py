@@ -47,6 +47,9 @@ class TunedPath(_NotesStaleness, BasePath):
     name = "tuned"
     SYSTEM = SYSTEM
 
+    def system(self) -> str:
+        return self.SYSTEM  # asked exactly as it was trained: its voice is what it learned
+
     def __init__(self, store: Store, settings: Settings | None = None, adapter_id: str | None = None):
         self.store = store
         settings = settings or Settings.load(store.dir)

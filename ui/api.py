@@ -6,14 +6,24 @@ page origin the owner allowed; admin endpoints need the admin token as `Authoriz
     GET  /health                 is the server up, how many documents, which paths
     GET  /widget.js              the widget; embed with <script src=".../widget.js" data-bot="KEY" async>
     GET  /preview                a page with the widget on it (the app's live preview)
+    GET  /chat                   the assistant as a full page: a link to share or put behind a Help button
     GET  /api/config             the widget's look: name, colours, logo, welcome, suggested questions
     POST /api/chat               {"question", "session_id", "path"?} -> the Answer record (+ exchange_id)
     POST /api/chat/stream        the same as server-sent events: piece..., then answer (or error)
     POST /api/feedback           {"exchange_id", "session_id", "rating": "up" | "down"}
     POST /api/lead               {"session_id", "name", "email", "message", "consent"}
+    POST /api/handoff            {"session_id", "question"?}: ask for a person (the bot goes quiet in this chat)
+    GET  /api/handoff?session_id=...&after=N   the chat's state and the team's messages after N (polled)
+    POST /api/handoff/back       {"session_id"}: back to the assistant
+    While a chat is with a person, /api/chat(/stream) passes the visitor's message to the team
+    instead of answering it ({"handoff": ...}, or the stream's handoff event).
     GET/PUT /api/admin/settings  GET /api/admin/sources  /api/admin/conversations  /api/admin/leads
     GET  /api/admin/insights
     GET/DELETE /api/admin/visitor?session_id=...|email=...   (a visitor's data: export, erase)
+    GET  /api/admin/handoffs     the inbox: chats waiting for a person, then live ones
+    GET  /api/admin/handoffs/chat?session_id=...   one chat, oldest first
+    POST /api/admin/handoffs/reply   {"session_id", "text", "save_as_faq"?: question}: the team answers
+    POST /api/admin/handoffs/release {"session_id"}: the bot answers this chat again
 
 Models load once when the server starts and are shared. One answer is computed at a time (the model
 is not made for parallel calls on a small CPU); a question waits for its turn at most
@@ -49,9 +59,12 @@ from kb.store import Store
 log = logging.getLogger("kbchat.api")
 WIDGET = Path(__file__).parent / "widget" / "widget.js"
 MAX_BODY_BYTES = 32 * 1024  # a question, a lead: a few KB at most
-PUBLIC_PREFIXES = ("/api/chat", "/api/config", "/api/feedback", "/api/lead")
+PUBLIC_PREFIXES = ("/api/chat", "/api/config", "/api/feedback", "/api/lead", "/api/handoff")
 BUSY = "The chat is busy answering other visitors. Please try again in a moment."
 TOO_FAST = "You're sending messages too quickly. Please wait a moment and try again."
+WAITING = ("We've asked someone from our team to join this chat. They'll reply here as soon as they can, while "
+           "this page is open. If you can't wait, leave your details and we'll get back to you.")
+POLLS_PER_MINUTE = 120  # a widget waiting for a person asks every few seconds
 
 
 class ApiError(Exception):
@@ -71,6 +84,21 @@ class FeedbackIn(BaseModel):
     exchange_id: int
     session_id: str = Field(min_length=8, max_length=100)
     rating: Literal["up", "down"]
+
+
+class HandoffIn(BaseModel):
+    session_id: str = Field(min_length=8, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")
+    question: str = Field(default="", max_length=4000)
+
+
+class SessionIn(BaseModel):
+    session_id: str = Field(min_length=1, max_length=100)
+
+
+class ReplyIn(BaseModel):
+    session_id: str = Field(min_length=1, max_length=100)
+    text: str = Field(max_length=4000)
+    save_as_faq: str | None = Field(default=None, max_length=1000)
 
 
 class LeadIn(BaseModel):
@@ -157,6 +185,14 @@ class Bot:
             self._settings, self.paths, self._settings_stamp = settings, paths, self._stamp()
         return settings
 
+    def save_answer(self, question: str, answer: str) -> dict:
+        """The team's reply kept as a curated FAQ answer (kb.corrections), used by the chat at once."""
+        from kb.corrections import add_answer
+
+        with self.answer_lock:  # the store changes (the paths follow its revision): not while one answers
+            result = add_answer(self.store, self.settings, question, answer)
+        return {"question": " ".join(question.split()), "status": result.status}
+
     def check_rate(self, ip: str, session: str) -> None:
         from limits import RateLimitItemPerMinute
 
@@ -167,6 +203,12 @@ class Bot:
                 reset = self.limiter.get_window_stats(item, key).reset_time
                 wait = max(1, int(reset - time.time()) + 1)
                 raise ApiError(429, TOO_FAST, {"Retry-After": str(wait)})
+
+    def check_polls(self, ip: str) -> None:
+        from limits import RateLimitItemPerMinute
+
+        if not self.limiter.hit(RateLimitItemPerMinute(POLLS_PER_MINUTE), f"poll:{ip}"):
+            raise ApiError(429, TOO_FAST, {"Retry-After": "5"})
 
     def turn(self) -> "_Turn":
         """Wait for the model (at most answer_timeout_s, else 503 busy) and hold it."""
@@ -306,6 +348,14 @@ def create_app(kb_dir: str | Path) -> FastAPI:
                 "on your website. Click the bubble to try it.</p>"
                 f"<script src=\"widget.js\" data-bot=\"{key}\" async></script></body></html>")
 
+    @app.get("/chat", response_class=HTMLResponse)
+    def chat_page(b: Bot = Depends(bot)):
+        """The assistant as a whole page, built from the widget (same key, limits and answers). It may
+        be framed only by the owner's allowed websites."""
+        return HTMLResponse(chat_page_html(b.settings.bot_name, b.records.public_key() or ""),
+                            headers={"Content-Security-Policy": frame_ancestors(b.settings.allowed_origins),
+                                     "Cache-Control": "no-cache"})
+
     @app.get("/api/config")
     def config(b: Bot = Depends(public)):
         s = b.settings
@@ -315,6 +365,8 @@ def create_app(kb_dir: str | Path) -> FastAPI:
     @app.post("/api/chat")
     def chat(body: ChatIn, request: Request, b: Bot = Depends(public)):
         path = _ready(b, body, request)
+        if b.records.with_person(body.session_id):
+            return _to_team(b, body)
         with b.turn():
             answer = path.answer(body.question)
         logged = b.records.log(body.session_id, answer)
@@ -324,6 +376,9 @@ def create_app(kb_dir: str | Path) -> FastAPI:
     @app.post("/api/chat/stream")
     def chat_stream(body: ChatIn, request: Request, b: Bot = Depends(public)):
         path = _ready(b, body, request)
+        if b.records.with_person(body.session_id):
+            return StreamingResponse(iter([_sse("handoff", _to_team(b, body)["handoff"])]),
+                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         turn = b.turn()  # wait here, so a busy server answers 503 rather than an empty stream
         return StreamingResponse(_events(b, path, body, turn), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
@@ -341,6 +396,32 @@ def create_app(kb_dir: str | Path) -> FastAPI:
         if b.settings.lead_webhook_url:
             tasks.add_task(_post_lead, b, b.settings.lead_webhook_url, saved)
         return {"ok": True, "message": "Thanks! We'll get back to you soon."}
+
+    @app.post("/api/handoff")
+    def ask_for_person(body: HandoffIn, request: Request, tasks: BackgroundTasks, b: Bot = Depends(public)):
+        b.check_rate(_ip(request), body.session_id)
+        handoff, new = b.records.ask_for_person(body.session_id, body.question)
+        if new and b.settings.lead_webhook_url:
+            payload = {"type": "handoff", "session_id": handoff.session, "question": handoff.question,
+                       "asked_at": handoff.asked_at}
+            tasks.add_task(_post_webhook, b.settings.lead_webhook_url, payload,
+                           lambda status: b.records.set_handoff_webhook(handoff.session, status))
+        return {"state": handoff.state, "message": WAITING}
+
+    @app.get("/api/handoff")
+    def handoff_news(session_id: str, request: Request, after: int = 0, b: Bot = Depends(public)):
+        b.check_polls(_ip(request))
+        handoff = b.records.handoff(session_id)
+        team = [m for m in b.records.messages(session_id, max(after, 0)) if m.sender == "team"] if handoff else []
+        return {"state": handoff.state if handoff else "bot",
+                "messages": [{"id": m.id, "at": m.at, "text": m.text} for m in team],
+                "last_id": max([m.id for m in b.records.messages(session_id)] or [max(after, 0)])}
+
+    @app.post("/api/handoff/back")
+    def back_to_bot(body: SessionIn, b: Bot = Depends(public)):
+        if b.records.with_person(body.session_id):
+            b.records.hand_back(body.session_id)
+        return {"state": "bot"}
 
     # -- admin ----------------------------------------------------------------------------------
     @app.get("/api/admin/settings")
@@ -382,6 +463,32 @@ def create_app(kb_dir: str | Path) -> FastAPI:
         """Erase everything stored about one visitor; says how much was deleted."""
         return {"erased": b.records.erase_visitor(session_id, email)}
 
+    @app.get("/api/admin/handoffs")
+    def inbox(b: Bot = Depends(admin)):
+        return [dataclasses.asdict(h) for h in b.records.handoffs()]
+
+    @app.get("/api/admin/handoffs/chat")
+    def handoff_chat(session_id: str, b: Bot = Depends(admin)):
+        handoff = b.records.handoff(session_id)
+        items = b.records.conversation(session_id)
+        if handoff is None and not items:
+            raise NotFound(f"There is no chat {session_id!r}. The inbox (GET /api/admin/handoffs) lists them.")
+        return {"handoff": dataclasses.asdict(handoff) if handoff else None, "conversation": items}
+
+    @app.post("/api/admin/handoffs/reply")
+    async def reply(body: ReplyIn, b: Bot = Depends(admin)):
+        import anyio
+
+        message = b.records.add_message(body.session_id, "team", body.text)
+        saved = None
+        if body.save_as_faq:
+            saved = await anyio.to_thread.run_sync(b.save_answer, body.save_as_faq, body.text)
+        return {"message": dataclasses.asdict(message), "saved_as_faq": saved}
+
+    @app.post("/api/admin/handoffs/release")
+    def release(body: SessionIn, b: Bot = Depends(admin)):
+        return dataclasses.asdict(b.records.hand_back(body.session_id))
+
     @app.get("/api/admin/insights")
     def insights(days: int = 30, b: Bot = Depends(admin)):
         return b.records.insights(min(max(days, 1), 3650))
@@ -390,6 +497,25 @@ def create_app(kb_dir: str | Path) -> FastAPI:
 
 
 # -- helpers --------------------------------------------------------------------------------------
+def chat_page_html(name: str, key: str) -> str:
+    from html import escape
+
+    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
+            "content=\"width=device-width, initial-scale=1\">"
+            f"<title>{escape(name)}</title><style>html,body{{margin:0;height:100%;background:#f6f8fa}}</style></head>"
+            "<body><noscript><p style=\"font-family:sans-serif;padding:2rem\">This chat needs JavaScript. Turn it on "
+            "in your browser and reload the page.</p></noscript>"
+            f"<script src=\"widget.js\" data-bot=\"{escape(key)}\" data-mode=\"page\"></script></body></html>")
+
+
+def frame_ancestors(allowed: tuple[str, ...]) -> str:
+    """The CSP that lets only the owner's allowed websites show /chat in a frame (the same rule as
+    for the widget's requests); '*' allows any site."""
+    if "*" in allowed:
+        return "frame-ancestors *"
+    return "frame-ancestors " + " ".join(["'self'", *allowed])
+
+
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
@@ -454,12 +580,26 @@ def _events(b: Bot, path, body: ChatIn, turn: _Turn) -> Iterator[str]:
             yield _sse("error", {"message": "Something went wrong on our side. Please try again."})
 
 
+def _to_team(b: Bot, body: ChatIn) -> dict:
+    """A visitor's message in a chat that is with a person: kept for the team, not answered by the bot."""
+    message = b.records.add_message(body.session_id, "visitor", body.question)
+    handoff = b.records.handoff(body.session_id)
+    return {"handoff": {"state": handoff.state, "message_id": message.id,
+                        "message": "Sent to our team. They'll reply here."}}
+
+
 WEBHOOK_TRIES = 4  # a webhook that is down for a moment (a deploy, a 503) still gets the lead
 
 
 def _post_lead(b: Bot, url: str, lead) -> None:
-    """Send a lead to the owner's webhook, trying again after 0, 1 and 2 seconds when it cannot be
-    reached or answers 429/5xx. The lead is stored either way; its webhook status says what came of it."""
+    _post_webhook(url, {"type": "lead", **dataclasses.asdict(lead)},
+                  lambda status: b.records.set_webhook_status(lead.id, status))
+
+
+def _post_webhook(url: str, payload: dict, done) -> None:
+    """Send a lead or a handoff to the owner's webhook, trying again after 0, 1 and 2 seconds when it
+    cannot be reached or answers 429/5xx. The record is stored either way; `done(status)` keeps what
+    came of it."""
     import requests
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
@@ -470,11 +610,11 @@ def _post_lead(b: Bot, url: str, lead) -> None:
         session.mount("http://", HTTPAdapter(max_retries=retry))
         session.mount("https://", HTTPAdapter(max_retries=retry))
         try:
-            r = session.post(url, json={"type": "lead", **dataclasses.asdict(lead)}, timeout=10)
+            r = session.post(url, json=payload, timeout=10)
             status = "sent" if r.ok else f"the webhook answered HTTP {r.status_code}"
         except requests.RequestException as e:
             status = f"could not reach the webhook ({type(e).__name__})"
-    b.records.set_webhook_status(lead.id, status)
+    done(status)
 
 
 def _settings_json(settings: Settings) -> dict:

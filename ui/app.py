@@ -20,8 +20,12 @@ pages = [
     st.Page("views/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
     st.Page("views/widget.py", title="Widget", icon=":material/chat:"),
     st.Page("views/insights.py", title="Insights", icon=":material/insights:"),
+    st.Page("views/inbox.py", title="Inbox", icon=":material/support_agent:"),
 ]
 with st.sidebar:
     sources, chunks = appkit.store().count()
     st.caption(f"Knowledge base: `{appkit.kb_dir()}`  \n{sources} documents, {chunks} passages")
+    waiting = appkit.waiting_for_person()
+    if waiting:
+        st.warning(f"{waiting} visitor{'s are' if waiting > 1 else ' is'} waiting for a person: see the **Inbox**.")
 st.navigation(pages).run()

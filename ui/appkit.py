@@ -171,6 +171,17 @@ def job_failed(job, message: str, what: str) -> None:
         st.code(job.log_tail or "(nothing was printed)", language=None)
 
 
+def waiting_for_person() -> int:
+    """How many visitors wait for a person to answer them (the Inbox); 0 when there is no chat yet."""
+    from kb.bot import BotRecords
+
+    try:
+        with BotRecords(kb_dir()) as records:
+            return sum(h.state == "waiting" for h in records.handoffs())
+    except KbchatError:
+        return 0
+
+
 def need_documents() -> bool:
     """True when the knowledge base has documents; else says where to add them."""
     sources, _ = store().count()

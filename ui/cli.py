@@ -77,7 +77,8 @@ def ingest(ctx: click.Context, targets: tuple[str, ...], crawl_pages: int | None
     """Add files, folders (recursively) and web pages to the knowledge base.
 
     Formats: FAQ spreadsheets (.csv .tsv .xlsx) and FAQ files (.json .jsonl) with question and
-    answer columns, .pdf, .md, .txt, .html, .docx, and http(s) URLs. Re-ingesting an unchanged
+    answer columns, .pdf, .md, .txt, .html, .docx, video subtitles (.srt .vtt), and http(s)
+    URLs. Re-ingesting an unchanged
     file changes nothing; a changed file replaces its own passages.
     """
     from kb.ingest import ingest as run_ingest

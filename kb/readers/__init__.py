@@ -8,7 +8,7 @@ from typing import Callable
 
 from kb.errors import BadInput
 from kb.records import Document
-from kb.readers import docx, faq, html, pdf, text
+from kb.readers import docx, faq, html, pdf, subtitles, text
 
 Reader = Callable[[bytes, str], Document]
 
@@ -25,6 +25,8 @@ READERS: dict[str, Reader] = {
     ".html": html.read_html,
     ".htm": html.read_html,
     ".docx": docx.read_docx,
+    ".srt": subtitles.read_subtitles,
+    ".vtt": subtitles.read_subtitles,
 }
 
 # What a web server's Content-Type maps to, for URLs.
@@ -36,6 +38,8 @@ CONTENT_TYPES = {
     "text/markdown": ".md",
     "text/csv": ".csv",
     "application/json": ".json",
+    "text/vtt": ".vtt",
+    "application/x-subrip": ".srt",
 }
 
 

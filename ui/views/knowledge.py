@@ -25,7 +25,8 @@ from ui.places import plural, split_uri
 UPLOADS = "uploads"
 EXTENSIONS = sorted(ext.lstrip(".") for ext in readers.READERS)
 KIND_WORDS = {"faq": "FAQ (questions and answers)", "pdf": "PDF", "markdown": "Text (Markdown)", "text": "Text",
-              "html": "Web page", "docx": "Word document"}
+              "html": "Web page", "docx": "Word document",
+              "subtitles": "Video subtitles"}
 STATUS_WORDS = {"added": "Added", "updated": "Updated (it had changed)", "unchanged": "Already up to date",
                 "failed": "Not added", "skipped": "Skipped"}
 PREVIEW_LIMIT = 50  # passages shown at once: a 300-page manual would flood the page

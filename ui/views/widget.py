@@ -13,13 +13,16 @@ import streamlit as st
 from compare.paths import DESCRIPTIONS, NAMES, availability
 from kb.bot import BotRecords, embed_tag
 from kb.errors import KbchatError
-from kb.settings import Settings
+from kb.settings import TONE_INSTRUCTIONS_MAX, TONES, Settings
 from ui import jobs
 from ui.appkit import friendly, job_failed, kb_dir, need_documents, settings, store
 
 SERVE = "serve"  # the job's name: the Ask page or a restarted app sees the same server
 DEFAULT_PORT = 8765
 HELP = {name: text for name, _, text in Settings.describe()}
+TONE_NAMES = list(TONES)
+TONE_WORDS = {"professional": "Professional (clear and factual)", "friendly": "Friendly (warm, like your best staff)",
+              "concise": "Concise (one short sentence)", "custom": "In your own words (below)"}
 _ADDRESS = re.compile(r"https?://[^\s\"'<>/]+(/[^\s\"'<>]*)?")
 
 st.session_state.setdefault("widget_preview_n", 0)  # bumped to make the browser reload the preview
@@ -135,6 +138,12 @@ with st.form("widget_settings"):
     visitor_path = st.selectbox("How the chatbot answers visitors", NAMES, index=NAMES.index(current.visitor_path),
                                 format_func=lambda name: _path_words(name, why), help=HELP["visitor_path"])
     fallback_message = st.text_area("Fallback message", current.fallback_message, help=HELP["fallback_message"])
+    tone = st.selectbox("Tone of written answers", TONE_NAMES, index=TONE_NAMES.index(current.tone),
+                        format_func=TONE_WORDS.get, help=HELP["tone"])
+    tone_instructions = st.text_area("Your own tone (used when the tone is 'In your own words')",
+                                     current.tone_instructions, max_chars=TONE_INSTRUCTIONS_MAX,
+                                     placeholder="Speak like a relaxed surf instructor. Call customers mate.",
+                                     help=HELP["tone_instructions"])
     origins = st.text_area("Allowed websites (one per line)", "\n".join(current.allowed_origins),
                            placeholder="https://www.example.com", help=HELP["allowed_origins"])
     left, right = st.columns(2)
@@ -152,7 +161,8 @@ if save:
         bot_name=bot_name.strip(), bot_color=bot_color, bot_text_color=bot_text_color, bot_logo_url=bot_logo_url.strip(),
         welcome_message=welcome_message.strip(), suggested_questions=_lines(suggested), visitor_path=visitor_path,
         fallback_message=fallback_message.strip(), allowed_origins=_lines(origins), rate_limit_per_ip=int(per_ip),
-        rate_limit_per_session=int(per_session), lead_webhook_url=webhook.strip(),
+        rate_limit_per_session=int(per_session), lead_webhook_url=webhook.strip(), tone=tone,
+        tone_instructions=tone_instructions.strip(),
     )
     try:  # read again: a change made elsewhere meanwhile (another page, the API) is kept
         settings().updated(**changes).save(kb_dir())
@@ -162,6 +172,9 @@ if save:
         st.session_state["widget_preview_n"] += 1
         visitors_get = visitor_path
         st.success("Saved. A running chat server uses the new settings at once; the preview below reloads to show them.")
+if settings().quotes:
+    st.caption("The tone shapes answers the model writes. With the small model profile, answers quote your documents "
+               "word for word, so the tone does not change them; choose the quality profile (Settings) to hear it.")
 if visitors_get in why:
     st.warning(f"Visitors get no answers until the chosen way of answering is available. {why[visitors_get]} "
                "Or choose another one.")
@@ -242,6 +255,10 @@ with friendly():
     st.code(embed_tag(base, public_key), language="html", wrap_lines=True)
     st.caption(f"The public key in it (`{public_key}`) is meant to be seen by anyone: it only lets web pages use "
                "the chat, and only from your allowed websites.")
+    st.write("Or share the chat as a page of its own: a link for e-mails and social media, or for a **Help** button "
+             "on your site. It is the same chat, with the same answers, keys and limits.")
+    st.code(f"{base}/chat", language=None)
+    st.caption("Only your allowed websites may show this page inside one of theirs (in a frame).")
 
     if st.session_state.get("widget_admin_token"):
         with st.container(border=True):

@@ -11,6 +11,10 @@
  *                          answer {exchange_id, text, refused, citations, notes, ...} or error {message}
  *   POST /api/feedback     {exchange_id, session_id, rating: "up" | "down"}
  *   POST /api/lead         {session_id, name, email, message, consent} -> {ok, message}
+ *   POST /api/handoff      {session_id, question} -> {state, message}: a person joins the chat
+ *   GET  /api/handoff?session_id=..&after=N -> {state, messages: [{id, text}], last_id}, polled while
+ *                          the chat is with a person; questions then go to the team (stream event handoff)
+ *   POST /api/handoff/back {session_id}: back to the assistant
  * Errors come back as {"detail": "..."} and are shown to the visitor as they are.
  *
  * Everything lives in a Shadow DOM under <div id="kbchat-widget">, so page CSS cannot reach it.
@@ -18,6 +22,7 @@
  * The conversation is kept for the browser tab in sessionStorage["kbchat:" + PUBLIC_KEY].
  * The file is plain ASCII (non-ASCII text as \u escapes), so it works whatever charset it is served with.
  * Test hooks: data-kbchat="..." attributes; a bot message has data-state="streaming" | "done".
+ * data-mode="page" (the server's /chat page) shows the chat as the whole page: no bubble, always open.
  */
 (function () {
   "use strict";
@@ -28,6 +33,7 @@
   var KEY = (script.getAttribute("data-bot") || "").trim();
   if (!KEY) return console.error('kbchat: add data-bot="YOUR_PUBLIC_KEY" to the script tag.');
   window.__kbchatLoaded = true;
+  var PAGE = script.getAttribute("data-mode") === "page";
   var src = new URL(script.src, location.href);
   var BASE = src.origin + src.pathname.slice(0, src.pathname.lastIndexOf("/"));
   var NET = "Can't reach the chat right now. Please try again in a moment.";
@@ -46,6 +52,7 @@
     state = { session_id: newId(), messages: [], open: false };
   }
   state.messages = state.messages.filter(function (m) { return m && typeof m.text === "string"; });
+  if (!state.handoff || typeof state.handoff !== "object") state.handoff = { state: "bot", after: 0 };
   function save() {
     state.messages = state.messages.slice(-60);
     try { sessionStorage.setItem(SKEY, JSON.stringify(state)); } catch (e) { /* memory only */ }
@@ -88,7 +95,7 @@
 
   // -- the API
   function api(path, body) {
-    var o = { headers: { "X-Bot-Key": KEY, "Content-Type": "application/json" }, credentials: "omit" };
+    var o = { headers: { "X-Bot-Key": KEY, "Content-Type": "application/json" }, credentials: "omit", cache: "no-store" };
     if (body) { o.method = "POST"; o.body = JSON.stringify(body); }
     return fetch(BASE + path, o);
   }
@@ -176,6 +183,11 @@
     "[aria-invalid=true]{border-color:#cf222e;outline-color:#cf222e}",
     ".primary{border:0;border-radius:8px;padding:9px 18px;background:var(--c);color:var(--t);font-weight:600}.primary:disabled{opacity:.6}",
     ".status{margin:0 0 10px;font-size:13px}.status:empty{display:none}.bad{color:#a40e26}.ok{color:#1a7f37;font-weight:600}",
+    ".team{background:#e8f0fe}.who{font-size:11px;font-weight:600;color:#57606a;margin-bottom:2px}",
+    ".bar{display:flex;align-items:center;gap:8px;padding:6px 12px;background:#fff8c5;border-top:1px solid #d8dee4;font-size:13px}.bar span{flex:1}.bar .link{margin:0;padding:3px 8px;font-size:12px}",
+    ".live{margin:0 0 14px;padding:10px 12px;border:1px solid #d0d7de;border-radius:10px}.live p{margin:0 0 8px;color:#1f2328}",
+    ".page .panel{top:0;bottom:0;left:0;right:0;margin:0 auto;width:100%;height:100%;max-width:760px;max-height:none;border-radius:0;box-shadow:0 0 24px rgba(0,0,0,.12)}",
+    ".page .msg{max-width:80%}",
     "@media (max-width:480px){.panel{top:0;left:0;right:0;bottom:0;width:100%;height:100%;max-width:none;max-height:none;border-radius:0}textarea,input{font-size:16px}}",
     "@media (prefers-reduced-motion:reduce){.typing i{animation:none}}"
   ].join("\n");
@@ -184,7 +196,7 @@
   function build(cfg) {
     var NAME = str(cfg.name, "Chat"), busy = false;
     var host = h("div", { id: "kbchat-widget" }), root = host.attachShadow({ mode: "open" });
-    var kb = h("div", { class: "kb" });
+    var kb = h("div", { class: PAGE ? "kb page" : "kb" });
     kb.style.setProperty("--c", color(cfg.color, "#2f6f4f"));
     kb.style.setProperty("--t", color(cfg.text_color, "#fff"));
     root.appendChild(h("style", { text: CSS_TEXT }));
@@ -217,24 +229,33 @@
       fSubmit
     ]);
     var back = btn({ class: "link", hk: "lead-back", onclick: closeLead }, ["\u2190 Back to chat"]);
+    var live = h("div", { class: "live" }, [
+      h("p", { text: "Someone from our team can join this chat and answer you here." }),
+      btn({ class: "primary", hk: "ask-person", onclick: askPerson }, ["Chat with a person"])
+    ]);
     var lead = h("div", { class: "lead", hidden: true }, [
       h("h2", { text: "Talk to a person" }),
-      h("p", { text: "Leave your details and someone from our team will get back to you." }),
+      live,
+      h("p", { text: "Or leave your details and someone from our team will get back to you." }),
       fStatus, form, back
     ]);
-    var panel = h("div", { class: "panel", hk: "panel", role: "dialog", "aria-label": NAME + " chat", hidden: true }, [
+    var barText = h("span", { hk: "handoff-status", role: "status" });
+    var bar = h("div", { class: "bar", hk: "handoff-bar", hidden: true }, [
+      barText, btn({ class: "link", hk: "back-to-bot", onclick: backToBot }, ["Back to the assistant"])
+    ]);
+    var panel = h("div", { class: "panel", hk: "panel", role: PAGE ? "main" : "dialog", "aria-label": NAME + " chat", hidden: true }, [
       h("div", { class: "head" }, [
         logo && h("img", { src: logo, alt: "", onerror: function () { this.hidden = true; } }),
         h("div", { class: "name", text: NAME }),
-        btn({ class: "x", hk: "close", "aria-label": "Close chat", onclick: function () { setOpen(false, true); } }, [icon("close")])
+        !PAGE && btn({ class: "x", hk: "close", "aria-label": "Close chat", onclick: function () { setOpen(false, true); } }, [icon("close")])
       ]),
-      msgs, lead, compose, foot
+      msgs, lead, bar, compose, foot
     ]);
     kb.appendChild(panel);
-    kb.appendChild(bubble);
+    if (!PAGE) kb.appendChild(bubble);
 
     kb.addEventListener("keydown", function (e) {
-      if (e.key === "Escape" && !panel.hidden) { e.preventDefault(); setOpen(false, true); }
+      if (e.key === "Escape" && !panel.hidden && !PAGE) { e.preventDefault(); setOpen(false, true); }
     });
     input.addEventListener("keydown", function (e) { // Enter sends, Shift+Enter is a new line
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); ask(input.value); }
@@ -251,7 +272,7 @@
       bubble.setAttribute("aria-label", open ? "Close chat" : "Open chat");
       bubble.replaceChild(icon(open ? "close" : "chat"), bubble.firstChild);
       if (open) { scrollDown(true); if (focus) (lead.hidden ? input : fName).focus(); }
-      else if (focus) bubble.focus();
+      else if (focus && !PAGE) bubble.focus();
     }
     function scrollDown(force) {
       if (force || msgs.scrollHeight - msgs.scrollTop - msgs.clientHeight < 120) msgs.scrollTop = msgs.scrollHeight;
@@ -261,6 +282,8 @@
     function show(m) {
       var el = m.role === "user" ? h("div", { class: "msg user", hk: "message-user" }, [m.text])
         : m.role === "bot" ? fillBot(h("div", { class: "msg bot", hk: "message-bot" }), m)
+        : m.role === "team" ? h("div", { class: "msg bot team", hk: "message-team" }, [
+          h("div", { class: "who", text: "Our team" }), h("div", { class: "txt", text: m.text })])
         : m.role === "error" ? h("div", { class: "err", hk: "error" }, [m.text])
         : h("div", { class: "note", hk: "notice" }, [m.text]);
       msgs.appendChild(el);
@@ -325,7 +348,7 @@
       q = (q || "").trim();
       if (!q || busy) return;
       busy = send.disabled = true;
-      var chips = msgs.querySelector(".chips"), text = "", txt = null, rec = null, err = null, res;
+      var chips = msgs.querySelector(".chips"), text = "", txt = null, rec = null, err = null, res, toTeam = null;
       if (chips) chips.remove();
       input.value = ""; grow();
       add({ role: "user", text: q });
@@ -344,9 +367,16 @@
             if (!txt) { el.textContent = ""; txt = el.appendChild(h("div", { class: "txt" })); }
             text += d.text; txt.append(d.text); scrollDown();  // a text node per piece: never HTML
           } else if (ev === "answer") rec = d;
+          else if (ev === "handoff") toTeam = d;
           else if (ev === "error") err = str(d.message, "Sorry, something went wrong. Please try again.");
         });
       } catch (e) { err = err || NET; }
+      if (toTeam) {
+        el.remove();
+        setHandoff(str(toTeam.state, "waiting"));
+        busy = send.disabled = false;
+        return;
+      }
       if (rec || text) {
         var m = { role: "bot", text: text, question: q };
         if (rec) {
@@ -359,6 +389,53 @@
       if (!rec && !err) err = "The answer was cut off. Please try again.";
       if (err) show({ role: "error", text: err });
       busy = send.disabled = false;
+    }
+
+    // -- live handoff: a person answers in this chat while the tab is open (polled every few seconds)
+    var poller = null;
+    function lastQuestion() {
+      for (var i = state.messages.length - 1; i >= 0; i--) if (state.messages[i].role === "user") return state.messages[i].text;
+      return "";
+    }
+    function setHandoff(s) { // "waiting" | "live" | "bot"
+      var was = state.handoff.state;
+      state.handoff.state = s; save();
+      bar.hidden = s === "bot";
+      barText.textContent = s === "waiting" ? "Waiting for someone from our team\u2026"
+        : s === "live" ? "You're chatting with our team." : "";
+      if (s === "bot") {
+        if (poller) { clearInterval(poller); poller = null; }
+        if (was !== "bot") add({ role: "note", text: "You're chatting with our assistant again." });
+      } else if (!poller) {
+        poller = setInterval(poll, 3000);
+        poll();
+      }
+    }
+    async function askPerson() {
+      var r = await post("/api/handoff", { session_id: state.session_id, question: lastQuestion() });
+      if (r.error) return status(r.error, "bad");
+      closeLead();
+      add({ role: "note", text: str(r.data && r.data.message, "We've asked someone from our team to join this chat.") });
+      setHandoff("waiting");
+    }
+    async function backToBot() {
+      var r = await post("/api/handoff/back", { session_id: state.session_id });
+      if (r.error) return show({ role: "error", text: r.error });
+      setHandoff("bot");
+    }
+    async function poll() {
+      var res, d;
+      try {
+        res = await api("/api/handoff?session_id=" + encodeURIComponent(state.session_id) + "&after=" + (state.handoff.after || 0));
+        if (!res.ok) return;
+        d = await res.json();
+      } catch (e) { return; } // offline for a moment: the next poll tries again
+      [].concat(d.messages || []).forEach(function (m) {
+        if (!m || typeof m.text !== "string" || m.id <= (state.handoff.after || 0)) return;
+        state.handoff.after = m.id;
+        add({ role: "team", text: m.text });
+      });
+      if (typeof d.state === "string" && d.state !== state.handoff.state) setHandoff(d.state);
     }
 
     // -- talk to a person
@@ -410,7 +487,9 @@
     }
     state.messages.forEach(show);
     document.body.appendChild(host);
-    if (state.open) setOpen(true, false); // open again after a reload, without taking the page's focus
+    if (state.handoff.state !== "bot") setHandoff(state.handoff.state); // still with a person after a reload
+    if (PAGE) { panel.hidden = false; scrollDown(true); input.focus(); }
+    else if (state.open) setOpen(true, false); // open again after a reload, without taking the page's focus
   }
 
   async function start() {
