@@ -277,7 +277,8 @@ class BotRecords:
     # -- exchanges -----------------------------------------------------------------------------
     def log(self, session: str, answer: Answer) -> int:
         """Record one answer given to a visitor; returns its id (for feedback)."""
-        citations = [{"n": c.n, "source": c.source, "location": c.location} for c in answer.citations]
+        citations = [{"n": c.n, "source": c.source, "location": c.location, "chunk_id": c.chunk_id}
+                     for c in answer.citations]
         return self._write(
             "INSERT INTO exchanges(at, session, question, path, answer, method, confidence, refused, latency_ms, citations)"
             " VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -320,6 +321,61 @@ class BotRecords:
             "top_questions": [{"question": q, "count": n} for q, n in top_rows],
             "content_gaps": [{"question": q, "count": n, "refused": bool(r), "confidence": round(c, 3)} for q, n, r, c in gaps],
         }
+
+    def usage(self, days: int, sources: list, faqs: list) -> dict:
+        """How often each document and each FAQ entry was cited in visitors' answers in the last
+        `days` days, and which were never used. `sources` are the store's Sources, `faqs` its FAQ
+        Chunks (an entry is found by its chunk id, or by file and row for older exchanges)."""
+        since = (datetime.now(timezone.utc) - timedelta(days=days)).isoformat(timespec="seconds")
+        rows = self._all("SELECT citations FROM exchanges WHERE at >= ? AND session != ?", (since, OWNER_SESSION))
+        by_source: dict[str, int] = {}
+        by_entry: dict[str, int] = {}
+        entry_of = {(c.source, c.location): c.id for c in faqs}
+        for (cited,) in rows:
+            seen_sources, seen_entries = set(), set()
+            for c in json.loads(cited):
+                seen_sources.add(c["source"])
+                entry = c.get("chunk_id") or entry_of.get((c["source"], c["location"]))
+                if entry:
+                    seen_entries.add(entry)
+            for uri in seen_sources:
+                by_source[uri] = by_source.get(uri, 0) + 1
+            for entry in seen_entries:
+                by_entry[entry] = by_entry.get(entry, 0) + 1
+        documents = sorted(({"source": x.uri, "title": x.title, "kind": x.kind, "answers": by_source.get(x.uri, 0)}
+                            for x in sources), key=lambda d: (-d["answers"], d["source"]))
+        entries = sorted(({"source": c.source, "location": c.location, "question": c.faq.question,
+                           "answers": by_entry.get(c.id, 0)} for c in faqs),
+                         key=lambda d: (-d["answers"], d["source"], d["location"]))
+        return {"days": days, "answers": len(rows), "documents": documents, "faq_entries": entries,
+                "unused_documents": [d["source"] for d in documents if not d["answers"]],
+                "unused_faq_entries": [d["question"] for d in entries if not d["answers"]]}
+
+    def lead_signals(self, days: int = 30, limit: int = 100) -> list[dict]:
+        """Chats whose questions show buying intent (kb.signals): prices, booking, opening hours,
+        contact. Strongest first (most kinds of intent, then most recent), each with whether the
+        visitor also left a lead or asked for a person."""
+        from kb.signals import intents
+
+        since = (datetime.now(timezone.utc) - timedelta(days=days)).isoformat(timespec="seconds")
+        rows = self._all("SELECT session, at, question FROM exchanges WHERE at >= ? AND session != ? ORDER BY id",
+                         (since, OWNER_SESSION))
+        chats: dict[str, dict] = {}
+        for session, at, question in rows:
+            found = intents(question)
+            chat = chats.setdefault(session, {"session": session, "first_at": at, "last_at": at, "questions": 0,
+                                              "intents": {}, "examples": []})
+            chat["last_at"], chat["questions"] = at, chat["questions"] + 1
+            for name in found:
+                chat["intents"][name] = chat["intents"].get(name, 0) + 1
+            if found and len(chat["examples"]) < 3:
+                chat["examples"].append(question)
+        leads = {r[0] for r in self._all("SELECT DISTINCT session FROM leads")}
+        handed = {r[0] for r in self._all("SELECT session FROM handoffs")}
+        out = [dict(c, lead=c["session"] in leads, asked_for_person=c["session"] in handed)
+               for c in chats.values() if c["intents"]]
+        out.sort(key=lambda c: (len(c["intents"]), sum(c["intents"].values()), c["last_at"]), reverse=True)
+        return out[:limit]
 
     # -- leads ---------------------------------------------------------------------------------
     def add_lead(self, session: str, name: str, email: str, message: str, consent: bool) -> Lead:

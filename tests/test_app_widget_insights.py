@@ -116,6 +116,19 @@ def test_saving_the_form_writes_settings_toml(monkeypatch, kb):
     assert "`https://www.adaspottery.com`" in texts(at.info)  # the tip lists what was just saved
 
 
+def test_the_tone_is_saved_and_the_small_profile_says_it_only_shapes_written_answers(monkeypatch, kb):
+    at = open_page(monkeypatch, kb, WIDGET)
+    assert "the tone does not change them" in texts(at.caption)  # the tests run the small (quoting) profile
+    by_label(at.selectbox, "Tone of written answers").select("custom")
+    by_label(at.text_area, "Your own tone (used when the tone is 'In your own words')").input(
+        "Speak like a relaxed surf instructor.")
+    at.form_submit_button[0].click().run()
+    assert not at.error and "Saved" in texts(at.success)
+    saved = Settings.load(kb)
+    assert (saved.tone, saved.tone_instructions) == ("custom", "Speak like a relaxed surf instructor.")
+    assert "relaxed surf instructor" in saved.tone_prompt
+
+
 def test_choosing_a_path_that_cannot_answer_yet_is_saved_with_a_warning(monkeypatch, kb):
     at = open_page(monkeypatch, kb, WIDGET)
     assert not at.warning or "Visitors get no answers" not in texts(at.warning)
@@ -133,6 +146,7 @@ def test_choosing_a_path_that_cannot_answer_yet_is_saved_with_a_warning(monkeypa
     ("text_input", "Logo web address", "logo.png", "Setting 'bot_logo_url' must be a web address starting with https://"),
     ("text_area", "Suggested questions (one per line, at most 6)", "\n".join(f"Question {i}?" for i in range(7)),
      "Give at most 6 suggested questions"),
+    ("selectbox", "Tone of written answers", "custom", "Setting 'tone' is custom but 'tone_instructions' is empty"),
 ])
 def test_a_bad_value_shows_the_plain_message_and_saves_nothing(monkeypatch, kb, widget, label, value, message):
     at = open_page(monkeypatch, kb, WIDGET)
@@ -232,11 +246,18 @@ def test_preview_frames_the_running_chat_server_and_stop_stops_it(monkeypatch, k
 
 # -- Insights -------------------------------------------------------------------------------------
 def seed(kb) -> None:
-    """Two visitors: one answered twice (rated helpful), one declined, one unsure; one lead whose
-    message would be a formula in a spreadsheet."""
+    """Two visitors: one answered twice from the opening-hours FAQ entry (rated helpful), one declined,
+    one unsure; one lead whose message would be a formula in a spreadsheet."""
+    from kb.store import Store
+    from rag.answer import citation
+
+    with Store(kb) as store:
+        hours = next(c for c in store.faqs() if c.faq.question == "What are your opening hours?")
+    cites = [citation(1, hours, 0.9)]
     with BotRecords(kb) as records:
-        first = records.log("visitor-one", Answer("rag", "When are you open?", "9 to 5 [1].", "generated", confidence=0.9))
-        records.log("visitor-one", Answer("rag", "when are you open?", "9 to 5 [1].", "faq", confidence=0.95))
+        first = records.log("visitor-one", Answer("rag", "When are you open?", "9 to 5 [1].", "generated", cites,
+                                                  confidence=0.9))
+        records.log("visitor-one", Answer("rag", "when are you open?", "9 to 5 [1].", "faq", cites, confidence=0.95))
         records.log("visitor-two", Answer("rag", DECLINED, Settings().fallback_message, "refused", confidence=0.1))
         records.log("visitor-two", Answer("rag", UNSURE, "Pets are welcome [1].", "quoted", confidence=0.4))
         records.feedback(first, "visitor-one", helpful=True)
@@ -271,12 +292,23 @@ def test_insights_show_totals_gaps_conversations_and_leads(monkeypatch, kb, medi
     assert {m.label: m.value for m in at.metric} == {
         "Questions": "4", "Chats": "2", "Declined": "1", "Helpful 👍": "1", "Not helpful 👎": "0"}
 
-    top, recent, leads = (d.value for d in at.dataframe)
+    tables = {tuple(d.value.columns): d.value for d in at.dataframe}
+    top = tables[("Question", "Times asked")]
+    recent = next(t for cols, t in tables.items() if "Declined" in cols)
+    leads = tables[("Time", "Name", "Email", "Message", "Webhook")]
     assert top.iloc[0].tolist() == ["When are you open?", 2]  # the case does not split a question
-    gaps = [e.label for e in at.expander]
+    gaps = [e.label for e in at.expander if "asked" in e.label]
     assert any(DECLINED.rstrip("?") in g and "declined it" in g for g in gaps)
     assert any(UNSURE.rstrip("?") in g and "unsure" in g for g in gaps)
     assert len(gaps) == 2
+    # What the answers use: the FAQ file answered 2 of 4; of its 4 entries only the hours one was used.
+    used = tables[("FAQ question", "Answers", "Where")]
+    assert used.values.tolist() == [["What are your opening hours?", 2, "faq.csv, row 3"]]
+    never = next(e for e in at.expander if e.label.startswith("Never used"))
+    assert never.label == "Never used: 0 documents, 3 FAQ entries" and "Are you open on holidays?" in texts(never.markdown)
+    # Lead signals: visitor-one asked when the studio opens (no lead); visitor-two asked nothing buying-like.
+    signals = next(t for cols, t in tables.items() if "Signals" in cols)
+    assert signals[["Signals", "Left a lead", "Chat"]].values.tolist() == [["asked when you are open", "", "visitor-"]]
     assert recent["Question"].tolist() == [UNSURE, DECLINED, "when are you open?", "When are you open?"]
     assert recent["Declined"].tolist() == ["", "yes", "", ""]
     assert recent["Feedback"].tolist() == ["", "", "", "👍"]
@@ -288,7 +320,7 @@ def test_insights_show_totals_gaps_conversations_and_leads(monkeypatch, kb, medi
     assert "Ada Lovelace,ada@example.com,\"'=HYPERLINK(\"\"x\"\") call me\",yes,sent,visitor-two" in csv_text
 
     by_label(at.checkbox, "Only declined questions").check().run()
-    assert at.dataframe[1].value["Question"].tolist() == [DECLINED]
+    assert next(d.value for d in at.dataframe if "Declined" in d.value.columns)["Question"].tolist() == [DECLINED]
     by_label(at.text_input, "Find").input("open").run()
     assert "No conversations match." in texts(at.info)
 
@@ -347,3 +379,45 @@ def test_retention_says_what_it_will_delete_before_it_is_saved(monkeypatch, kb):
     assert not at.exception and Settings.load(kb).retention_days == 90
     with BotRecords(kb) as records:
         assert {x.session for x in records.exchanges()} == {"visitor-two"}
+
+
+# -- Inbox ------------------------------------------------------------------------------------------
+INBOX = "views/inbox.py"
+
+
+def test_the_inbox_answers_a_visitor_saves_the_reply_as_faq_and_hands_back(monkeypatch, kb):
+    at = open_page(monkeypatch, kb, INBOX)
+    assert "Nobody is waiting for a person" in texts(at.info)
+    with BotRecords(kb) as records:
+        records.log("visitor-three", Answer("rag", "Can I rent the studio for a party?", Settings().fallback_message,
+                                            "refused", confidence=0.2))
+        records.ask_for_person("visitor-three", "Can I rent the studio for a party?")
+        records.add_message("visitor-three", "visitor", "For about 12 people?")
+    at = open_page(monkeypatch, kb, INBOX)
+    assert "1 visitor waiting" in texts(at.caption)
+    chat = [m.markdown[0].value for m in at.chat_message]
+    assert chat == ["Can I rent the studio for a party?", md_text(Settings().fallback_message), "For about 12 people?"]
+
+    by_label(at.text_area, "Your reply").input("Yes: Saturday evenings, up to 15 people, $300.")
+    by_label(at.checkbox, "Also save this reply as the FAQ answer to the visitor's question, so the assistant gives "
+                          "it from now on").check()
+    by_label(at.text_input, "The question, as customers would ask it").input("Can I rent the studio for a party?")
+    at.form_submit_button[0].click().run()
+    assert not at.exception and not at.error, at.error
+    assert "Also saved as the FAQ answer" in texts(at.success)
+    with BotRecords(kb) as records:
+        assert [(m.sender, m.text) for m in records.messages("visitor-three")][-1] == (
+            "team", "Yes: Saturday evenings, up to 15 people, $300.")
+        assert records.handoff("visitor-three").state == "live"
+    assert ("Can I rent the studio for a party?", "Yes: Saturday evenings, up to 15 people, $300.") in corrections.answers(kb)
+
+    by_label(at.button, "Hand back to the assistant").click().run()
+    with BotRecords(kb) as records:
+        assert records.handoff("visitor-three").state == "bot"
+    assert "Nobody is waiting for a person" in texts(at.info)
+
+
+def md_text(text: str) -> str:
+    from ui.appkit import md
+
+    return md(text)

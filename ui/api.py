@@ -491,7 +491,9 @@ def create_app(kb_dir: str | Path) -> FastAPI:
 
     @app.get("/api/admin/insights")
     def insights(days: int = 30, b: Bot = Depends(admin)):
-        return b.records.insights(min(max(days, 1), 3650))
+        days = min(max(days, 1), 3650)
+        return {**b.records.insights(days), "usage": b.records.usage(days, b.store.sources(), b.store.faqs()),
+                "lead_signals": b.records.lead_signals(days)}
 
     return app
 

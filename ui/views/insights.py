@@ -16,8 +16,9 @@ from kb import corrections
 from kb.bot import BotRecords, Lead
 from kb.errors import KbchatError
 from kb.records import question_key
+from kb.signals import INTENTS, words
 from ui.appkit import friendly, kb_dir, local_time, md, settings, store
-from ui.places import plural
+from ui.places import plural, split_uri
 
 PERIODS = {7: "Last 7 days", 30: "Last 30 days", 90: "Last 90 days"}
 FEEDBACK = {1: "👍", -1: "👎"}
@@ -106,6 +107,60 @@ def retention() -> None:
             st.rerun()
 
 
+def source_usage(usage: dict) -> None:
+    """Which documents and FAQ entries the answers used, and which were never used."""
+    st.subheader("What the answers use")
+    if not usage["answers"]:
+        st.info("No answers in this period yet.")
+        return
+    st.write(f"How many of the {usage['answers']} answers in this period cited each document.")
+    import pandas as pd
+
+    docs = pd.DataFrame({"Document": [split_uri(d["source"])[0] for d in usage["documents"]],
+                         "Answers": [d["answers"] for d in usage["documents"]]})
+    st.bar_chart(docs, x="Document", y="Answers", horizontal=True, sort="-Answers",
+                 height=max(160, 34 * len(docs)))
+    used = [e for e in usage["faq_entries"] if e["answers"]]
+    if used:
+        with st.expander(f"FAQ entries used ({len(used)} of {len(usage['faq_entries'])})"):
+            st.dataframe([{"FAQ question": e["question"], "Answers": e["answers"],
+                           "Where": f"{split_uri(e['source'])[0]}, {e['location']}"} for e in used], hide_index=True)
+    unused_docs, unused_faq = usage["unused_documents"], usage["unused_faq_entries"]
+    if unused_docs or unused_faq:
+        st.caption("Never used in this period: visitors did not ask about these, or the chatbot found other "
+                   "passages better. Nothing to do unless you expected questions about them.")
+        entries = f"{len(unused_faq)} FAQ {'entry' if len(unused_faq) == 1 else 'entries'}"
+        with st.expander(f"Never used: {plural(len(unused_docs), 'document')}, {entries}"):
+            for uri in unused_docs:
+                st.markdown(f"- {md(split_uri(uri)[0])}")
+            for question in unused_faq:
+                st.markdown(f"- FAQ: {md(question)}")
+
+
+def lead_signals(signals: list[dict]) -> None:
+    """Chats that show buying intent, beside the leads."""
+    st.subheader("Lead signals")
+    if not signals:
+        st.info("No chat in this period asked about prices, booking, opening hours or how to reach you.")
+        return
+    st.write("Chats whose questions show a visitor close to buying: they asked about prices, booking, opening hours "
+             "or how to reach you. Those without a lead are customers who may have left without telling you who "
+             "they are: the questions show what they wanted.")
+    import pandas as pd
+
+    counts = {words(name).capitalize(): sum(name in c["intents"] for c in signals) for name in INTENTS}
+    st.bar_chart(pd.DataFrame({"Intent": list(counts), "Chats": list(counts.values())}), x="Intent", y="Chats",
+                 horizontal=True, height=190)
+    st.dataframe([{"Last question": local_time(c["last_at"]),
+                   "Signals": ", ".join(words(n) for n in sorted(c["intents"], key=list(INTENTS).index)),
+                   "What they asked": " / ".join(c["examples"]),
+                   "Left a lead": "yes" if c["lead"] else "", "Asked for a person": "yes" if c["asked_for_person"] else "",
+                   "Chat": c["session"][:8]} for c in signals], hide_index=True,
+                 column_config={"What they asked": st.column_config.TextColumn(width="large")})
+    without = sum(not c["lead"] for c in signals)
+    st.caption(f"{plural(len(signals), 'chat')} with buying signals; {without} of them left no lead.")
+
+
 def _answer_form(gap: dict, written: str | None) -> None:
     question = gap["question"]
     why = "declined it" if gap["refused"] else "was unsure of its answer"
@@ -134,6 +189,8 @@ try:
         numbers = records.insights(days=days, top=10)
         recent = records.exchanges(limit=RECENT, visitors_only=True)
         leads = records.leads()
+        usage = records.usage(days, store().sources(), store().faqs())
+        signals = records.lead_signals(days)
 except KbchatError as e:
     st.error(str(e))
     st.stop()
@@ -167,6 +224,8 @@ else:
     elif numbers["questions"]:
         st.success("No gaps: the chatbot answered every question in this period with confidence.")
 
+    source_usage(usage)
+
     st.subheader("Recent conversations")
     since = (datetime.now(timezone.utc) - timedelta(days=days)).isoformat(timespec="seconds")
     left, right = st.columns([3, 1])
@@ -196,6 +255,8 @@ if leads:
                        icon=":material/download:")
 else:
     st.info("No leads yet: when a visitor leaves their name and email in the chat, they show here.")
+if recent:
+    lead_signals(signals)
 
 visitor_data(leads, recent)
 retention()
