@@ -51,10 +51,48 @@ class AdapterInfo:
     report: list = field(default_factory=list)  # the data check, in words
     path: str = ""
 
+    def fit(self) -> tuple[float, float, str] | None:
+        """Training loss at the best epoch, its validation loss, and what the gap between them means,
+        in plain words with what to do (None when the run has no loss history)."""
+        if not self.train_loss or not self.val_loss or not self.epochs_run:
+            return None
+        per_epoch = max(step for step, _ in self.train_loss) / self.epochs_run
+        best = max(1, self.best_epoch)
+        in_best = [loss for step, loss in self.train_loss if (best - 1) * per_epoch < step <= best * per_epoch]
+        train = sum(in_best) / len(in_best) if in_best else self.train_loss[-1][1]
+        val = self.best_val_loss
+        return train, val, fit_words(train, val)
+
     def summary(self) -> dict:
         """The fields worth listing (no loss history or question lists)."""
         skip = {"train_loss", "val_loss", "held_out", "trained_questions", "report", "settings"}
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+
+
+# How far (in loss) held-out rewordings may trail the trained questions before it is called memorizing.
+# The loss is the model's average surprise per answer token (natural log): a gap of 0.3 means it is
+# about 1.35 times less sure of each word of your answers when the question is worded differently.
+GAP_SMALL = 0.15
+GAP_LARGE = 0.5
+
+
+def fit_words(train: float, val: float) -> str:
+    """The gap between training and validation loss, for the owner: learning, or memorizing."""
+    gap = val - train
+    said = f"(training loss {train:.3f}, held-out rewordings {val:.3f})"
+    if gap <= GAP_SMALL:
+        return (f"The model answers reworded questions it never trained on about as well as the trained ones {said}: "
+                "it learned your answers rather than memorizing exact wordings. The held-out questions are rewordings "
+                "of your own, so check it on real questions on the Evaluate page.")
+    if gap <= GAP_LARGE:
+        return (f"The model does clearly worse on reworded questions it never trained on than on the trained ones "
+                f"{said}: it partly memorized your exact wordings. Adding more varied questions helps most: real "
+                "customer chats (a transcript export, or answers visitors rated helpful), or more FAQ rows that ask "
+                "the same thing in other words.")
+    return (f"The model memorized rather than learned {said}: it repeats your answers to the exact trained questions "
+            "but is much less sure of them when a question is worded differently, as customers do. Train with fewer "
+            "epochs or a lower learning rate, and add more varied questions (real customer chats, or FAQ rows asking "
+            "the same thing in other words). For answers that must be right, RAG does not have this problem.")
 
 
 def folder(kb_dir) -> Path:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from kb import readers
 from kb.records import question_key
-from kb.errors import BadInput
+from kb.errors import BadInput, KbchatError
 from kb.records import FaqPair
 
 if TYPE_CHECKING:
@@ -41,12 +41,14 @@ FAQ_EXTENSIONS = sorted(ext for ext, reader in readers.READERS.items() if reader
 
 # -- loading --------------------------------------------------------------------------------------
 def load_extra_pairs(path: str | os.PathLike, warnings: list[str] | None = None) -> list[FaqPair]:
-    """Question/answer pairs from an extra file the owner uploads for training only.
+    """Question/answer pairs from an extra file the owner uploads for training only: an FAQ file,
+    or a transcript export of real chats (tuning.transcripts: turns with roles).
 
-    Read by the same readers as ingestion, so it accepts what `kbchat ingest` accepts for FAQs.
-    Each pair's location is prefixed with the file name ("extra.csv row 4") so the data check can
-    name it. Rows the reader skipped (an empty answer, a broken JSON line) are appended to
-    `warnings` when a list is given, so the caller can show them next to the data check.
+    An FAQ file is read by the same readers as ingestion, so it accepts what `kbchat ingest`
+    accepts for FAQs. Each pair's location is prefixed with the file name ("extra.csv row 4") so
+    the data check can name it. Rows the reader skipped (an empty answer, a broken JSON line), and
+    what a transcript gave and left out, are appended to `warnings` when a list is given, so the
+    caller can show them next to the data check.
     """
     path = Path(path)
     kinds = ", ".join(FAQ_EXTENSIONS)
@@ -68,6 +70,16 @@ def load_extra_pairs(path: str | os.PathLike, warnings: list[str] | None = None)
         raise BadInput(
             f"The extra questions file {name} is empty. Add a header row 'Question,Answer' and one row per question."
         )
+    from tuning import transcripts
+
+    if transcripts.looks_like_transcript(data, name):
+        try:
+            found = transcripts.read_transcript(data, name)
+        except BadInput as e:
+            raise BadInput(f"The transcript file {name} could not be used: {e}") from None
+        if warnings is not None:
+            warnings.extend(found.describe(name))
+        return found.pairs
     try:
         doc = readers.read(data, name)
     except BadInput as e:
@@ -81,6 +93,25 @@ def load_extra_pairs(path: str | os.PathLike, warnings: list[str] | None = None)
     if warnings is not None:
         warnings.extend(f"{name} {w}" for w in doc.warnings)
     return [FaqPair(p.question, p.answer, f"{name} {p.location}") for p in doc.faqs]
+
+
+def rated_pairs(kb_dir) -> list[FaqPair]:
+    """Answers visitors rated helpful in the website chat, as pairs: the visitor's question and the
+    answer they liked. Curated FAQ answers are left out (the FAQ itself is trained on already), as
+    are declines and the owner's own tries in the app. The owner's corrections are FAQ pairs
+    (kb.corrections) and so are always trained on."""
+    from kb.bot import OWNER_SESSION, BotRecords
+
+    try:
+        records = BotRecords(kb_dir)
+    except KbchatError:  # no knowledge base: no chats
+        return []
+    with records:
+        rated = [e for e in records.exchanges(100_000) if e.feedback == 1 and not e.refused
+                 and e.method not in ("faq", "refused") and e.session != OWNER_SESSION]
+    cited = re.compile(r"\s*\[\d+\]")  # the [1] citation marks mean nothing without the passages
+    return [FaqPair(e.question, cited.sub("", e.answer).strip(), f"chat answer {e.id} (rated helpful)")
+            for e in reversed(rated)]
 
 
 def store_pairs(store: Store) -> list[FaqPair]:

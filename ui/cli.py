@@ -536,14 +536,17 @@ def _print_evaluation(result: dict) -> None:
 
 # -- fine-tuning ---------------------------------------------------------------------------------
 @cli.command()
-@click.option("--extra", "extra_file", metavar="FILE", help="An extra question/answer file (CSV, JSON or JSONL) to train on as well.")
+@click.option("--extra", "extra_file", metavar="FILE",
+              help="An extra file to train on as well: questions and answers, or a transcript export of real chats "
+                   "(CSV, JSON or JSONL of turns with a role and a message).")
+@click.option("--rated", "use_rated", is_flag=True, help="Also train on the website chat's answers that visitors rated helpful.")
 @click.option("--epochs", type=click.IntRange(1, 50), default=None, help="The most epochs to train (early stopping may end sooner).")
 @click.option("--lr", "learning_rate", type=click.FloatRange(1e-6, 1e-2), default=None, help="Learning rate (default 1e-3, measured on the sample FAQ).")
 @click.option("--resume", is_flag=True, help="Finish the last interrupted run from its checkpoint.")
 @click.option("--check", "check_only", is_flag=True, help="Only check the training data and say what would be trained.")
 @click.pass_context
-def tune(ctx: click.Context, extra_file: str | None, epochs: int | None, learning_rate: float | None, resume: bool,
-         check_only: bool) -> None:
+def tune(ctx: click.Context, extra_file: str | None, use_rated: bool, epochs: int | None, learning_rate: float | None,
+         resume: bool, check_only: bool) -> None:
     """Fine-tune the model on your FAQ pairs (LoRA): a second answer path to compare with RAG.
 
     Each FAQ question is also trained in reworded forms, and some rewordings are held out to
@@ -552,14 +555,21 @@ def tune(ctx: click.Context, extra_file: str | None, epochs: int | None, learnin
     """
     from tqdm import tqdm
 
-    from tuning.data import load_extra_pairs
+    from tuning.data import load_extra_pairs, rated_pairs
     from tuning.train import TuneSettings, prepare, train
 
     chosen = {"epochs": epochs, "learning_rate": learning_rate}
     settings = TuneSettings(**{k: v for k, v in chosen.items() if v is not None})
-    extra = load_extra_pairs(extra_file) if extra_file else None
+    said: list[str] = []  # what the extra sources gave and left out
+    extra = load_extra_pairs(extra_file, said) if extra_file else []
+    if use_rated:
+        rated = rated_pairs(ctx.obj)
+        said.append(f"Answers visitors rated helpful: {len(rated)} question/answer pairs.")
+        extra += rated
 
     def show_report(report, data):
+        for line in said:
+            click.echo(line)
         for line in report.describe():
             click.echo(line)
         click.echo(f"Training examples: {len(data.train)} (questions and rewordings); validation: {len(data.validation)} held-out rewordings.")
@@ -569,7 +579,7 @@ def tune(ctx: click.Context, extra_file: str | None, epochs: int | None, learnin
             from rag.generate import load_tokenizer
 
             # The same token count as training uses for "too long".
-            show_report(*prepare(store, settings, extra, load_tokenizer(_settings(ctx).generator)))
+            show_report(*prepare(store, settings, extra or None, load_tokenizer(_settings(ctx).generator)))
             return
         bars = []  # made at the first step, so the data check prints above it
         said = []  # the expected time, once said
@@ -588,7 +598,7 @@ def tune(ctx: click.Context, extra_file: str | None, epochs: int | None, learnin
                 tqdm.write(p.message)
 
         try:
-            info = train(store, None if resume else settings, extra, resume=resume, on_step=on_step,
+            info = train(store, None if resume else settings, extra or None, resume=resume, on_step=on_step,
                          kb_settings=_settings(ctx), on_report=show_report)
         finally:
             for bar in bars:
@@ -596,6 +606,9 @@ def tune(ctx: click.Context, extra_file: str | None, epochs: int | None, learnin
     stop = f"stopped early after epoch {info.epochs_run}" if info.stopped_early else f"{info.epochs_run} epochs"
     click.secho(f"Adapter {info.id} is ready and active ({stop}; best validation loss {info.best_val_loss:.3f} "
                 f"at epoch {info.best_epoch}; {info.train_seconds / 60:.1f} min, {info.tokens_per_s:.0f} tokens/s).", fg="green")
+    fit = info.fit()
+    if fit is not None:
+        click.echo(fit[2])
     click.echo(f"Loss curve: {info.path}/loss.png. Try it: kbchat ask --path tuned \"your question\"")
 
 

@@ -20,7 +20,7 @@ from kb.ingest import IngestResult, ingest
 from kb.records import Source
 from ui import appkit
 from ui.appkit import local_time, md
-from ui.places import plural, split_uri
+from ui.places import plural, safe_name, split_uri
 
 UPLOADS = "uploads"
 EXTENSIONS = sorted(ext.lstrip(".") for ext in readers.READERS)
@@ -30,13 +30,6 @@ KIND_WORDS = {"faq": "FAQ (questions and answers)", "pdf": "PDF", "markdown": "T
 STATUS_WORDS = {"added": "Added", "updated": "Updated (it had changed)", "unchanged": "Already up to date",
                 "failed": "Not added", "skipped": "Skipped"}
 PREVIEW_LIMIT = 50  # passages shown at once: a 300-page manual would flood the page
-
-
-def safe_name(name: str) -> str:
-    """The file name only, never a path: '../../etc/passwd' -> 'passwd', 'C:\\\\docs\\\\faq.csv' -> 'faq.csv'.
-    '' when nothing usable is left."""
-    base = PurePosixPath(str(name).replace("\\", "/")).name.strip()
-    return "" if base in ("", ".", "..") or "\x00" in base else base
 
 
 # -- the work (no widgets) ---------------------------------------------------------------------

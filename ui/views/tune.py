@@ -13,23 +13,71 @@ import pandas as pd
 import streamlit as st
 
 from kb.errors import KbchatError
+from kb.files import atomic_write
 from tuning import adapters
+from tuning.data import FAQ_EXTENSIONS, load_extra_pairs, rated_pairs
 from tuning.train import LONG_RUN_S, Progress, TuneSettings, interrupted_runs, prepare
 from ui import appkit, jobs
 from ui.appkit import local_time, md
+from ui.places import safe_name
 
 JOB = "tune"
 RATES = [0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005]
 
 
-def data_check(defaults: TuneSettings) -> bool:
-    """Show what training would learn from; False when there is nothing to train on."""
+EXTRA_DIR = "tuning/extra"  # uploaded extra training files, kept for the job (and a resumed run)
+
+
+def extra_sources(kb: Path, running: bool) -> dict:
+    """More to learn from besides the FAQ: a transcript export or extra FAQ file, and the answers
+    visitors rated helpful. Returns {"file": path or None, "rated": bool}."""
+    st.markdown("**More to learn from (optional)**")
+    folder = kb / EXTRA_DIR
+    kept = sorted(folder.glob("*")) if folder.exists() else []
+    upload = st.file_uploader(
+        "A transcript export of real chats, or an extra questions file", type=[e.lstrip(".") for e in FAQ_EXTENSIONS],
+        disabled=running, key="tune_extra_upload",
+        help="Chats exported from your help desk or chat tool (one row or object per message, with who wrote it and "
+             "the message), or a spreadsheet of questions and answers. Used for fine-tuning only, not for RAG.")
+    if upload is not None:
+        name = safe_name(upload.name) or "extra.csv"
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in kept:
+            old.unlink()
+        atomic_write(folder / name, lambda f: f.write(upload.getvalue()))
+        kept = [folder / name]
+    file = kept[-1] if kept else None
+    if file is not None and upload is None:
+        left, right = st.columns([3, 1])
+        left.caption(f"Also training on **{md(file.name)}** (uploaded earlier).")
+        if right.button("Don't use it", key="tune_extra_drop", disabled=running):
+            file.unlink()
+            st.rerun()
+    helpful = len(rated_pairs(kb))
+    rated = st.checkbox(f"Also learn from the {helpful} answers visitors rated helpful in the website chat",
+                        value=False, disabled=running or not helpful, key="tune_rated",
+                        help="Each visitor question with the answer they marked 👍. Your own corrected answers are "
+                             "in your FAQ already, so they are always learned.")
+    return {"file": file, "rated": rated and helpful > 0}
+
+
+def data_check(defaults: TuneSettings, kb: Path, running: bool) -> tuple[bool, dict]:
+    """Show what training would learn from; False when there is nothing to train on, and the extra sources."""
     st.subheader("1. Your training data")
+    extra = extra_sources(kb, running)
+    said: list[str] = []
     try:
-        report, data = prepare(appkit.store(), defaults)
+        pairs = load_extra_pairs(extra["file"], said) if extra["file"] else []
+        if extra["rated"]:
+            rated = rated_pairs(appkit.kb_dir())
+            said.append(f"Answers visitors rated helpful: {len(rated)} question/answer pairs.")
+            pairs += rated
+        report, data = prepare(appkit.store(), defaults, pairs or None)
     except KbchatError as e:
         st.warning(str(e))
-        return False
+        return False, extra
+    for line in said:
+        st.caption(md(line))
     st.write(report.describe()[0])
     for problem in report.problems:
         if problem.kind == "too_few":
@@ -40,7 +88,7 @@ def data_check(defaults: TuneSettings) -> bool:
     st.write(f"**{len(data.train)} training examples** (your questions, plus reworded versions of them) and "
              f"**{len(data.validation)} held-out rewordings**: questions the model never trains on, used to check "
              "that it understands new wordings and to stop training when it stops improving.")
-    return True
+    return True, extra
 
 
 def choose_settings(defaults: TuneSettings, running: bool) -> dict:
@@ -59,7 +107,7 @@ def choose_settings(defaults: TuneSettings, running: bool) -> dict:
     return {"epochs": int(epochs), "learning_rate": float(rate)}
 
 
-def controls(kb: Path, chosen: dict | None, running: bool) -> None:
+def controls(kb: Path, chosen: dict | None, running: bool, extra: dict | None = None) -> None:
     """Start or resume buttons (Stop lives in the live part, so it is there as soon as a run starts)."""
     st.subheader("3. Train")
     last = next((a for a in reversed(adapters.list_adapters(kb))), None)
@@ -78,6 +126,10 @@ def controls(kb: Path, chosen: dict | None, running: bool) -> None:
     if start or resume:
         args = ["tune", "--resume"] if resume else [
             "tune", "--epochs", str(chosen["epochs"]), "--lr", f"{chosen['learning_rate']:g}"]
+        if not resume and extra and extra["file"] is not None:
+            args += ["--extra", str(extra["file"])]
+        if not resume and extra and extra["rated"]:
+            args.append("--rated")
         with appkit.friendly():
             jobs.start(kb, JOB, args)
             st.rerun()
@@ -103,6 +155,10 @@ def live(kb: Path, was_running: bool) -> None:
                                    "cleaner FAQ pairs on the Knowledge page) and start again.", "the training")
         elif progress is not None and progress.status == "done":
             st.success(f"The last run finished. {progress.message}")
+            last = next(iter(reversed(adapters.list_adapters(kb))), None)
+            fit = last.fit() if last is not None else None
+            if fit is not None:
+                (st.info if fit[1] - fit[0] <= adapters.GAP_SMALL else st.warning)(fit[2])
         if progress is not None and progress.train_loss:
             with st.expander("How the last run learned"):
                 _show_progress(progress)
@@ -170,6 +226,9 @@ def versions(kb: Path) -> None:
             plot = Path(a.path) / "loss.png"
             if plot.exists():
                 st.image(str(plot), caption="Loss during training: lower is better", width=520)
+            fit = a.fit()
+            if fit is not None:
+                st.caption(md(fit[2]))
             if a.id == active:
                 st.caption("This version answers on the fine-tuned paths.")
             elif st.button("Make active", key=f"activate_{a.id}"):
@@ -185,10 +244,10 @@ st.write("Fine-tuning teaches the small model your FAQ answers by heart, so it a
 kb = appkit.kb_dir()
 if appkit.need_documents():
     defaults = TuneSettings()
-    usable = data_check(defaults)
     job = jobs.status(kb, JOB)
     running = job is not None and job.running
+    usable, extra = data_check(defaults, kb, running)
     chosen = choose_settings(defaults, running) if usable else None
-    controls(kb, chosen, running)
+    controls(kb, chosen, running, extra)
     live(kb, running)
 versions(kb)
