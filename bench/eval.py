@@ -31,7 +31,7 @@ from kb.store import Store  # noqa: E402
 from tuning import adapters  # noqa: E402
 
 BUDGET_S = 20 * 60
-ROWS = ("fact_accuracy", "answer_f1", "rouge_l", "semantic_similarity", "refusal_accuracy", "hallucination_rate",
+ROWS = ("fact_accuracy", "answer_f1", "rouge_l", "semantic_similarity", "style_similarity", "refusal_accuracy", "hallucination_rate",
         "wrongly_refused", "retrieval_hit_at_1", "retrieval_hit_at_5", "retrieval_mrr", "latency_p50_ms",
         "latency_p95_ms", "tokens_per_s")
 

@@ -144,6 +144,7 @@ def score(q: EvalQuestion, answer: dict, fallback: str) -> dict:
         "fact": fact,
         "f1": metrics.token_f1(text, q.reference) if with_reference else None,
         "rouge_l": metrics.rouge_l(text, q.reference) if with_reference else None,
+        "style": metrics.style_similarity(text, q.reference) if with_reference else None,
         "semantic": None,  # filled in one batch by summarize()
         "latency_ms": round(answer.get("total_ms") or 0.0, 1),
         "n_tokens": answer.get("n_tokens") or 0,
@@ -162,7 +163,7 @@ def summarize(questions: list[EvalQuestion], answers: dict[str, list[dict]], pat
     training_overlap: {adapter, checked, n_in_training, questions}: evaluation questions (other than
         the deliberate word-for-word FAQ ones) that the active fine-tuned model was trained on,
     paths: {name: {n_in_scope, n_out_of_scope, fact_accuracy, fact_accuracy_ci, answer_f1, rouge_l,
-        semantic_similarity, refusal_accuracy, refusal_accuracy_ci, hallucination_rate,
+        semantic_similarity, style_similarity, refusal_accuracy, refusal_accuracy_ci, hallucination_rate,
         wrongly_refused, retrieval_hit_at_1, retrieval_hit_at_5, retrieval_mrr, latency_p50_ms,
         latency_p95_ms, tokens_per_s, by_kind}} or {name: {unavailable: reason}},
     comparisons: paired tests of fact accuracy between each two paths,
@@ -226,6 +227,7 @@ def path_metrics(questions: list[EvalQuestion], rows: list[dict], ranks: list[in
     _with_ci(out, "answer_f1", [r["f1"] for _, r in in_scope if r["f1"] is not None])
     _with_ci(out, "rouge_l", [r["rouge_l"] for _, r in in_scope if r["rouge_l"] is not None])
     _with_ci(out, "semantic_similarity", [r["semantic"] for _, r in in_scope if r["semantic"] is not None])
+    _with_ci(out, "style_similarity", [r["style"] for _, r in in_scope if r.get("style") is not None])
     _with_ci(out, "refusal_accuracy", refusals)
     _with_ci(out, "hallucination_rate", [not refused for refused in refusals])
     _with_ci(out, "wrongly_refused", [r["refused"] for _, r in in_scope])

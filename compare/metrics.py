@@ -4,6 +4,8 @@
 - `token_f1`: how many words the answer shares with the reference answer, balancing extra and
   missing words (1.0 = the same words, 0.0 = none in common).
 - `rouge_l`: how much of the reference answer appears in the answer in the same order.
+- `style_similarity`: how close the answer's voice is to the reference answer's, whatever the facts:
+  function words, pronouns, contractions and punctuation (stylometry).
 - `looks_refused`: did the answer decline ("I don't have that information", the owner's fallback)?
 - `bootstrap_ci`: the range the average score would likely fall in on another set of questions.
 - `paired_test`: could the gap between two paths on the same questions be luck (the p-value)?
@@ -144,6 +146,58 @@ def rouge_l(prediction: str, reference: str) -> float:
     if not prediction.strip() or not reference.strip():
         return 0.0
     return float(_rouge_scorer().score(reference, prediction)["rougeL"].fmeasure)
+
+
+# Style: the words and marks that carry a writer's voice rather than the facts. Stylometry identifies
+# authors by the frequencies of function words (Mosteller & Wallace 1964, the Federalist papers;
+# Burrows 2002, "Delta"), because they do not depend on the topic; cosine distance over them works
+# best of the Delta measures (Smith & Aldridge 2011; Evert et al. 2017). The facts are content words,
+# scored separately (has_fact, token_f1), so this measure sees what they cannot: "we" or "the studio",
+# "you'll" or "you will", "!" or ".", a greeting, a question back.
+_FUNCTION_WORDS = tuple("""
+i me my mine we us our ours you your yours he him his she her it its they them their this that these those
+a an the and but or so because if then than as of in on at by for with about from to into over after before
+until while during up down out off again just only also too very really quite rather almost always never
+often sometimes usually still already even not no yes nor all any both each every few more most other some
+such own same can could will would shall should may might must do does did have has had be is am are was were
+been being there here what which who whom whose when where why how please thanks thank welcome sorry happy
+glad hi hello hey sure absolutely unfortunately however though although""".split())
+_CONTRACTION = re.compile(r"[a-z]'(?:s|re|ll|ve|d|m|t)\b")
+_STYLE_MARKS = ("!", "?", ",", ";", ":", "(", "...", "-", "\n")
+_STYLE_INDEX = {w: i for i, w in enumerate(_FUNCTION_WORDS)}
+_CITATION = re.compile(r"\s*\[\d+\]")
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+
+
+def style_vector(text: str) -> np.ndarray:
+    """Counts of each function word, contractions and punctuation marks in the text (citation
+    marks like [1] left out: the owner's answers have none)."""
+    text = _CITATION.sub("", str(text)).translate(_QUOTES).lower()
+    v = np.zeros(len(_FUNCTION_WORDS) + 1 + len(_STYLE_MARKS))
+    for word in _WORD.findall(text):
+        base = word.split("'")[0]
+        if base in _STYLE_INDEX:
+            v[_STYLE_INDEX[base]] += 1
+    v[len(_FUNCTION_WORDS)] = len(_CONTRACTION.findall(text))
+    for i, mark in enumerate(_STYLE_MARKS, start=len(_FUNCTION_WORDS) + 1):
+        v[i] = text.count(mark)
+    return v
+
+
+def style_similarity(prediction: str, reference: str) -> float | None:
+    """Cosine similarity (0..1) of the two texts' style vectors: 1 = the same mix of function words,
+    contractions and punctuation. None when either text has none of them (nothing to compare).
+
+    >>> round(style_similarity("We'd love to see you! Just bring your own apron.", "We'll see you there! Bring your towel."), 2)
+    0.72
+    >>> round(style_similarity("The room is $150 for three hours [1].", "Hi! Sure, you can rent it - it's $150 :)"), 2)
+    0.0
+    """
+    a, b = style_vector(prediction), style_vector(reference)
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if not na or not nb:
+        return None
+    return float(a @ b / (na * nb))
 
 
 def looks_refused(text: str, fallback: str = "") -> bool:

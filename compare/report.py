@@ -50,6 +50,9 @@ METRICS = [
      "word overlap with your reference answer (1 = the same words)", "rate"),
     ("rouge_l", "ROUGE-L", "Longest shared wording (ROUGE-L)", "longest shared word sequence with your reference answer", "rate"),
     ("semantic_similarity", "Semantic similarity", "Closeness in meaning", "closeness in meaning to your reference answer", "rate"),
+    ("style_similarity", "Style similarity", "Closeness to your style",
+     "closeness to the style of your reference answers (their mix of function words, contractions and "
+     "punctuation), whatever the facts", "rate"),
     ("refusal_accuracy", "Refusal accuracy", "Declined questions it cannot answer",
      "share of questions your documents don't cover that it politely declined", "rate"),
     ("hallucination_rate", "Hallucination rate", "Made-up answers to those",
@@ -188,7 +191,7 @@ def verdict(result: dict) -> list[str]:
     lines += [s for c in result.get("comparisons") or [] if ranked and ranked[0] in (c.get("a"), c.get("b"))
               and (s := _comparison_sentence(c))]
     lines += [s for n in evaluated(result) if (s := _memorization_sentence(result, n))]
-    lines += [s for s in (_refusal_sentence(result), _staleness_sentence(result), _speed_sentence(result),
+    lines += [s for s in (_voice_sentence(result), _refusal_sentence(result), _staleness_sentence(result), _speed_sentence(result),
                           _profiles_sentence(result)) if s]
     if rec := _recommendation(result):
         lines.append(rec)
@@ -245,6 +248,27 @@ def _memorization_sentence(result: dict, path: str) -> str | None:
         return None
     return (f"{_cap(path_words(path))} knew {_pct(verbatim)} of your FAQ questions asked word for word "
             f"but only {_pct(reworded)} when customers worded them differently.")
+
+
+def _voice_sentence(result: dict) -> str | None:
+    """Which path sounds most like the owner (style, then wording), and whether that is the path
+    with the facts: fine-tuning's gain (voice) beside its loss (facts)."""
+    styled = [(n, v) for n in evaluated(result) if (v := _metric(result, n, "style_similarity")) is not None]
+    if len(styled) < 2:
+        return None
+    styled.sort(key=lambda x: -x[1])
+    (best, best_v), rest = styled[0], styled[1:]
+    words = _metric(result, best, "answer_f1")
+    worded = f", word overlap {words:.2f}" if words is not None else ""
+    others = "; ".join(f"{path_words(n)} {v:.2f}" for n, v in rest)
+    line = (f"Closest to the style of your own answers: {path_words(best)} (style {best_v:.2f}{worded}); "
+            f"then {others}.")
+    facts = {n: v for n in evaluated(result) if (v := _metric(result, n, "fact_accuracy")) is not None}
+    if facts and best in facts and max(facts.values()) > facts[best] + 0.05:
+        top = max(facts, key=facts.get)
+        line += (f" So {path_words(best)} sounds more like you, but {path_words(top)} gives the right fact more often "
+                 f"({_pct(facts[top])} vs {_pct(facts[best])}).")
+    return line
 
 
 def _refusal_sentence(result: dict) -> str | None:

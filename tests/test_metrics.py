@@ -262,3 +262,14 @@ def test_looks_refused_negatives(text):
 def test_looks_refused_without_fallback():
     assert looks_refused("I'm not sure.") is True
     assert looks_refused("Classes cost $280.", fallback="") is False
+
+
+def test_style_similarity_sees_the_voice_not_the_facts():
+    formal = "The wheel course costs $180 and runs for six weeks."
+    same_voice_other_facts = "The glaze class costs $40 and runs for two hours."
+    chatty = "Hi! Sure thing, it's $180 - you'll love it :)"
+    assert metrics.style_similarity(formal, formal) == pytest.approx(1.0)
+    assert metrics.style_similarity(formal, same_voice_other_facts) > 0.9
+    assert metrics.style_similarity(chatty, formal) < 0.3
+    assert metrics.style_similarity("We open at nine [1].", "We open at nine.") == pytest.approx(1.0)  # citations ignored
+    assert metrics.style_similarity("$180", formal) is None  # nothing to compare

@@ -344,3 +344,15 @@ def test_a_profile_that_could_not_run_says_why(result, tmp_path):
     assert not any(s.startswith("On this machine") for s in verdict(result))  # one profile: nothing to compare
     text = write_report(result, tmp_path).read_text(encoding="utf-8")
     assert "There are no documents yet." in text.split("Model profiles on this machine", 1)[1]
+
+
+def test_the_verdict_says_which_path_sounds_like_the_owner_and_what_it_costs(result):
+    result["paths"]["rag"]["style_similarity"] = 0.58
+    result["paths"]["tuned"]["style_similarity"] = 0.83
+    voice = next(line for line in verdict(result) if line.startswith("Closest to the style"))
+    assert voice.startswith("Closest to the style of your own answers: the fine-tuned model") or "fine-tuned" in voice
+    assert "(style 0.83, word overlap 0.61); then answers from your documents (RAG) 0.58." in voice
+    assert "sounds more like you, but answers from your documents (RAG) gives the right fact more often" in voice
+    result["paths"]["rag"]["style_similarity"] = 0.9  # RAG closest in style too: no trade-off to report
+    voice = next(line for line in verdict(result) if line.startswith("Closest to the style"))
+    assert "sounds more like you" not in voice
