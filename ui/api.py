@@ -262,7 +262,7 @@ def create_app(kb_dir: str | Path) -> FastAPI:
             app.state.bot.close()
 
     app = FastAPI(title="kbchat", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(GZipMiddleware, minimum_size=1024)  # the widget: 26 KB, 9 KB compressed; never the event stream
+    app.add_middleware(GZipMiddleware, minimum_size=1024)  # the widget: 30 KB, 10 KB compressed; never the event stream
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
