@@ -314,7 +314,7 @@ def test_the_admin_exports_and_erases_one_visitors_data(kb, client):
     assert data["sessions"] == [session] and [x["question"] for x in data["exchanges"]] == [FAQ_QUESTION]
     assert [x["name"] for x in data["leads"]] == ["Grace"]
     gone = client.delete("/api/admin/visitor", params={"session_id": session}, headers=_admin(keys))
-    assert gone.status_code == 200 and gone.json()["erased"] | {"sessions": []} == {"exchanges": 1, "leads": 1, "sessions": []}
+    assert gone.status_code == 200 and gone.json()["erased"] | {"sessions": []} == {"exchanges": 1, "leads": 1, "messages": 0, "sessions": []}
     again = client.get("/api/admin/visitor", params={"session_id": session}, headers=_admin(keys))
     assert again.status_code == 404 and "Nothing is stored about the chat" in again.json()["detail"]
     neither = client.delete("/api/admin/visitor", headers=_admin(keys))

@@ -13,7 +13,7 @@ page origin the owner allowed; admin endpoints need the admin token as `Authoriz
     POST /api/feedback           {"exchange_id", "session_id", "rating": "up" | "down"}
     POST /api/lead               {"session_id", "name", "email", "message", "consent"}
     POST /api/handoff            {"session_id", "question"?}: ask for a person (the bot goes quiet in this chat)
-    GET  /api/handoff?session_id=...&after=N   the chat's state and the team's messages after N (polled)
+    GET  /api/handoff?session_id=...&after=N   the chat's state and the team's messages after id N (polled)
     POST /api/handoff/back       {"session_id"}: back to the assistant
     While a chat is with a person, /api/chat(/stream) passes the visitor's message to the team
     instead of answering it ({"handoff": ...}, or the stream's handoff event).
@@ -414,8 +414,7 @@ def create_app(kb_dir: str | Path) -> FastAPI:
         handoff = b.records.handoff(session_id)
         team = [m for m in b.records.messages(session_id, max(after, 0)) if m.sender == "team"] if handoff else []
         return {"state": handoff.state if handoff else "bot",
-                "messages": [{"id": m.id, "at": m.at, "text": m.text} for m in team],
-                "last_id": max([m.id for m in b.records.messages(session_id)] or [max(after, 0)])}
+                "messages": [{"id": m.id, "at": m.at, "text": m.text} for m in team]}
 
     @app.post("/api/handoff/back")
     def back_to_bot(body: SessionIn, b: Bot = Depends(public)):

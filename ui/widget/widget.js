@@ -12,7 +12,7 @@
  *   POST /api/feedback     {exchange_id, session_id, rating: "up" | "down"}
  *   POST /api/lead         {session_id, name, email, message, consent} -> {ok, message}
  *   POST /api/handoff      {session_id, question} -> {state, message}: a person joins the chat
- *   GET  /api/handoff?session_id=..&after=N -> {state, messages: [{id, text}], last_id}, polled while
+ *   GET  /api/handoff?session_id=..&after=N -> {state, messages: [{id, text}]}, polled while
  *                          the chat is with a person; questions then go to the team (stream event handoff)
  *   POST /api/handoff/back {session_id}: back to the assistant
  * Errors come back as {"detail": "..."} and are shown to the visitor as they are.
@@ -440,13 +440,15 @@
 
     // -- talk to a person
     function openLead(prefill) {
-      lead.hidden = form.hidden = false; msgs.hidden = compose.hidden = foot.hidden = true;
+      lead.hidden = form.hidden = false; msgs.hidden = compose.hidden = foot.hidden = bar.hidden = true;
+      live.hidden = state.handoff.state !== "bot"; // already with a person: only the form is left
       status("", "");
       if (prefill && !fMsg.value) fMsg.value = prefill;
       fName.focus();
     }
     function closeLead() {
       lead.hidden = true; msgs.hidden = compose.hidden = foot.hidden = false;
+      bar.hidden = state.handoff.state === "bot";
       scrollDown(true); input.focus();
     }
     function status(text, kind) { fStatus.textContent = text; fStatus.className = "status " + kind; }
