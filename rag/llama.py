@@ -13,11 +13,13 @@ from where it differs.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
 import threading
 import time
+import weakref
 from collections import OrderedDict, deque
 from pathlib import Path
 from typing import Iterator
@@ -80,6 +82,7 @@ class LlamaEngine:
         except (ValueError, RuntimeError) as e:
             raise ModelMissing(f"llama.cpp could not load the model {model_file}{' with the adapter ' + str(lora_file) if lora_file else ''} "
                                f"({e}). Check that it is a complete GGUF file, or fix the 'generator_path' setting.") from None
+        _OPEN.add(self.llm)
         self.device = "cuda" if llama_supports_gpu_offload() else "cpu"
         where = "GPU" if self.device == "cuda" else f"{self.threads} thread{'s' * (self.threads > 1)}"
         self.model_id = f"{name or model_file.stem} (llama.cpp, {where})"
@@ -179,6 +182,16 @@ KEEP_TUNED = 2
 _ENGINES: dict[tuple, LlamaEngine] = {}
 _TUNED: OrderedDict[tuple, LlamaEngine] = OrderedDict()
 _LOCK = threading.Lock()
+_OPEN: "weakref.WeakSet" = weakref.WeakSet()  # every llama.cpp model this process built
+
+
+@atexit.register
+def _close_all() -> None:
+    """Free the models while Python still runs: left to the interpreter's last clean-up,
+    llama-cpp-python's own __del__ finds its library half torn down and prints a traceback per model."""
+    for llm in list(_OPEN):
+        with contextlib.suppress(Exception):
+            llm.close()
 
 
 def load(model_file: Path, lora_file: Path | None = None, threads: int = 0, context_tokens: int = 4096,
