@@ -74,6 +74,13 @@ class Settings:
     )
     embedder_path: str = _opt("", "A local sentence-transformers model folder (or packaged model name); empty uses the profile's.")
     generator_path: str = _opt("", "A local Hugging Face model folder or .gguf file (or packaged model name); empty uses the profile's.")
+    # A model server shared by several kbchat workers (any OpenAI-compatible chat API) writes the
+    # answers instead of a model in this process; its key comes from $KBCHAT_MODEL_SERVER_KEY.
+    model_server_url: str = _opt("", "The address of an OpenAI-compatible model server that writes the answers, like "
+                                     "http://127.0.0.1:8080/v1 (llama.cpp, Ollama, vLLM, a hosted API); empty: the "
+                                     "model runs in kbchat. Its key goes in $KBCHAT_MODEL_SERVER_KEY.")
+    model_server_model: str = _opt("", "With model_server_url: the name of the model on the server.")
+    model_server_timeout_s: float = _opt(60.0, "With model_server_url: seconds to wait for the server to start answering.")
     # llama.cpp runs .gguf models. 0 threads uses every core; on a busy machine 1 can be faster.
     threads: int = _opt(0, "CPU threads the language model uses (0: all cores). Try 1 on a machine that runs other work.")
     context_tokens: int = _opt(4096, "The most tokens (question, passages and answer together) the language model reads at once.")
@@ -171,6 +178,14 @@ class Settings:
         for name in ("bot_color", "bot_text_color"):
             if not re.fullmatch(r"#[0-9a-fA-F]{6}", getattr(self, name)):
                 raise BadInput(f"Setting '{name}' must be a colour like #2f6f4f, not {getattr(self, name)!r}.")
+        if self.model_server_url and not re.match(r"https?://\S+$", self.model_server_url):
+            raise BadInput(f"Setting 'model_server_url' must be a web address like http://127.0.0.1:8080/v1, not "
+                           f"{self.model_server_url!r}.")
+        if self.model_server_url and not self.model_server_model.strip():
+            raise BadInput("Setting 'model_server_url' is set but 'model_server_model' is empty: give the name of the "
+                           "model on the server (the server's /v1/models lists them).")
+        if self.model_server_timeout_s <= 0:
+            raise BadInput(f"Setting 'model_server_timeout_s' must be more than 0 seconds, not {self.model_server_timeout_s}.")
         for name in ("bot_logo_url", "lead_webhook_url"):
             if getattr(self, name) and not re.match(r"https?://\S+$", getattr(self, name)):
                 raise BadInput(f"Setting '{name}' must be a web address starting with https:// (or empty), not {getattr(self, name)!r}.")
@@ -217,7 +232,7 @@ class Settings:
     @property
     def profile_in_use(self) -> str:
         """The model profile the answers come from, or "custom" when a model setting points elsewhere."""
-        return "custom" if self.embedder_path or self.generator_path else self.model_profile
+        return "custom" if self.embedder_path or self.generator_path or self.model_server_url else self.model_profile
 
     @property
     def embedder(self) -> str:
@@ -243,7 +258,7 @@ class Settings:
         """Whether the rag path quotes the best passage instead of having the model write. On
         sample_data SmolLM2-135M writing put the expected fact in 0.21 of its answers, quoting 0.65
         (bench/answers.py --profile small)."""
-        return self.rag_writer == "quote" or (self.rag_writer == "auto" and not self.generator)
+        return self.rag_writer == "quote" or (self.rag_writer == "auto" and not self.generator and not self.model_server_url)
 
     # -- reading and writing -------------------------------------------------------------------
     @classmethod
