@@ -401,7 +401,7 @@ def _tie_reason(result: dict, best: str, runner: str) -> str:
     if hall is not None and r_hall is not None and round(hall, 4) != round(r_hall, 4):
         return f"made up fewer answers ({_pct(hall)} vs {_pct(r_hall)})"
     p50, r_p50 = _metric(result, best, "latency_p50_ms"), _metric(result, runner, "latency_p50_ms")
-    if p50 is not None and r_p50 is not None and p50 != r_p50:
+    if p50 is not None and r_p50 is not None and _secs(p50) != _secs(r_p50):  # a gap the owner can see
         return f"answers faster ({_secs(p50)} vs {_secs(r_p50)})"
     return "did as well on everything else"
 

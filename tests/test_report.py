@@ -356,3 +356,12 @@ def test_the_verdict_says_which_path_sounds_like_the_owner_and_what_it_costs(res
     result["paths"]["rag"]["style_similarity"] = 0.9  # RAG closest in style too: no trade-off to report
     voice = next(line for line in verdict(result) if line.startswith("Closest to the style"))
     assert "sounds more like you" not in voice
+
+
+def test_a_tie_is_not_called_faster_when_the_times_read_the_same(result):
+    tuned = result["paths"]["tuned"]
+    rag = result["paths"]["rag"]
+    tuned.update(fact_accuracy=rag["fact_accuracy"], hallucination_rate=rag["hallucination_rate"],
+                 latency_p50_ms=rag["latency_p50_ms"] + 1)  # 1 ms apart: the same when shown in seconds
+    last = verdict(result)[-1]
+    assert "answers faster" not in last and "did as well on everything else" in last, last
