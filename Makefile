@@ -28,6 +28,15 @@ WHEELHOUSE := $(HOME)/.cache/kbchat/wheels/llama-$(LLAMA_BUILD_ID)
 LLAMA_SDIST := $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION).tar.gz
 # llama.cpp's converters (Hugging Face model or LoRA adapter -> GGUF), from the same source.
 LLAMA_TOOLS := $(VENV)/share/kbchat/llama.cpp
+# llama.cpp's own server, from the same source: unlike Python's llama_cpp.server it keeps several
+# LoRA adapters on one base model and picks one per request, so one server process answers with
+# every business's fine-tuned model (`kbchat model-server`). Only the llama-server target is built
+# (~7 min on 2 cores, once, kept in the wheelhouse beside the wheel), with the wheel's CPU flags:
+# the AMX exclusion matters here too. No web UI: with the prebuilt one on, cmake downloads it.
+LLAMA_SERVER := $(WHEELHOUSE)/llama-server
+LLAMA_SERVER_CMAKE_ARGS := -DCMAKE_BUILD_TYPE=Release -DLLAMA_BUILD_SERVER=ON -DLLAMA_CURL=OFF \
+	-DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF -DBUILD_SHARED_LIBS=OFF \
+	-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
 DEMO_KB ?= kbchat_data
 
 # The browser tests drive Debian's Chromium (see tests/test_widget_browser.py).
@@ -63,6 +72,16 @@ llama:
 		llama_cpp_python-$(LLAMA_VERSION)/vendor/llama.cpp/convert_lora_to_gguf.py \
 		llama_cpp_python-$(LLAMA_VERSION)/vendor/llama.cpp/conversion \
 		llama_cpp_python-$(LLAMA_VERSION)/vendor/llama.cpp/gguf-py
+	@if ! test -x $(LLAMA_SERVER); then \
+		echo "Building llama-server for this machine (once; about 7 minutes on 2 cores)"; \
+		src=$$(mktemp -d) && \
+		tar -xzf $(LLAMA_SDIST) -C $$src --strip-components=3 llama_cpp_python-$(LLAMA_VERSION)/vendor/llama.cpp && \
+		{ cmake -S $$src -B $$src/build $(LLAMA_CMAKE_ARGS) $(LLAMA_SERVER_CMAKE_ARGS) && \
+		  cmake --build $$src/build --target llama-server -j2; } > $$src/build.log 2>&1 && \
+		cp $$src/build/bin/llama-server $(LLAMA_SERVER).tmp && mv $(LLAMA_SERVER).tmp $(LLAMA_SERVER); \
+		rc=$$?; test $$rc = 0 || tail -n 30 $$src/build.log; rm -rf $$src; exit $$rc; \
+	fi
+	install -m 755 $(LLAMA_SERVER) $(VENV)/bin/llama-server
 
 demo: $(STAMP)
 	$(KBCHAT) --kb $(DEMO_KB) ingest sample_data
