@@ -1,4 +1,4 @@
-"""The website chatbot's own records, in the knowledge base's SQLite file: its keys, every exchange
+"""The website chatbot's own records, in the knowledge base's database (kb.db): its keys, every exchange
 with a visitor (for the owner's insights), feedback on answers, leads, and the chats a visitor
 handed to a person (live handoff: the visitor's and the team's messages while the bot is quiet).
 
@@ -19,8 +19,6 @@ import json
 import os
 import re
 import secrets
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -28,7 +26,8 @@ from pathlib import Path
 
 from kb.errors import BadInput, NotFound
 from kb.records import Answer
-from kb.store import DB_FILE
+from kb.db import Database
+from kb.location import describe
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bot_keys (name TEXT PRIMARY KEY, value TEXT NOT NULL, created_at TEXT NOT NULL);
@@ -187,17 +186,15 @@ class BotRecords:
     """Keys, exchanges and leads of one knowledge base. Safe to share between the API's threads."""
 
     def __init__(self, kb_dir: str | os.PathLike):
-        path = Path(kb_dir) / DB_FILE
-        if not path.exists():
-            raise NotFound(f"There is no knowledge base at {kb_dir}. Add documents with: kbchat ingest PATH")
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.executescript(_SCHEMA)
+        if not Database.exists(kb_dir):
+            raise NotFound(f"There is no knowledge base at {describe(kb_dir)}. Add documents with: kbchat ingest PATH")
+        self.db = Database.open(Path(kb_dir))
+        self._lock = self.db.lock
+        self.db.script(_SCHEMA)
         self._retention_ran = -RETENTION_EVERY_S  # keep_for() runs at its first call
 
     def close(self) -> None:
-        self._db.close()
+        self.db.close()
 
     def __enter__(self):
         return self
@@ -206,21 +203,18 @@ class BotRecords:
         self.close()
 
     def _one(self, sql: str, args: tuple = ()):
-        with self._lock:
-            return self._db.execute(sql, args).fetchone()
+        return self.db.execute(sql, args).fetchone()
 
     def _all(self, sql: str, args: tuple = ()) -> list:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+        return self.db.execute(sql, args).fetchall()
 
-    def _write(self, sql: str, args: tuple = ()) -> int:
-        with self._lock:
-            return self._db.execute(sql, args).lastrowid
+    def _write(self, sql: str, args: tuple = ()) -> None:
+        self.db.execute(sql, args)
 
     # -- keys ----------------------------------------------------------------------------------
     def ensure_keys(self) -> str | None:
         """Make the keys on first start. Returns the new admin token (to show once), else None."""
-        with self._lock:
+        with self.db.transaction():  # one worker makes them when several start together
             if self.public_key() is None:
                 self._set_key("public", PUBLIC_PREFIX + secrets.token_urlsafe(18))
             if self._one("SELECT 1 FROM bot_keys WHERE name = 'admin'") is None:
@@ -272,14 +266,15 @@ class BotRecords:
         return hmac.compare_digest(_scrypt(password, bytes.fromhex(salt)), digest)
 
     def _set_key(self, name: str, value: str) -> None:
-        self._write("INSERT OR REPLACE INTO bot_keys(name, value, created_at) VALUES (?, ?, ?)", (name, value, _now()))
+        self._write("INSERT INTO bot_keys(name, value, created_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE "
+                    "SET value = excluded.value, created_at = excluded.created_at", (name, value, _now()))
 
     # -- exchanges -----------------------------------------------------------------------------
     def log(self, session: str, answer: Answer) -> int:
         """Record one answer given to a visitor; returns its id (for feedback)."""
         citations = [{"n": c.n, "source": c.source, "location": c.location, "chunk_id": c.chunk_id}
                      for c in answer.citations]
-        return self._write(
+        return self.db.insert(
             "INSERT INTO exchanges(at, session, question, path, answer, method, confidence, refused, latency_ms, citations)"
             " VALUES (?,?,?,?,?,?,?,?,?,?)",
             (_now(), session, answer.question, answer.path, answer.text, answer.method, float(answer.confidence),
@@ -288,9 +283,8 @@ class BotRecords:
 
     def feedback(self, exchange_id: int, session: str, helpful: bool) -> None:
         """Thumbs up or down on an answer; only the session that got the answer may rate it."""
-        with self._lock:
-            done = self._db.execute("UPDATE exchanges SET feedback = ? WHERE id = ? AND session = ?",
-                                    (1 if helpful else -1, exchange_id, session)).rowcount
+        done = self.db.execute("UPDATE exchanges SET feedback = ? WHERE id = ? AND session = ?",
+                               (1 if helpful else -1, exchange_id, session)).rowcount
         if not done:
             raise NotFound("There is no such answer in this chat to rate.")
 
@@ -312,7 +306,7 @@ class BotRecords:
         gaps = self._all(f"SELECT MIN(question), COUNT(*), MAX(refused), MIN(confidence) FROM exchanges "
                          f"WHERE {visitors} AND (refused = 1 OR confidence < ?) GROUP BY {key} "
                          "ORDER BY COUNT(*) DESC, MAX(id) DESC LIMIT ?", (since, OWNER_SESSION, LOW_CONFIDENCE, top))
-        totals = self._one("SELECT COUNT(*), COUNT(DISTINCT session), SUM(refused), SUM(feedback = 1), SUM(feedback = -1) "
+        totals = self._one("SELECT COUNT(*), COUNT(DISTINCT session), SUM(refused), SUM(CASE WHEN feedback = 1 THEN 1 ELSE 0 END), SUM(CASE WHEN feedback = -1 THEN 1 ELSE 0 END) "
                            f"FROM exchanges WHERE {visitors}", (since, OWNER_SESSION))
         return {
             "days": days,
@@ -389,7 +383,7 @@ class BotRecords:
         if not consent:
             raise BadInput("Please tick the box to agree that we may contact you about your request.")
         at = _now()
-        lead_id = self._write("INSERT INTO leads(at, session, name, email, message, consent) VALUES (?,?,?,?,?,1)",
+        lead_id = self.db.insert("INSERT INTO leads(at, session, name, email, message, consent) VALUES (?,?,?,?,?,1)",
                               (at, session, name, email, message))
         return Lead(lead_id, at, session, name, email, message, True, "")
 
@@ -410,8 +404,10 @@ class BotRecords:
                 return current, False
             now = _now()
             question = " ".join(str(question or "").split())[:MESSAGE_MAX]
-            self._write("INSERT OR REPLACE INTO handoffs(session, state, asked_at, updated_at, question, webhook) "
-                        "VALUES (?, 'waiting', ?, ?, ?, '')", (session, now, now, question))
+            self._write("INSERT INTO handoffs(session, state, asked_at, updated_at, question, webhook) "
+                        "VALUES (?, 'waiting', ?, ?, ?, '') ON CONFLICT(session) DO UPDATE SET state = excluded.state, "
+                        "asked_at = excluded.asked_at, updated_at = excluded.updated_at, question = excluded.question, "
+                        "webhook = excluded.webhook", (session, now, now, question))
             return self.handoff(session), True
 
     def handoff(self, session: str) -> Handoff | None:
@@ -442,7 +438,8 @@ class BotRecords:
             now = _now()
             if sender == "team":
                 if self.handoff(session) is None:
-                    self._write("INSERT INTO handoffs(session, state, asked_at, updated_at) VALUES (?, 'live', ?, ?)",
+                    self._write("INSERT INTO handoffs(session, state, asked_at, updated_at) VALUES (?, 'live', ?, ?) "
+                                "ON CONFLICT(session) DO UPDATE SET state = 'live', updated_at = excluded.updated_at",
                                 (session, now, now))
                 else:
                     self._write("UPDATE handoffs SET state = 'live', updated_at = ? WHERE session = ?", (now, session))
@@ -452,7 +449,7 @@ class BotRecords:
                 self._write("UPDATE handoffs SET updated_at = ? WHERE session = ?", (now, session))
             else:
                 raise ValueError(sender)
-            message_id = self._write("INSERT INTO person_messages(at, session, sender, text) VALUES (?,?,?,?)",
+            message_id = self.db.insert("INSERT INTO person_messages(at, session, sender, text) VALUES (?,?,?,?)",
                                      (now, session, sender, text))
         return PersonMessage(message_id, now, session, sender, text)
 
@@ -512,19 +509,14 @@ class BotRecords:
         """Delete everything `visitor_data` finds, in one transaction; returns how much was deleted."""
         with self._lock:
             sessions = self._visitor_sessions(session, email)
-            marks = ",".join("?" * len(sessions))
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                gone_exchanges = self._db.execute(f"DELETE FROM exchanges WHERE session IN ({marks})", tuple(sessions)).rowcount
-                gone_leads = self._db.execute(f"DELETE FROM leads WHERE session IN ({marks}) OR lower(email) = ?",
-                                              (*sessions, (email or "").strip().lower())).rowcount
-                gone_messages = self._db.execute(f"DELETE FROM person_messages WHERE session IN ({marks})",
-                                                 tuple(sessions)).rowcount
-                gone_handoffs = self._db.execute(f"DELETE FROM handoffs WHERE session IN ({marks})", tuple(sessions)).rowcount
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            match = tuple(sessions) or ("",)  # no session: a list that matches none (SQL has no empty IN ())
+            marks = ",".join("?" * len(match))
+            with self.db.transaction():
+                gone_exchanges = self.db.execute(f"DELETE FROM exchanges WHERE session IN ({marks})", match).rowcount
+                gone_leads = self.db.execute(f"DELETE FROM leads WHERE session IN ({marks}) OR lower(email) = ?",
+                                             (*match, (email or "").strip().lower())).rowcount
+                gone_messages = self.db.execute(f"DELETE FROM person_messages WHERE session IN ({marks})", match).rowcount
+                gone_handoffs = self.db.execute(f"DELETE FROM handoffs WHERE session IN ({marks})", match).rowcount
         if not gone_exchanges and not gone_leads and not gone_messages and not gone_handoffs:
             raise NotFound(_nothing_about(session, email))
         return {"exchanges": gone_exchanges, "leads": gone_leads, "messages": gone_messages, "sessions": sessions}
@@ -540,17 +532,11 @@ class BotRecords:
     def forget_older_than(self, days: int) -> dict:
         """Delete exchanges and leads older than `days` days (the retention setting), in one transaction."""
         cutoff = _cutoff(days)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                exchanges = self._db.execute("DELETE FROM exchanges WHERE at < ?", (cutoff,)).rowcount
-                leads = self._db.execute("DELETE FROM leads WHERE at < ?", (cutoff,)).rowcount
-                messages = self._db.execute("DELETE FROM person_messages WHERE at < ?", (cutoff,)).rowcount
-                self._db.execute("DELETE FROM handoffs WHERE updated_at < ?", (cutoff,))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self.db.transaction():
+            exchanges = self.db.execute("DELETE FROM exchanges WHERE at < ?", (cutoff,)).rowcount
+            leads = self.db.execute("DELETE FROM leads WHERE at < ?", (cutoff,)).rowcount
+            messages = self.db.execute("DELETE FROM person_messages WHERE at < ?", (cutoff,)).rowcount
+            self.db.execute("DELETE FROM handoffs WHERE updated_at < ?", (cutoff,))
         return {"before": cutoff, "exchanges": exchanges, "leads": leads, "messages": messages}
 
     def keep_for(self, days: int) -> dict | None:

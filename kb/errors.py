@@ -23,3 +23,7 @@ class ModelMissing(KbchatError):
 
 class EmptyKnowledgeBase(KbchatError):
     """An operation needs documents and the knowledge base has none."""
+
+
+class ServiceUnavailable(KbchatError):
+    """A service kbchat relies on (the database, Redis) cannot be reached right now."""

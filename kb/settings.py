@@ -1,4 +1,6 @@
-"""One settings object for kbchat, read from `settings.toml` in the knowledge base directory.
+"""One settings object for kbchat, read from `settings.toml` in the knowledge base directory (or,
+for a knowledge base in PostgreSQL, the same TOML text kept in its database, so every API worker
+reads the same settings).
 
 Every field has a default and a one-line help text (shown by `kbchat settings` and the app).
 Values are validated where the object is built, with messages that name the field.
@@ -264,14 +266,36 @@ class Settings:
     @classmethod
     def load(cls, kb_dir: str | os.PathLike) -> "Settings":
         """The settings of a knowledge base: its settings.toml over the defaults."""
-        path = Path(kb_dir) / SETTINGS_FILE
-        if not path.exists():
-            return cls()
+        from kb.location import database_of
+
+        if database_of(kb_dir) is not None:
+            text, where = _database_settings(kb_dir)
+            if text is None:
+                return cls()
+        else:
+            path = Path(kb_dir) / SETTINGS_FILE
+            if not path.exists():
+                return cls()
+            text, where = path.read_bytes(), str(path)
         try:
-            values = tomllib.loads(path.read_text(encoding="utf-8"))
+            values = tomllib.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise BadInput(f"{path} is not valid TOML ({e}). Fix the file or delete it to use the defaults.") from None
-        return cls.from_dict(values, where=str(path))
+            raise BadInput(f"{where} is not valid TOML ({e}). Fix the file or delete it to use the defaults.") from None
+        return cls.from_dict(values, where=where)
+
+    @staticmethod
+    def stamp(kb_dir: str | os.PathLike) -> tuple:
+        """Changes whenever the saved settings change (a running server reloads them then)."""
+        from kb.location import database_of
+
+        if database_of(kb_dir) is not None:
+            row = _settings_db(kb_dir).execute("SELECT version FROM settings WHERE name = ?", (SETTINGS_FILE,)).fetchone()
+            return (row[0],) if row else ()
+        try:
+            st = (Path(kb_dir) / SETTINGS_FILE).stat()
+            return st.st_mtime_ns, st.st_size
+        except FileNotFoundError:
+            return ()
 
     @classmethod
     def from_dict(cls, values: dict, where: str = "settings") -> "Settings":
@@ -283,7 +307,7 @@ class Settings:
             )
         return cls(**values)
 
-    def save(self, kb_dir: str | os.PathLike) -> Path:
+    def save(self, kb_dir: str | os.PathLike) -> Path | str:
         """Write the settings that differ from the defaults, with their help as comments."""
         path = Path(kb_dir) / SETTINGS_FILE
         lines = ["# kbchat settings. Delete a line to go back to its default."]
@@ -292,6 +316,13 @@ class Settings:
             if value != f.default:
                 lines += [f"# {f.metadata['help']}", f"{f.name} = {_toml_value(value)}"]
         text = "\n".join(lines) + "\n"
+        from kb.location import database_of
+
+        if database_of(kb_dir) is not None:
+            _settings_db(kb_dir).execute(
+                "INSERT INTO settings(name, toml, version) VALUES (?, ?, 1) ON CONFLICT(name) DO UPDATE "
+                "SET toml = excluded.toml, version = settings.version + 1", (SETTINGS_FILE, text))
+            return _database_settings(kb_dir)[1]
         atomic_write(path, lambda f: f.write(text.encode("utf-8")))
         return path
 
@@ -312,6 +343,23 @@ class Settings:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+_SETTINGS_TABLE = "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, toml TEXT NOT NULL, version INTEGER NOT NULL)"
+
+
+def _settings_db(kb_dir):
+    from kb.db import Database
+
+    db = Database.open(kb_dir)
+    db.setup(_SETTINGS_TABLE)
+    return db
+
+
+def _database_settings(kb_dir) -> tuple[str | None, str]:
+    db = _settings_db(kb_dir)
+    row = db.execute("SELECT toml FROM settings WHERE name = ?", (SETTINGS_FILE,)).fetchone()
+    return (row[0] if row else None), f"the settings of {db.where}"
 
 
 def _number(value) -> float | None:

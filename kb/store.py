@@ -1,4 +1,5 @@
-"""The knowledge base on disk: one SQLite file of sources and chunks in the knowledge base folder.
+"""The knowledge base's sources and chunks: one SQLite file in the knowledge base folder, or the
+bot's schema in a shared PostgreSQL database (kb.db, kb.location).
 
 Every change is one transaction: a source is replaced with all its chunks or not at all, so a
 crash or Ctrl-C leaves the previous consistent state. A `revision` number goes up with every
@@ -13,16 +14,15 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import sqlite3
-import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from kb.db import DB_FILE, Database
 from kb.errors import BadInput, EmptyKnowledgeBase, NotFound
+from kb.location import DATABASE_FILE, describe
 from kb.records import Chunk, FaqPair, Source
 
-DB_FILE = "kbchat.db"
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -53,45 +53,63 @@ def now_iso() -> str:
 
 
 class Store:
-    """SQLite-backed sources and chunks of one knowledge base folder."""
+    """The sources and chunks of one knowledge base (SQLite, or a bot in PostgreSQL)."""
 
     def __init__(self, kb_dir: str | os.PathLike, create: bool = True):
         self.dir = Path(kb_dir)
-        self.path = self.dir / DB_FILE
-        if not self.path.exists() and not create:
-            raise NotFound(f"There is no knowledge base at {self.dir}. Add documents with: kbchat ingest PATH")
         if self.dir.exists() and not self.dir.is_dir():
             raise BadInput(f"{self.dir} is a file, not a knowledge base folder. Choose another --kb folder.")
+        if not create and not Store.exists(self.dir):
+            raise NotFound(f"There is no knowledge base at {describe(self.dir)}. Add documents with: kbchat ingest PATH")
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()  # one connection shared by the API's worker threads
-        try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            self._db.execute("PRAGMA foreign_keys = ON")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.executescript(_SCHEMA)
-            version = self._meta("schema_version")
-        except sqlite3.DatabaseError as e:
-            raise BadInput(f"{self.path} is not a readable kbchat knowledge base ({e}). Use another --kb folder.") from None
+        self.db = Database.open(self.dir)  # one connection, shared by the API's worker threads
+        self.path = self.dir / DB_FILE
+        self.db.script(_SCHEMA)
+        version = self._meta("schema_version")
         if version is None:
             self._set_meta("schema_version", str(SCHEMA_VERSION))
         elif int(version) > SCHEMA_VERSION:
-            raise BadInput(f"{self.path} was written by a newer kbchat; upgrade kbchat to open it.")
+            raise BadInput(f"{self.where} was written by a newer kbchat; upgrade kbchat to open it.")
+
+    @staticmethod
+    def exists(kb_dir: str | os.PathLike) -> bool:
+        """Whether there is a knowledge base here (something was ingested into it once)."""
+        return Database.exists(kb_dir)
+
+    @property
+    def where(self) -> str:
+        """How messages name this knowledge base: its database file, or its bot and database."""
+        return self.db.where
+
+    @property
+    def _lock(self):
+        return self.db.lock
 
     def close(self) -> None:
-        self._db.close()
+        self.db.close()
 
     def copy_to(self, kb_dir: str | os.PathLike) -> "Store":
-        """A copy of this knowledge base in another folder: every file (indexes, adapters) and a
-        consistent snapshot of the database, taken with SQLite's backup API even while it is open."""
+        """A copy of this knowledge base in another folder, always a SQLite one: every file
+        (indexes, adapters) and a consistent snapshot of the sources and chunks, taken while
+        the knowledge base is in use."""
         dest = Path(kb_dir)
-        shutil.copytree(self.dir, dest, ignore=shutil.ignore_patterns(f"{DB_FILE}*", "eval"), dirs_exist_ok=True)
-        target = sqlite3.connect(dest / DB_FILE)
-        try:
-            with self._lock:
-                self._db.backup(target)
-        finally:
-            target.close()
-        return Store(dest, create=False)
+        shutil.copytree(self.dir, dest, ignore=shutil.ignore_patterns(f"{DB_FILE}*", DATABASE_FILE, "eval"),
+                        dirs_exist_ok=True)
+        if self.db.kind == "sqlite":
+            self.db.backup_to(dest / DB_FILE)
+            return Store(dest, create=False)
+        copy = Store(dest)
+        with self.db.transaction():  # one consistent snapshot: no writer in between
+            revision = self.revision
+            sources = self.sources()
+            by_source: dict[str, list[Chunk]] = {}
+            for c in self.chunks():
+                by_source.setdefault(c.source, []).append(c)
+        with copy.db.transaction():
+            for s in sources:
+                copy._replace(s, by_source.get(s.uri, []))
+            copy._set_meta("revision", str(revision))
+        return copy
 
     def __enter__(self):
         return self
@@ -101,17 +119,17 @@ class Store:
 
     # -- meta ----------------------------------------------------------------------------------
     def _meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
     def _set_meta(self, key: str, value: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+        self.db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                        (key, value))
 
     @property
     def revision(self) -> int:
         """Goes up by one with every change to the sources or chunks."""
-        with self._lock:
-            return int(self._meta("revision") or 0)
+        return int(self._meta("revision") or 0)
 
     def _bump(self) -> None:
         self._set_meta("revision", str(int(self._meta("revision") or 0) + 1))
@@ -124,15 +142,15 @@ class Store:
 
     def sources(self) -> list[Source]:
         with self._lock:
-            return [Source(*row) for row in self._db.execute(self._SOURCES_SQL.format(where=""))]
+            return [Source(*row) for row in self.db.execute(self._SOURCES_SQL.format(where=""))]
 
     def source(self, uri: str) -> Source | None:
         with self._lock:
-            row = self._db.execute(self._SOURCES_SQL.format(where="WHERE s.uri = ?"), (uri,)).fetchone()
+            row = self.db.execute(self._SOURCES_SQL.format(where="WHERE s.uri = ?"), (uri,)).fetchone()
         return Source(*row) if row else None
 
     def chunks(self, source: str | None = None, faqs_only: bool = False) -> list[Chunk]:
-        sql = "SELECT id, source, location, text, question, answer FROM chunks WHERE 1"
+        sql = "SELECT id, source, location, text, question, answer FROM chunks WHERE 1 = 1"
         args: tuple = ()
         if source is not None:
             sql += " AND source = ?"
@@ -140,7 +158,7 @@ class Store:
         if faqs_only:
             sql += " AND question IS NOT NULL"
         with self._lock:
-            return [_chunk(row) for row in self._db.execute(sql + " ORDER BY source, position", args)]
+            return [_chunk(row) for row in self.db.execute(sql + " ORDER BY source, position", args)]
 
     def get_chunks(self, ids: list[str]) -> list[Chunk]:
         """The chunks with these ids, in the order asked; ids not in the store are left out."""
@@ -149,12 +167,12 @@ class Store:
             for start in range(0, len(ids), 500):  # SQLite limits the number of ? parameters
                 part = ids[start : start + 500]
                 sql = f"SELECT id, source, location, text, question, answer FROM chunks WHERE id IN ({','.join('?' * len(part))})"
-                found.update((row[0], _chunk(row)) for row in self._db.execute(sql, part))
+                found.update((row[0], _chunk(row)) for row in self.db.execute(sql, part))
         return [found[i] for i in ids if i in found]
 
     def chunk_ids(self) -> set[str]:
         with self._lock:
-            return {row[0] for row in self._db.execute("SELECT id FROM chunks")}
+            return {row[0] for row in self.db.execute("SELECT id FROM chunks")}
 
     def faqs(self) -> list[Chunk]:
         """Every FAQ pair in the knowledge base, as its chunk (chunk.faq holds the pair)."""
@@ -171,8 +189,8 @@ class Store:
         """(number of sources, number of chunks)"""
         with self._lock:
             return (
-                self._db.execute("SELECT COUNT(*) FROM sources").fetchone()[0],
-                self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0],
+                self.db.execute("SELECT COUNT(*) FROM sources").fetchone()[0],
+                self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0],
             )
 
     def require_documents(self) -> None:
@@ -200,44 +218,38 @@ class Store:
     # -- writing -------------------------------------------------------------------------------
     @contextmanager
     def _transaction(self):
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception, Ctrl-C included. An interrupt
-        can land inside COMMIT itself; then SQLite has either committed or not, and only an open
-        transaction is rolled back."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-                self._bump()
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
+        """One change, all or nothing (kb.db), that moves the revision."""
+        with self.db.transaction():
+            yield
+            self._bump()
 
     def replace_source(self, source: Source, chunks: list[Chunk]) -> str:
         """Store a source and exactly its chunks, replacing any previous version, atomically.
         Returns "added" or "updated"."""
         with self._transaction():
-            existed = self._db.execute("SELECT 1 FROM sources WHERE uri = ?", (source.uri,)).fetchone()
-            self._db.execute("DELETE FROM sources WHERE uri = ?", (source.uri,))  # cascades to chunks
-            self._db.execute(
-                "INSERT INTO sources(uri, kind, title, content_hash, size_bytes, ingested_at) VALUES (?,?,?,?,?,?)",
-                (source.uri, source.kind, source.title, source.content_hash, source.size_bytes, source.ingested_at),
-            )
-            self._db.executemany(
-                "INSERT INTO chunks(id, source, position, location, text, question, answer) VALUES (?,?,?,?,?,?,?)",
-                [
-                    (c.id, source.uri, i, c.location, c.text, c.faq.question if c.faq else None, c.faq.answer if c.faq else None)
-                    for i, c in enumerate(chunks)
-                ],
-            )
+            return self._replace(source, chunks)
+
+    def _replace(self, source: Source, chunks: list[Chunk]) -> str:
+        existed = self.db.execute("SELECT 1 FROM sources WHERE uri = ?", (source.uri,)).fetchone()
+        self.db.execute("DELETE FROM sources WHERE uri = ?", (source.uri,))  # cascades to chunks
+        self.db.execute(
+            "INSERT INTO sources(uri, kind, title, content_hash, size_bytes, ingested_at) VALUES (?,?,?,?,?,?)",
+            (source.uri, source.kind, source.title, source.content_hash, source.size_bytes, source.ingested_at),
+        )
+        self.db.executemany(
+            "INSERT INTO chunks(id, source, position, location, text, question, answer) VALUES (?,?,?,?,?,?,?)",
+            [
+                (c.id, source.uri, i, c.location, c.text, c.faq.question if c.faq else None, c.faq.answer if c.faq else None)
+                for i, c in enumerate(chunks)
+            ],
+        )
         return "updated" if existed else "added"
 
     def remove_source(self, uri: str) -> int:
         """Delete a source and its chunks; returns how many chunks went."""
         with self._transaction():
-            n = self._db.execute("SELECT COUNT(*) FROM chunks WHERE source = ?", (uri,)).fetchone()[0]
-            if not self._db.execute("DELETE FROM sources WHERE uri = ?", (uri,)).rowcount:
+            n = self.db.execute("SELECT COUNT(*) FROM chunks WHERE source = ?", (uri,)).fetchone()[0]
+            if not self.db.execute("DELETE FROM sources WHERE uri = ?", (uri,)).rowcount:
                 raise NotFound(f"No source '{uri}' in the knowledge base. See the list with: kbchat sources")
         return n
 

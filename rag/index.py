@@ -56,6 +56,17 @@ def faq_answer(chunk: Chunk) -> str | None:
     return chunk.faq.answer if chunk.faq and chunk.faq.answer.strip() else None
 
 
+def open_index(store: Store, name: str = "passages", text_of: Callable[[Chunk], str | None] = passage_text,
+               hnsw_threshold: int = HNSW_THRESHOLD, label: str = ""):
+    """The vector index of a knowledge base: FAISS files in its folder, or a pgvector table when
+    its store is in PostgreSQL (rag.pgindex). Both have the same methods."""
+    if store.db.kind == "postgres":
+        from rag.pgindex import PgVectorIndex
+
+        return PgVectorIndex(store, name, text_of, hnsw_threshold, label)
+    return VectorIndex(store.dir, name, text_of, hnsw_threshold, label)
+
+
 def faiss_key(chunk_id: str) -> int:
     """A stable positive int64 for a chunk id (FAISS ids are integers). Collisions are ~n^2/2^64:
     about 1e-9 at 100k chunks."""

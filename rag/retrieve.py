@@ -28,7 +28,7 @@ from kb.settings import Settings
 from kb.store import Store
 from rag.embed import Embedder
 from rag.grounding import numbers, terms
-from rag.index import HNSW_THRESHOLD, SyncReport, VectorIndex, faq_answer, faq_question
+from rag.index import HNSW_THRESHOLD, SyncReport, faq_answer, faq_question, open_index
 from rag.lexical import Lexical, lexical_for
 
 # The default of the `lexical_weight` setting, and how it was chosen: 0.15 (0 is dense only). Swept
@@ -79,10 +79,10 @@ class Retriever:
         if self.lexical_weight < 0:
             raise BadInput(f"lexical_weight must be 0 or more, not {self.lexical_weight}.")
         self.embedder = Embedder(self.settings)
-        self.passages = VectorIndex(store.dir, "passages", hnsw_threshold=hnsw_threshold, label="passage index")
-        self.faqs = VectorIndex(store.dir, "faq", text_of=faq_question, hnsw_threshold=hnsw_threshold, label="FAQ question index")
-        self.faq_answers = VectorIndex(store.dir, "faq_answers", text_of=faq_answer, hnsw_threshold=hnsw_threshold,
-                                       label="FAQ answer index")
+        self.passages = open_index(store, "passages", hnsw_threshold=hnsw_threshold, label="passage index")
+        self.faqs = open_index(store, "faq", text_of=faq_question, hnsw_threshold=hnsw_threshold, label="FAQ question index")
+        self.faq_answers = open_index(store, "faq_answers", text_of=faq_answer, hnsw_threshold=hnsw_threshold,
+                                      label="FAQ answer index")
         self.lexical: Lexical | None = None
         self.messages: list[str] = []  # what the last sync had to fix or update, for the caller to show
         self._synced_revision: int | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from contextlib import contextmanager
@@ -244,3 +245,54 @@ def wait_for_http(url: str, proc, timeout: float = 120, log=None) -> None:
             pytest.fail(f"the server stopped: {out[-2000:]}")
         time.sleep(0.5)
     pytest.fail(f"no answer from {url} within {timeout:.0f} s")
+
+
+# -- real shared services (tests/services.py) -----------------------------------------------------
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL server with pgvector for the session (KBCHAT_TEST_POSTGRES_URL, else started)."""
+    yield from _service("postgres")
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A Redis server for the session (KBCHAT_TEST_REDIS_URL, else started on loopback)."""
+    yield from _service("redis")
+
+
+def _service(name: str):
+    import services
+
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(getattr(services, name)())
+        except services.ServiceMissing as e:
+            pytest.fail(str(e), pytrace=False)
+        yield url
+
+
+def bot_url(postgres_url: str, bot: str) -> str:
+    """The database address of one bot (kb.location): the server's URL with ?bot=NAME."""
+    return postgres_url + ("&" if "?" in postgres_url else "?") + f"bot={bot}"
+
+
+@pytest.fixture
+def pg_kb(postgres_url, tmp_path, monkeypatch):
+    """A fresh knowledge base in PostgreSQL (its own bot, dropped afterwards); yields its folder."""
+    import uuid
+
+    from kb.db import drop_bot
+    from kb.location import database_of, resolve
+
+    monkeypatch.setenv("KBCHAT_FILES", str(tmp_path / "files"))
+    folder = resolve(bot_url(postgres_url, "t_" + uuid.uuid4().hex[:10]))
+    yield folder
+    drop_bot(*database_of(folder))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_kb(request, tmp_path):
+    """The same test on both store backends: a SQLite folder, and a bot in PostgreSQL."""
+    if request.param == "sqlite":
+        return tmp_path / "kb"
+    return request.getfixturevalue("pg_kb")

@@ -51,9 +51,9 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kb.bot import BotRecords
-from kb.errors import KbchatError, NotFound
+from kb.errors import KbchatError, NotFound, ServiceUnavailable
 from kb.records import Answer
-from kb.settings import SETTINGS_FILE, Settings
+from kb.settings import Settings
 from kb.store import Store
 
 log = logging.getLogger("kbchat.api")
@@ -121,7 +121,6 @@ class Bot:
         self.store = Store(kb_dir, create=False)
         self.records = BotRecords(kb_dir)
         self.records.ensure_keys()  # kbchat serve made them already and showed the admin token
-        self._settings_file = kb_dir / SETTINGS_FILE
         self._settings_stamp = self._stamp()
         self._settings = Settings.load(kb_dir)
         self.records.keep_for(self._settings.retention_days)  # the retention setting, at start and then hourly
@@ -151,11 +150,7 @@ class Bot:
         return self._settings
 
     def _stamp(self) -> tuple:
-        try:
-            st = self._settings_file.stat()
-            return st.st_mtime_ns, st.st_size
-        except FileNotFoundError:
-            return ()
+        return Settings.stamp(self.kb_dir)
 
     def _build(self, settings: Settings):
         from compare.paths import build
@@ -296,7 +291,7 @@ def create_app(kb_dir: str | Path) -> FastAPI:
 
     @app.exception_handler(KbchatError)
     async def kbchat_error(request: Request, e: KbchatError):
-        return _error(404 if isinstance(e, NotFound) else 400, str(e))
+        return _error(404 if isinstance(e, NotFound) else 503 if isinstance(e, ServiceUnavailable) else 400, str(e))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, e: RequestValidationError):

@@ -27,7 +27,10 @@ log = logging.getLogger("kbchat.app")
 
 
 def kb_dir() -> Path:
-    return Path(os.environ.get("KBCHAT_HOME", "kbchat_data")).resolve()
+    """The knowledge base folder ($KBCHAT_HOME: a folder or a postgresql:// address, kb.location)."""
+    from kb.location import resolve
+
+    return resolve(os.environ.get("KBCHAT_HOME", "kbchat_data")).resolve()
 
 
 @st.cache_resource(show_spinner=False)

@@ -36,7 +36,8 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--kb", "kb_dir", metavar="DIR", envvar="KBCHAT_HOME", default=DEFAULT_KB, show_default=True,
-              help="Knowledge base folder (else $KBCHAT_HOME, else ./kbchat_data).")
+              help="Knowledge base folder, or a PostgreSQL database: postgresql://USER:PASSWORD@HOST/DB?bot=NAME "
+                   "(else $KBCHAT_HOME, else ./kbchat_data).")
 @click.version_option(package_name="kbchat")
 @click.pass_context
 def cli(ctx: click.Context, kb_dir: str) -> None:
@@ -44,7 +45,9 @@ def cli(ctx: click.Context, kb_dir: str) -> None:
 
     Start with `kbchat ingest FILES_OR_FOLDERS_OR_URLS`, then `kbchat sources`.
     """
-    ctx.obj = Path(kb_dir)
+    from kb.location import resolve
+
+    ctx.obj = resolve(kb_dir)
 
 
 def _store(ctx: click.Context, create: bool = True):
@@ -363,9 +366,9 @@ def compare(ctx: click.Context, question: str, path_names: str | None, as_json: 
 @contextlib.contextmanager
 def _optional_store(ctx: click.Context):
     """The knowledge base, or None when there is none yet (then only the plain model can answer)."""
-    from kb.store import DB_FILE
+    from kb.store import Store
 
-    if not (ctx.obj / DB_FILE).exists():
+    if not Store.exists(ctx.obj):
         yield None
         return
     with _store(ctx, create=False) as store:
