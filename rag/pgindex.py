@@ -78,6 +78,7 @@ class PgVectorIndex:
             if rebuilt or not self.dim:
                 self._create(embedder.dim)
             if not rebuilt and self.revision == revision and self.count == len(wanted):
+                self._fit_graph()
                 self._synced_here = True
                 return report  # another worker brought it up to date
             have = {r[0] for r in self.db.execute(f"SELECT chunk_id FROM {self.table}")}

