@@ -123,6 +123,8 @@ class Settings:
     )
     rate_limit_per_ip: int = _opt(30, "Most questions one visitor's address may ask per minute.")
     rate_limit_per_session: int = _opt(12, "Most questions one chat may ask per minute.")
+    redis_url: str = _opt("", "The address of a Redis server, like redis://127.0.0.1:6379/0, that keeps the rate limits "
+                              "so several kbchat serve workers share them; empty: each worker counts on its own.")
     retention_days: int = _opt(0, "Delete visitors' conversations and leads older than this many days, automatically "
                                   "(0: keep them).")
     lead_webhook_url: str = _opt("", "A web address (https://...) that receives each new lead as JSON; empty for none.")
@@ -180,6 +182,8 @@ class Settings:
         for name in ("bot_color", "bot_text_color"):
             if not re.fullmatch(r"#[0-9a-fA-F]{6}", getattr(self, name)):
                 raise BadInput(f"Setting '{name}' must be a colour like #2f6f4f, not {getattr(self, name)!r}.")
+        if self.redis_url and not re.match(r"(rediss?|unix)://\S+$", self.redis_url):
+            raise BadInput(f"Setting 'redis_url' must be a Redis address like redis://127.0.0.1:6379/0, not {self.redis_url!r}.")
         if self.model_server_url and not re.match(r"https?://\S+$", self.model_server_url):
             raise BadInput(f"Setting 'model_server_url' must be a web address like http://127.0.0.1:8080/v1, not "
                            f"{self.model_server_url!r}.")

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import hashlib
 import logging
 import re
 import threading
@@ -52,9 +53,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kb.bot import BotRecords
 from kb.errors import KbchatError, NotFound, ServiceUnavailable
+from kb.location import describe
 from kb.records import Answer
 from kb.settings import Settings
 from kb.store import Store
+from ui.ratelimit import RateLimits
 
 log = logging.getLogger("kbchat.api")
 WIDGET = Path(__file__).parent / "widget" / "widget.js"
@@ -114,9 +117,6 @@ class Bot:
     """Everything the endpoints share, made once at start-up."""
 
     def __init__(self, kb_dir: Path):
-        from limits.storage import MemoryStorage
-        from limits.strategies import MovingWindowRateLimiter
-
         self.kb_dir = kb_dir
         self.store = Store(kb_dir, create=False)
         self.records = BotRecords(kb_dir)
@@ -126,7 +126,9 @@ class Bot:
         self.records.keep_for(self._settings.retention_days)  # the retention setting, at start and then hourly
         self.paths = self._build(self._settings)
         self.answer_lock = threading.Lock()
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        # Rate limits in this worker, or in Redis (the redis_url setting) for all workers of this bot.
+        self.limiter = RateLimits(hashlib.sha256(describe(kb_dir).encode()).hexdigest()[:12])
+        self.limiter.use(self._settings.redis_url)
 
     @property
     def settings(self) -> Settings:
@@ -141,6 +143,7 @@ class Bot:
                 log.warning("settings not reloaded: %s", e)
                 self._settings_stamp = stamp
                 return self._settings
+            self.limiter.use(self._settings.redis_url)
             if self.answer_lock.acquire(blocking=False):
                 try:
                     self.paths = self._build(self._settings)
@@ -178,6 +181,7 @@ class Bot:
             paths = self._build(settings)
             settings.save(self.kb_dir)
             self._settings, self.paths, self._settings_stamp = settings, paths, self._stamp()
+            self.limiter.use(settings.redis_url)
         return settings
 
     def save_answer(self, question: str, answer: str) -> dict:
@@ -195,8 +199,7 @@ class Bot:
         for per_minute, key in ((s.rate_limit_per_ip, f"ip:{ip}"), (s.rate_limit_per_session, f"session:{session}")):
             item = RateLimitItemPerMinute(per_minute)
             if not self.limiter.hit(item, key):
-                reset = self.limiter.get_window_stats(item, key).reset_time
-                wait = max(1, int(reset - time.time()) + 1)
+                wait = max(1, int(self.limiter.reset_in(item, key)) + 1)
                 raise ApiError(429, TOO_FAST, {"Retry-After": str(wait)})
 
     def check_polls(self, ip: str) -> None:

@@ -668,6 +668,14 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     click.secho(embed_tag(base, key), fg="cyan")
     if token:
         _show_admin_token(token)
+    redis_url = _settings(ctx).redis_url
+    if redis_url:
+        from kb.location import shown
+        from ui.ratelimit import check
+
+        problem = check(redis_url)
+        click.secho(problem or f"Rate limits are shared with the other workers through Redis at {shown(redis_url)}.",
+                    fg="yellow" if problem else None)
     uvicorn.run(create_app(ctx.obj), host=host, port=port, log_level="warning")
 
 
