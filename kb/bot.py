@@ -154,6 +154,12 @@ def _message(r) -> PersonMessage:
     return PersonMessage(*r)
 
 
+def _one_of(values: list[str]) -> tuple[str, tuple]:
+    """Placeholders and values for `IN (...)`; no values match nothing (PostgreSQL has no empty IN ())."""
+    match = tuple(values) or ("",)  # sessions are never empty strings
+    return ",".join("?" * len(match)), match
+
+
 def _cutoff(days: int) -> str:
     if days < 1:
         raise BadInput(f"Keep visitors' data for at least 1 day, not {days}.")
@@ -487,12 +493,12 @@ class BotRecords:
         address of a lead they left (then every chat that left a lead with it): their questions and
         the answers they got, and their leads. NotFound when nothing is stored."""
         sessions = self._visitor_sessions(session, email)
-        marks = ",".join("?" * len(sessions))
-        exchanges = self._all(f"SELECT * FROM exchanges WHERE session IN ({marks}) ORDER BY id", tuple(sessions))
+        marks, match = _one_of(sessions)
+        exchanges = self._all(f"SELECT * FROM exchanges WHERE session IN ({marks}) ORDER BY id", match)
         leads = self._all(f"SELECT * FROM leads WHERE session IN ({marks}) OR lower(email) = ? ORDER BY id",
-                          (*sessions, (email or "").strip().lower()))
-        handoffs = self._all(f"SELECT * FROM handoffs WHERE session IN ({marks}) ORDER BY asked_at", tuple(sessions))
-        messages = self._all(f"SELECT * FROM person_messages WHERE session IN ({marks}) ORDER BY id", tuple(sessions))
+                          (*match, (email or "").strip().lower()))
+        handoffs = self._all(f"SELECT * FROM handoffs WHERE session IN ({marks}) ORDER BY asked_at", match)
+        messages = self._all(f"SELECT * FROM person_messages WHERE session IN ({marks}) ORDER BY id", match)
         if not exchanges and not leads and not handoffs and not messages:
             raise NotFound(_nothing_about(session, email))
         return {
@@ -509,8 +515,7 @@ class BotRecords:
         """Delete everything `visitor_data` finds, in one transaction; returns how much was deleted."""
         with self._lock:
             sessions = self._visitor_sessions(session, email)
-            match = tuple(sessions) or ("",)  # no session: a list that matches none (SQL has no empty IN ())
-            marks = ",".join("?" * len(match))
+            marks, match = _one_of(sessions)
             with self.db.transaction():
                 gone_exchanges = self.db.execute(f"DELETE FROM exchanges WHERE session IN ({marks})", match).rowcount
                 gone_leads = self.db.execute(f"DELETE FROM leads WHERE session IN ({marks}) OR lower(email) = ?",

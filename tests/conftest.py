@@ -42,7 +42,7 @@ def sample_kb(folder: Path, faq_rows: int, *documents: str, extra_faq: tuple[tup
         csv.writer(f).writerows(rows[: faq_rows + 1] + [list(pair) for pair in extra_faq])
     for name in documents:
         shutil.copy(SAMPLE / name, docs / name)
-    with Store(folder / "kb") as store:
+    with Store(on_backend(folder / "kb")) as store:
         failed = [r for r in ingest(store, [str(docs)], Settings()) if r.failed]
         assert not failed, failed
     return folder / "kb"
@@ -55,7 +55,25 @@ def data() -> Path:
 
 @pytest.fixture
 def kb_dir(tmp_path) -> Path:
-    return tmp_path / "kb"
+    return on_backend(tmp_path / "kb")
+
+
+def on_backend(folder: Path) -> Path:
+    """The knowledge base folder, as it is (SQLite), or, with KBCHAT_TEST_BACKEND=postgres and
+    KBCHAT_TEST_POSTGRES_URL set, pointed at a fresh bot in that database: the whole suite can run
+    on the PostgreSQL store that way (tests that look at SQLite files directly then fail, as they
+    should). The bots are left in that database."""
+    import uuid
+
+    url = os.environ.get("KBCHAT_TEST_POSTGRES_URL")
+    if os.environ.get("KBCHAT_TEST_BACKEND") != "postgres" or not url:
+        return folder
+    from kb.location import DATABASE_FILE, split_bot
+
+    folder.mkdir(parents=True, exist_ok=True)
+    bot = f"t_{uuid.uuid4().hex[:12]}"
+    (folder / DATABASE_FILE).write_text(f'url = "{split_bot(url)[0]}"\nbot = "{bot}"\n', encoding="utf-8")
+    return folder
 
 
 @pytest.fixture
