@@ -105,6 +105,8 @@ def test_the_chatbot_records_work_the_same(any_kb):
         assert (gone["exchanges"], gone["leads"]) == (1, 1)
         with pytest.raises(NotFound):
             records.erase_visitor(session="nobody")
+        with pytest.raises(NotFound):
+            records.visitor_data(email="nobody@example.com")  # no chat left a lead with it: nothing to find
         assert [e.session for e in records.exchanges()] == ["visitor-2"]
         records.db.execute("UPDATE exchanges SET at = ?", ("2020-01-01T00:00:00+00:00",))  # an old chat
         assert records.forget_older_than(30)["exchanges"] == 1 and records.exchanges() == []
