@@ -48,11 +48,12 @@ class ServerEngine:
         `min_new_tokens` is not part of the API and is ignored."""
         import openai
 
+        extra = self.request_extra()
         start = time.perf_counter()
         try:
             stream = self.client.chat.completions.create(
                 model=self.model, messages=messages, max_tokens=max_new_tokens, temperature=0.0, stream=True,
-                stream_options={"include_usage": True}, extra_body=self.extra or None)
+                stream_options={"include_usage": True}, extra_body=extra or None)
         except openai.OpenAIError as e:
             raise ModelServerError(self._words(e)) from None
         n, first = 0, None
@@ -74,6 +75,10 @@ class ServerEngine:
             raise ModelServerError(self._words(e)) from None
         finally:
             stream.close()  # a caller that stops reading stops the server's decoding too
+
+    def request_extra(self) -> dict:
+        """The server's own options for the next request (a subclass may look them up each time)."""
+        return self.extra
 
     def _words(self, e: Exception) -> str:
         """What went wrong, for the owner: where, why, and which setting to look at."""

@@ -198,6 +198,17 @@ def gguf_lora(info: AdapterInfo, source: Path) -> Path:
     return out if out.is_file() else convert.lora_to_gguf(Path(info.path), cached_copy(source), out)
 
 
+def check_trained_on(info: AdapterInfo, source: Path) -> None:
+    """Refuse an adapter trained on another model than the generator `source` (a profile switch)."""
+    base = source.stem if source.suffix == ".gguf" else source.name
+    trained_on = info.base_model.removesuffix(" (fp16 linears)")
+    if not (base.startswith(trained_on) or trained_on.startswith(base)):
+        raise NotFound(
+            f"The fine-tuned model {info.id} was trained on {info.base_model}, but this knowledge base now writes "
+            f"answers with {base} (the model_profile or generator_path setting changed). A comparison needs both on one "
+            "model: train again (kbchat tune, or the Fine-tune page), or switch the setting back.")
+
+
 # Merged transformers models kept in memory, most recently used last. Each is a whole copy of the
 # generator, and the app and the server live for days while the owner trains new adapters: only the
 # last two used are kept, so switching back to the previous adapter is still instant. (llama.cpp
@@ -215,13 +226,7 @@ def load_tuned(info: AdapterInfo, settings, device: str | None = None):
     from rag.generate import LoadedModel, TransformersEngine, half_linears, llama_file, llama_name, load_private
 
     source = generator_path(settings.generator)
-    base = source.stem if source.suffix == ".gguf" else source.name
-    trained_on = info.base_model.removesuffix(" (fp16 linears)")
-    if not (base.startswith(trained_on) or trained_on.startswith(base)):
-        raise NotFound(
-            f"The fine-tuned model {info.id} was trained on {info.base_model}, but this knowledge base now writes "
-            f"answers with {base} (the model_profile or generator_path setting changed). A comparison needs both on one "
-            "model: train again (kbchat tune, or the Fine-tune page), or switch the setting back.")
+    check_trained_on(info, source)
     if source.suffix == ".gguf":
         from rag import llama
 

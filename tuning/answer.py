@@ -23,7 +23,13 @@ def staleness_note(store: Store, info: adapters.AdapterInfo) -> str | None:
 
 
 def tuned_generator(store: Store, settings: Settings, adapter_id: str | None = None) -> tuple[Generator, adapters.AdapterInfo]:
+    """The adapter's model: on the model server when the settings name one (its copy of this
+    adapter, tuning.served), else loaded here."""
     info = adapters.get(store.dir, adapter_id)
+    if settings.model_server_url:
+        from tuning import served
+
+        return Generator(engine=served.served_engine(info, settings)), info
     return Generator(engine=adapters.load_tuned(info, settings)), info
 
 

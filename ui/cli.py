@@ -643,6 +643,61 @@ def adapters(ctx: click.Context, activate_id: str | None, as_json: bool) -> None
                    f"validation loss {a.best_val_loss:.3f}, {a.train_seconds / 60:.1f} min{stale}")
 
 
+@cli.command(name="model-server")
+@click.option("--kb", "kb_dirs", multiple=True, metavar="DIR",
+              help="A knowledge base whose active fine-tuned model to serve (repeatable; default: the --kb given before the command).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="Port to listen on (on 127.0.0.1).")
+@click.option("--print", "print_only", is_flag=True, help="Only print the command line, to run it yourself or in a service manager.")
+@click.pass_context
+def model_server(ctx: click.Context, kb_dirs: tuple[str, ...], port: int, print_only: bool) -> None:
+    """Serve several businesses' fine-tuned models from one llama.cpp server.
+
+    One base model in memory, with each knowledge base's adapter beside it; each answer asks for its
+    own. Point every knowledge base at it with the settings this prints.
+    """
+    import shlex
+    import socket
+    import subprocess
+    import tempfile
+
+    from tuning import served
+
+    plan = served.plan([Path(k) for k in kb_dirs] or [ctx.obj], port)
+    if print_only:
+        click.echo(plan.shell())
+    click.echo(f"One llama-server at {plan.url} for the fine-tuned models of {plural(len(plan.served), 'knowledge base')}:")
+    for kb, adapter_id in plan.served:
+        click.echo(f"  {kb}: adapter {adapter_id}")
+    click.echo("Point each of them at it (their other answer paths then use its base model too):")
+    for kb, _ in plan.served:
+        click.echo(f"  kbchat --kb {shlex.quote(str(kb))} settings --set model_server_url={plan.url} "
+                   f"--set model_server_model={plan.model}")
+    if print_only:
+        return
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise KbchatError(f"Port {port} on 127.0.0.1 is already in use (another server?). Choose another with --port.") from None
+    # Its log goes to a file, not a pipe: a pipe nobody reads fills and blocks the server.
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(plan.command, stdout=log, stderr=subprocess.STDOUT)
+        signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop ends the server too
+        code = 0
+        try:
+            if served.wait_until_ready(plan.url, proc):
+                click.secho(f"The model server is ready at {plan.url} (Ctrl-C stops it).", fg="green")
+            code = proc.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            _end(proc)
+        if code:
+            log.seek(0)
+            last = log.read().decode(errors="replace").strip().splitlines()[-3:]
+            raise KbchatError(f"llama-server stopped (exit status {code}): {' / '.join(last) or 'no message'}")
+
+
 # -- the website chatbot ----------------------------------------------------------------------------
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for every network).")
