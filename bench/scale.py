@@ -1,35 +1,40 @@
 """Proof at scale on one machine (issue 18): two `kbchat serve` workers on one PostgreSQL store and
 one model server, and vector search at 100k chunks on pgvector (HNSW) beside FAISS.
 
-    .venv/bin/python bench/scale.py                 # both parts (~10 min on 2 cores)
+    .venv/bin/python bench/scale.py                 # both parts (~5 min on 2 cores)
     .venv/bin/python bench/scale.py --part a --fast-n 100 --written-n 8     # smaller, workers only
     .venv/bin/python bench/scale.py --part b --chunks 50000                  # search only
 
 Everything runs on this machine and talks over loopback or Unix sockets only: PostgreSQL 18 +
 pgvector and Redis from tests/services.py, a model server on 127.0.0.1 (llama.cpp's `llama-server`
-from .venv/bin when it is there, with 2 slots; else llama-cpp-python's `llama_cpp.server`, which
-writes one answer at a time), and `kbchat serve` workers on free loopback ports. Every start is
-waited for by polling its readiness, never by sleeping a fixed time.
+from .venv/bin when it is there, 2 slots, 1 thread: see start_model_server; else llama-cpp-python's
+`llama_cpp.server`, which writes one answer at a time), and `kbchat serve` workers on free loopback
+ports. Every start is waited for by polling its readiness, never by sleeping a fixed time.
 
 Part A, workers. sample_data/ is ingested into a bot in PostgreSQL (`kbchat --kb URL?bot=bench
 ingest`); the settings point at the model server and at Redis (shared rate limits, set high so
 they never refuse) and make the rag path write its answers with the model (rag_writer=model).
-Two workers are started on that one bot. Then, first against worker 1 alone, then against both
-(requests spread round-robin, as a load balancer would):
-  * FAQ fast path: --fast-n chats of curated questions from sample_data/faq.csv, 8 at a time;
+Two workers are started on that one bot. Then, first against worker 1 alone (the baseline), then
+against both (requests spread round-robin, as a load balancer would):
+  * FAQ fast path: --fast-n chats of the curated questions of sample_data/faq.csv that take the
+    fast path (each is asked once first; one that gets a written answer is left out, and named),
+    8 at a time;
   * written answers: --written-n chats of questions answered from the documents (not the FAQ),
     from sample_data/eval_questions.jsonl, 4 at a time.
-Each worker writes one answer at a time (ui/api.py); the model server batches its slots. Printed:
-requests/s, p50 and p95 (queueing included) and the ratio 2 workers / 1 worker (the baseline).
+Each worker answers one question at a time (ui/api.py); the model server has 2 slots. Printed:
+requests/s, p50 and p95 (queueing included), the ratio 2 workers / 1 worker, and where the CPU went
+per chat (workers, PostgreSQL, Redis, model server, this client, and other processes meanwhile),
+with the rate the two cores, or the model server's thread, could allow at that cost.
 
 Part B, search at --chunks (100k) chunks. Embedding 100k passages would take ~20 min on 2 cores,
-so the vectors are built this way: ~1.5k real texts (sample_data passages, their sentences and FAQ
-questions, and the COVID-QA questions in ../shared/data, read from there) are embedded with the
-packaged all-MiniLM-L6-v2; each of the rest is a real vector plus gaussian noise drawn from the
-real vectors' own covariance (so it lies where MiniLM puts sentences, not in directions it never
-uses), scaled so that its cosine to its origin is about --noise-cos, then renormalized. The
-queries are 200 real embedded questions held out of the corpus (COVID-QA paraphrases whose twin is
-in it). The same vectors go into
+so the vectors are built this way: --real-n (4000) real texts are embedded with the packaged
+all-MiniLM-L6-v2 (sample_data passages, their sentences and FAQ questions; the COVID-QA questions
+in ../shared/data, read from there; then prose sentences of kbchat's README and docs and of the
+docstrings of Python's standard library, read with ast); each of the rest is a real vector plus
+gaussian noise drawn from the real vectors' own covariance (so it lies where MiniLM puts
+sentences, not in directions it never uses), scaled so that its cosine to its origin is about
+--noise-cos, then renormalized. The queries are 200 real embedded questions held out of the corpus
+(COVID-QA paraphrases whose twin is in it). The same vectors go into
   * a bot in PostgreSQL: 100k chunks in its store, their vectors COPYed into the pgvector table
     of rag/pgindex.py and its HNSW graph built by PgVectorIndex itself (same graph settings as
     FAISS); PgVectorIndex.sync with the real embedder then finds the index up to date;
@@ -37,7 +42,8 @@ in it). The same vectors go into
     exact inner product (IndexFlatIP), the baseline and the truth for recall@10.
 Per-query latency p50/p95 of 200 queries (k=10, interleaved over the three so that load from
 other work falls on all alike, after a warm-up), recall@10 against the exact top 10, the one-off
-build time of each, and the ratios pgvector/FAISS and each against exact.
+build time of each, the ratios pgvector/FAISS and each against exact, and pgvector's own
+execution time (EXPLAIN ANALYZE) beside what kbchat's call takes.
 """
 
 from __future__ import annotations
@@ -106,7 +112,7 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def start_model_server(tmp: Path, slots: int) -> tuple[subprocess.Popen, object, str, str]:
+def start_model_server(tmp: Path, slots: int, threads: int) -> tuple[subprocess.Popen, object, str, str]:
     """SmolLM2 (the f16 file kbchat's own llama.cpp runs) on a loopback port: (process, log, URL,
     words naming the server). llama.cpp's llama-server when built, else llama-cpp-python's."""
     from kb.models import smollm2_path
@@ -118,14 +124,25 @@ def start_model_server(tmp: Path, slots: int) -> tuple[subprocess.Popen, object,
     ctx = 4096
     if exe.exists():
         # -c is shared by the slots: 4096 tokens each, kbchat's context_tokens.
+        # -t 1 (--server-threads): with 2 threads llama.cpp's threads wait for each other at every
+        # step of every token, spinning; on 2 cores that the workers, PostgreSQL, this client (and
+        # here other people's jobs) share, a thread whose partner lost its core spins for nothing.
+        # Measured on this machine while one other process kept a core busy: -t 2 read prompts at
+        # 45-310 tokens/s and wrote at 0.5-65 tokens/s from one request to the next (a written
+        # answer took 2.6 to 77 s; --poll 0 did not cure it), -t 1 steadily at ~250 and ~46.
+        # --cache-ram 0: no prompt cache across requests (on by default, 8 GiB), else the second
+        # measurement would find the first one's prompts cached and skip reading them; each slot
+        # still reuses what its next prompt shares with its last (the system prompt).
         cmd = [str(exe), "-m", str(gguf), "--alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-               "-c", str(ctx * slots), "--parallel", str(slots), "--no-webui"]
-        name = f"llama.cpp llama-server --parallel {slots} (SmolLM2-135M f16, -c {ctx * slots})"
+               "-c", str(ctx * slots), "--parallel", str(slots), "-t", str(threads), "-tb", str(threads),
+               "--poll", "0", "--cache-ram", "0", "--metrics", "--no-webui"]
+        name = (f"llama.cpp llama-server --parallel {slots} -t {threads} --poll 0 --cache-ram 0 "
+                f"(SmolLM2-135M f16, -c {ctx * slots})")
         health = f"http://127.0.0.1:{port}/health"
     else:
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "smollm2",
-               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(ctx)]
-        name = "llama-cpp-python llama_cpp.server (one request at a time; SmolLM2-135M f16, n_ctx 4096)"
+               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(ctx), "--n_threads", str(threads)]
+        name = f"llama-cpp-python llama_cpp.server (one request at a time; SmolLM2-135M f16, n_ctx 4096, {threads} thread)"
         health = f"http://127.0.0.1:{port}/v1/models"
     log = tempfile.TemporaryFile(dir=tmp)  # a file, not a pipe: a pipe nobody reads fills and blocks it
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
@@ -140,6 +157,94 @@ def bot_url(postgres_url: str, bot: str) -> str:
 def kbchat_exe() -> list[str]:
     exe = Path(sys.executable).parent / "kbchat"
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "ui.cli"]
+
+
+
+# -- where the CPU goes ---------------------------------------------------------------------------
+class CpuMeter:
+    """CPU seconds (user + system) used by each group of processes between two readings: the
+    workers, PostgreSQL (the postmaster's children: the workers' backends), Redis, the model
+    server and this client process."""
+
+    def __init__(self, groups: dict[str, list[int]], postmaster: int | None):
+        import psutil
+
+        self.psutil, self.groups, self.postmaster = psutil, groups, postmaster
+
+    def _pids(self) -> dict[str, list[int]]:
+        out = {name: list(pids) for name, pids in self.groups.items()}
+        if self.postmaster:
+            try:
+                pm = self.psutil.Process(self.postmaster)
+                out["PostgreSQL"] = [self.postmaster] + [c.pid for c in pm.children()]
+            except self.psutil.NoSuchProcess:
+                pass
+        out["client"] = [os.getpid()]
+        return out
+
+    def _machine(self) -> float:
+        t = self.psutil.cpu_times()
+        return sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq", "steal"))
+
+    def read(self) -> dict[str, dict[int, float]]:
+        seen = {}
+        for name, pids in self._pids().items():
+            seen[name] = {}
+            for pid in pids:
+                try:
+                    t = self.psutil.Process(pid).cpu_times()
+                    seen[name][pid] = t.user + t.system
+                except self.psutil.NoSuchProcess:
+                    pass
+        seen["machine"] = {0: self._machine()}
+        return seen
+
+    @staticmethod
+    def used(before: dict, after: dict) -> dict[str, float]:
+        """Seconds per group (a process that started in between counts from zero), and "others":
+        what the rest of the machine used meanwhile (other people's work, the kernel)."""
+        used = {name: sum(t - before.get(name, {}).get(pid, 0.0) for pid, t in pids.items()) for name, pids in after.items()}
+        machine = used.pop("machine")
+        used["others"] = max(0.0, machine - sum(used.values()))
+        return used
+
+
+def postmaster_pid(folder: Path) -> int | None:
+    from kb.db import Database
+
+    try:
+        backend = Database.open(folder).execute("SELECT pg_backend_pid()").fetchone()[0]
+        import psutil
+
+        return psutil.Process(backend).ppid()
+    except Exception:  # a remote PostgreSQL (KBCHAT_TEST_POSTGRES_URL): its processes are not ours to count
+        return None
+
+
+def redis_pid(url: str) -> list[int]:
+    import psutil
+
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    found = []
+    for p in psutil.process_iter(["name", "cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if "redis-server" in (p.info["name"] or "") + cmd and (f"--port {port}" in cmd or f":{port}" in cmd):
+            found.append(p.pid)
+    return found
+
+
+def server_metrics(base: str) -> dict[str, float]:
+    """llama-server's Prometheus counters (prompt tokens read, tokens written); {} without them."""
+    try:
+        text = httpx.get(base.removesuffix("/v1") + "/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r"llamacpp:(prompt_tokens_total|tokens_predicted_total)\s+([\d.e+]+)", line)
+        if m:
+            out[m.group(1)] = float(m.group(2))
+    return out
 
 
 # -- part A: workers ------------------------------------------------------------------------------
@@ -202,7 +307,7 @@ def part_a(args, pg_url: str, redis_url: str, tmp: Path, env: dict) -> dict:
     print(f"[A] ingested sample_data into bot '{BOT_A}' in PostgreSQL: {out['chunks'][0]} sources, "
           f"{out['chunks'][1]} chunks ({time.perf_counter() - t0:.0f} s)", flush=True)
 
-    server, server_log, server_url, out["model_server"] = start_model_server(tmp, args.slots)
+    server, server_log, server_url, out["model_server"] = start_model_server(tmp, args.slots, args.server_threads)
     workers: list[tuple[subprocess.Popen, object]] = []
     try:
         print(f"[A] model server up: {out['model_server']}", flush=True)
@@ -225,20 +330,36 @@ def part_a(args, pg_url: str, redis_url: str, tmp: Path, env: dict) -> dict:
             bases.append(f"http://127.0.0.1:{port}")
             print(f"[A] worker {i + 1} up on {bases[-1]} ({time.perf_counter() - t:.0f} s)", flush=True)
 
-        faq = faq_questions()
+        # Curated questions the fast path answers (asked once each): a question that gets a
+        # written answer instead is left out of the fast-path load, and named.
+        faq, not_fast = [], []
+        for i, q in enumerate(faq_questions()):
+            r = httpx.post(f"{bases[0]}/api/chat", json={"question": q, "session_id": f"probe-{i:05d}"},
+                           headers={"X-Bot-Key": key}, timeout=600)
+            r.raise_for_status()
+            (faq if r.json()["method"] == "faq" else not_fast).append(q if r.json()["method"] == "faq"
+                                                                      else f"{q} ({r.json()['method']})")
+        out["not_fast"], out["n_faq"] = not_fast, len(faq)
+        print(f"[A] {len(faq)} curated questions take the fast path; not: {not_fast}", flush=True)
         written = document_questions()[: args.written_n]
-        for base in bases:  # warm up: models loaded, connections made, the model server's prompt cache primed
+        for base in bases:  # warm up: models loaded, connections made
             drive([base], key, faq, 8, 2, "warm")
             drive([base], key, written[:1], 1, 1, "warm")
 
-        for label, bs in (("1 worker", bases[:1]), ("2 workers", bases)):
-            r = drive(bs, key, faq, args.fast_n, args.fast_concurrency, f"fast-{len(bs)}")
-            out[("fast", len(bs))] = r
-            print(f"[A] FAQ fast path, {label}: {_line(r)}", flush=True)
-        for label, bs in (("1 worker", bases[:1]), ("2 workers", bases)):
-            r = drive(bs, key, written, args.written_n, args.written_concurrency, f"written-{len(bs)}")
-            out[("written", len(bs))] = r
-            print(f"[A] written answers, {label}: {_line(r)}", flush=True)
+        meter = CpuMeter({"workers": [p.pid for p, _ in workers], "Redis": redis_pid(redis_url),
+                          "model server": [server.pid]}, postmaster_pid(folder))
+        plan = [("fast", faq, args.fast_n, args.fast_concurrency), ("written", written, args.written_n,
+                                                                    args.written_concurrency)]
+        for kind, questions, n, concurrency in plan:
+            for label, bs in (("1 worker", bases[:1]), ("2 workers", bases)):
+                cpu0, tok0 = meter.read(), server_metrics(server_url)
+                r = drive(bs, key, questions, n, concurrency, f"{kind}-{len(bs)}")
+                cpu1, tok1 = meter.read(), server_metrics(server_url)
+                r["cpu_ms"] = {k: v * 1000 / n for k, v in CpuMeter.used(cpu0, cpu1).items()}
+                r["tokens"] = {k: (tok1[k] - tok0.get(k, 0)) / n for k in tok1}
+                out[(kind, len(bs))] = r
+                print(f"[A] {'FAQ fast path' if kind == 'fast' else 'written answers'}, {label}: {_line(r)}", flush=True)
+                print(f"      {_cpu(r)}", flush=True)
     finally:
         for proc, log in workers:
             stop(proc)
@@ -254,9 +375,60 @@ def _line(r: dict) -> str:
             f"({r['ok']}/{r['n']} ok, methods {r['methods']}){extra}")
 
 
+def _cpu(r: dict) -> str:
+    """CPU per chat by process group, and the rate 2 fully used cores would allow at that cost."""
+    cpu = dict(r["cpu_ms"])
+    others = cpu.pop("others", 0.0)
+    total = sum(cpu.values())
+    parts = ", ".join(f"{k} {v:.0f}" for k, v in cpu.items())
+    tokens = r.get("tokens") or {}
+    tok = (f"; model server per chat: {tokens.get('prompt_tokens_total', 0):.0f} prompt tokens read, "
+           f"{tokens.get('tokens_predicted_total', 0):.0f} written") if tokens else ""
+    return (f"CPU per chat (ms): {parts}; total {total:.0f} -> {os.cpu_count()} cores allow "
+            f"{os.cpu_count() * 1000 / total:.1f} chats/s; meanwhile other processes used {others:.0f}{tok}")
+
+
 # -- part B: search at 100k -----------------------------------------------------------------------
-def real_texts() -> tuple[list[str], list[str], list[str]]:
-    """(corpus texts, held-out query questions, warm-up questions), all real."""
+def _sentences(text: str) -> list[str]:
+    """Prose sentences of a text: 40-300 characters, mostly letters, no code."""
+    out = []
+    for s in re.split(r"(?<=[.!?])\s+|\n\s*\n", text):
+        s = " ".join(s.split())
+        letters = sum(ch.isalpha() or ch == " " for ch in s)
+        if 40 <= len(s) <= 300 and letters >= 0.85 * len(s) and not re.search(r">>>|\w\(|[{}=<>|`_]", s):
+            out.append(s)
+    return out
+
+
+def prose(limit: int) -> list[str]:
+    """Real English prose from this machine, in a stable order: kbchat's own README and docs, then
+    the docstrings of Python's standard library (read with ast, never imported)."""
+    import ast
+    import sysconfig
+
+    out = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        out += _sentences(re.sub(r"[#*|`]|\[[^\]]*\]\([^)]*\)", " ", doc.read_text(encoding="utf-8")))
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    skip = ("test", "idlelib", "lib2to3", "site-packages", "tkinter", "turtledemo", "ensurepip", "pydoc_data")
+    for file in sorted(stdlib.rglob("*.py")):
+        if len(out) >= limit:
+            break
+        if any(part in skip for part in file.relative_to(stdlib).parts):
+            continue
+        try:
+            tree = ast.parse(file.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                out += _sentences(ast.get_docstring(node) or "")
+    return list(dict.fromkeys(out))[:limit]
+
+
+def real_texts(n_real: int) -> tuple[list[str], list[str], list[str]]:
+    """(corpus texts, held-out query questions, warm-up questions), all real: the sample business
+    (passages, their sentences, FAQ questions), the COVID-QA questions, then prose up to n_real."""
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "kb") as store:
         assert not [r for r in ingest(store, [str(SAMPLE)], Settings()) if r.failed]
         chunks = store.chunks()
@@ -272,7 +444,9 @@ def real_texts() -> tuple[list[str], list[str], list[str]]:
     seconds = [q for q in dict.fromkeys(r["question_2"].strip() for r in rows) if q not in set(firsts)]
     queries = seconds[:200]
     corpus = list(dict.fromkeys(passages + sentences + faq + firsts + seconds[200:]))
-    return corpus, queries, faq
+    held_out = set(queries)
+    corpus += [s for s in prose(n_real) if s not in held_out and s not in set(corpus)]
+    return corpus[:n_real], queries, faq
 
 
 def synthetic(real: np.ndarray, n: int, cos: float, seed: int = 18) -> tuple[np.ndarray, np.ndarray]:
@@ -301,7 +475,7 @@ def part_b(args, pg_url: str, tmp: Path) -> dict:
     out: dict = {"n": args.chunks}
     settings = Settings(model_profile="small")  # the packaged all-MiniLM-L6-v2
     embedder = Embedder(settings)
-    corpus, queries, warm = real_texts()
+    corpus, queries, warm = real_texts(args.real_n)
     queries = queries[: args.queries]
     t = time.perf_counter()
     real = np.asarray(embedder.embed(corpus), dtype=np.float32)
@@ -351,7 +525,7 @@ def part_b(args, pg_url: str, tmp: Path) -> dict:
     out["pg_sizes"] = db.execute(f"SELECT pg_size_pretty(pg_relation_size('{pg.table}')), "
                                  f"pg_size_pretty(pg_relation_size('{pg.table}_hnsw')), current_setting('shared_buffers'), "
                                  "current_setting('hnsw.ef_search')").fetchone()
-    print(f"[B] pgvector: store {out['pg_store_s']:.0f} s, COPY {out['pg_copy_s']:.1f} s, HNSW graph "
+    print(f"[B] pgvector: store {out['pg_store_s']:.1f} s, COPY {out['pg_copy_s']:.1f} s, HNSW graph "
           f"{out['pg_graph_s']:.0f} s; table {out['pg_sizes'][0]}, graph {out['pg_sizes'][1]}, shared_buffers "
           f"{out['pg_sizes'][2]}, ef_search {out['pg_sizes'][3]}; plan: {out['pg_plan']}", flush=True)
 
@@ -375,15 +549,27 @@ def part_b(args, pg_url: str, tmp: Path) -> dict:
             e.search(q, 10)
     lat: dict[str, list[float]] = {name: [] for name in engines}
     hits: dict[str, list[list[str]]] = {name: [] for name in engines}
+    ranks: list[tuple[float, float]] = []  # the exact 1st and 10th cosine: how close the ties are
     for q in qv:
         for name, e in engines.items():
             t = time.perf_counter()
             found = e.search(q, 10)
             lat[name].append((time.perf_counter() - t) * 1000)
             hits[name].append([cid for cid, _ in found])
+            if name == "exact":
+                ranks.append((found[0][1], found[-1][1]))
     for name in engines:
         recall = statistics.mean(len(set(h) & set(x)) / 10 for h, x in zip(hits[name], hits["exact"]))
         out[name] = {"p50": statistics.median(lat[name]), "p95": percentile(lat[name], 95), "recall": recall}
+    out["exact_cos"] = (statistics.median(r[0] for r in ranks), statistics.median(r[1] for r in ranks))
+    # Where pgvector's time goes: the server's own execution time of the same statement.
+    server_ms = []
+    for q in qv[:50]:
+        plan = db.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) SELECT chunk_id, embedding <#> ? FROM {pg.table} "
+                          "ORDER BY embedding <#> ? LIMIT 10", (q, q)).fetchone()[0]
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        server_ms.append(plan[0]["Execution Time"])
+    out["pg_server_ms"] = statistics.median(server_ms)
     real_ids = set(ids[: len(corpus)])
     out["real_share"] = statistics.mean(sum(c in real_ids for c in h) / 10 for h in hits["exact"])
     return out
@@ -400,25 +586,42 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}"
 
 
-def print_a(a: dict) -> list[str]:
+def _ceiling(r: dict, threads: int) -> str:
+    """The most chats/s the measured CPU per chat allows: the machine's cores over all of it, and
+    for written answers the model server's threads over its own share."""
+    cpu = {k: v for k, v in r["cpu_ms"].items() if k != "others"}
+    text = f"{sum(cpu.values()):.0f} ms CPU/chat: {os.cpu_count()} cores allow {os.cpu_count() * 1000 / sum(cpu.values()):.1f}/s"
+    if cpu.get("model server", 0) > 100:
+        text += (f"; model server {cpu['model server']:.0f} ms/chat on {threads} thread(s) allows "
+                 f"{threads * 1000 / cpu['model server']:.2f}/s")
+    return text
+
+
+def print_a(a: dict, threads: int) -> list[str]:
     print("\n== A. kbchat serve workers on one PostgreSQL bot, one model server (loopback) ==")
     print(f"model server: {a['model_server']}")
+    print(f"fast path: {a['n_faq']} curated questions from sample_data/faq.csv; left out (they do not take the "
+          f"fast path): {a['not_fast'] or 'none'}")
     rows = []
     for kind, label in (("fast", "FAQ fast path"), ("written", "written answers")):
         one, two = a[(kind, 1)], a[(kind, 2)]
         print(f"{label:16} 1 worker : {_line(one)}")
+        print(f"{'':16}            {_cpu(one)}")
         print(f"{'':16} 2 workers: {_line(two)}")
+        print(f"{'':16}            {_cpu(two)}")
         print(f"{'':16} ratio 2/1: req/s {two['rps'] / one['rps']:4.2f}   p50 {two['p50'] / one['p50']:4.2f}   "
               f"p95 {two['p95'] / one['p95']:4.2f}")
         rows.append(f"| {label} ({one['n']} chats) | {one['rps']:.2f} req/s, p50 {one['p50']:.0f} ms, p95 {one['p95']:.0f} ms "
-                    f"| {two['rps']:.2f} req/s, p50 {two['p50']:.0f} ms, p95 {two['p95']:.0f} ms | {two['rps'] / one['rps']:.2f} |")
+                    f"| {two['rps']:.2f} req/s, p50 {two['p50']:.0f} ms, p95 {two['p95']:.0f} ms | {two['rps'] / one['rps']:.2f} "
+                    f"| {_ceiling(two, threads)} |")
     return rows
 
 
 def print_b(b: dict) -> list[str]:
     print(f"\n== B. vector search at {b['n']:,} chunks (all-MiniLM-L6-v2, 384-d; {b['n_real']} real + "
           f"{b['n'] - b['n_real']} synthetic; {b['n_queries']} real held-out queries, k=10; {b['graph']}) ==")
-    print(f"(the exact top 10s hold {b['real_share']:.0%} real vectors, the rest synthetic)")
+    print(f"(the exact top 10s hold {b['real_share']:.0%} real vectors, the rest synthetic; median cosine of the "
+          f"exact 1st {b['exact_cos'][0]:.3f}, 10th {b['exact_cos'][1]:.3f})")
     builds = {"exact": b["flat_build_s"], "faiss": b["faiss_build_s"], "pgvector": b["pg_copy_s"] + b["pg_graph_s"]}
     names = {"exact": "FAISS flat (exact)", "faiss": "FAISS HNSW", "pgvector": "pgvector HNSW"}
     rows = []
@@ -431,7 +634,9 @@ def print_b(b: dict) -> list[str]:
     print(f"ratio pgvector/FAISS HNSW: p50 {p['p50'] / f['p50']:.2f}  p95 {p['p95'] / f['p95']:.2f}  "
           f"build {builds['pgvector'] / builds['faiss']:.2f}  (pgvector build = COPY {b['pg_copy_s']:.1f} s + graph "
           f"{b['pg_graph_s']:.1f} s; storing the {b['n']:,} chunks themselves took {b['pg_store_s']:.0f} s more)")
-    print(f"pgvector: {b['pg_plan']}; table {b['pg_sizes'][0]}, graph {b['pg_sizes'][1]}, shared_buffers {b['pg_sizes'][2]}")
+    print(f"pgvector: {b['pg_plan']}; the server's own execution time p50 {b['pg_server_ms']:.2f} ms of the "
+          f"{p['p50']:.2f} ms (the rest: the round trip on the Unix socket, psycopg and kbchat's Database); table "
+          f"{b['pg_sizes'][0]}, graph {b['pg_sizes'][1]}, shared_buffers {b['pg_sizes'][2]}")
     rows.append(f"| ratio pgvector/FAISS HNSW | {p['p50'] / f['p50']:.2f} | {p['p95'] / f['p95']:.2f} | | "
                 f"{builds['pgvector'] / builds['faiss']:.2f} |")
     return rows
@@ -445,10 +650,13 @@ def main() -> None:
     ap.add_argument("--written-n", type=int, default=16, help="written-answer chats per measurement (default 16)")
     ap.add_argument("--written-concurrency", type=int, default=4)
     ap.add_argument("--slots", type=int, default=2, help="llama-server --parallel slots (default 2)")
+    ap.add_argument("--server-threads", type=int, default=1,
+                    help="llama-server threads (default 1: see start_model_server on 2 shared cores)")
     ap.add_argument("--profile", choices=["small", "quality"], default="small",
                     help="the workers' model profile: its search model (answers come from the model server)")
     ap.add_argument("--chunks", type=int, default=100_000, help="chunks for part B (default 100000)")
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--real-n", type=int, default=4000, help="real embedded texts in part B's corpus (default 4000)")
     ap.add_argument("--noise-cos", type=float, default=0.8, help="synthetic vectors' cosine to their real origin")
     args = ap.parse_args()
 
@@ -475,7 +683,7 @@ def main() -> None:
     wall = time.perf_counter() - start
     load_after = os.getloadavg()
 
-    rows_a = print_a(a) if a else []
+    rows_a = print_a(a, args.server_threads) if a else []
     rows_b = print_b(b) if b else []
     print(f"\nwall time {wall / 60:.1f} min; load average {load_before[0]:.1f} at start, {load_after[0]:.1f} at end")
     print("\n## Summary (bench/scale.py)\n")
@@ -484,7 +692,7 @@ def main() -> None:
         print(f"Model server: {a['model_server']}. Workers: kbchat serve, model profile {args.profile} "
               f"(its search model), rag_writer=model; fast path {args.fast_concurrency} at a time, written answers "
               f"{args.written_concurrency} at a time.\n")
-        print("| load | 1 worker | 2 workers | ratio 2/1 (req/s) |\n|---|---|---|---|")
+        print("| load | 1 worker | 2 workers | ratio 2/1 (req/s) | CPU ceiling (2 workers' run) |\n|---|---|---|---|---|")
         print("\n".join(rows_a))
     if b:
         print(f"\nSearch at {b['n']:,} chunks ({b['n_real']} real MiniLM vectors, the rest real + covariance-shaped "
