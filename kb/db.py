@@ -118,10 +118,8 @@ class Database:
 
     @contextmanager
     def transaction(self):
-        """All or nothing, and one writer at a time (BEGIN IMMEDIATE), rolled back on any
-        exception, Ctrl-C included. An interrupt can land inside COMMIT itself; then SQLite has
-        either committed or not, and only an open transaction is rolled back. Nested calls join
-        the outer transaction."""
+        """All or nothing, and one writer at a time, rolled back on any exception, Ctrl-C
+        included. Nested calls join the outer transaction."""
         with self.lock:
             if self._depth:
                 self._depth += 1
@@ -130,17 +128,25 @@ class Database:
                 finally:
                     self._depth -= 1
                 return
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._depth = 1
-            try:
-                yield
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
-            finally:
-                self._depth = 0
+            with self._outermost():
+                self._depth = 1
+                try:
+                    yield
+                finally:
+                    self._depth = 0
+
+    @contextmanager
+    def _outermost(self):
+        """BEGIN IMMEDIATE takes the write lock. An interrupt can land inside COMMIT itself; then
+        SQLite has either committed or not, and only an open transaction is rolled back."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
 
     def backup_to(self, path: Path) -> None:
         """A consistent copy of the whole file, taken with SQLite's backup API even while it is in use."""
@@ -258,29 +264,29 @@ class PostgresDatabase(Database):
                     self.execute(_pg_types(statement))
 
     @contextmanager
-    def transaction(self):
-        """All or nothing, and one writer at a time for this bot (an advisory lock held to COMMIT)."""
-        with self.lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
-                return
-            self._ensure()
-            import psycopg
+    def _outermost(self):
+        """One writer at a time for this bot: an advisory lock held to COMMIT."""
+        import psycopg
 
-            try:
-                with self._conn.transaction():
-                    self._depth = 1
-                    try:
-                        self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(f"kbchat write {self.schema}"),))
-                        yield
-                    finally:
-                        self._depth = 0
-            except psycopg.OperationalError as e:
-                raise ServiceUnavailable(self._unreachable(e) + " Nothing was changed.") from None
+        self._ensure()
+        try:
+            with self._conn.transaction():
+                self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(f"kbchat write {self.schema}"),))
+                yield
+        except psycopg.OperationalError as e:
+            raise ServiceUnavailable(self._unreachable(e) + " Nothing was changed.") from None
+
+    @contextmanager
+    def alone(self, work: str):
+        """A connection of its own for long work (building a search index) that one process at a
+        time does: the session lock `work` is held until the connection closes. Another process
+        waits here, without holding up its shared connection, and then finds the work done."""
+        db = PostgresDatabase(self.url, self.bot)
+        try:
+            db.execute("SELECT pg_advisory_lock(?)", (_lock_key(f"kbchat {work} {self.schema}"),))
+            yield db
+        finally:
+            db._conn.close()  # the session ends, and its lock with it
 
     def _ensure(self) -> None:
         if self._conn is None or self._conn.closed or self._conn.broken:

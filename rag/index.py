@@ -85,6 +85,18 @@ class SyncReport:
         return bool(self.added or self.removed or self.rebuilt)
 
 
+def sync_message(what: str, report: SyncReport, because: str = "", first: bool = False) -> str:
+    """What a sync did, in plain words ("" when nothing changed). `because`: why every vector
+    was embedded again; `first`: the index did not exist before."""
+    if because:
+        return f"Rebuilt the {what} because {because}: embedded {report.added}."
+    if not report.changed:
+        return ""
+    if first:
+        return f"Built the {what}: embedded {report.added}."
+    return f"Updated the {what}: embedded {report.added} new, removed {report.removed}."
+
+
 class VectorIndex:
     """Unit vectors of chunks, keyed by chunk id, searched by inner product (= cosine)."""
 
@@ -216,18 +228,13 @@ class VectorIndex:
         self._synced_here = True
 
         report.added, report.removed = len(new_ids), len(gone)
-        what = self.label
         counts = f"embedded {len(new_ids)} new, removed {len(gone)}"
-        if problem:
-            report.message = f"Rebuilt the {what} because {problem}: embedded {len(new_ids)}."
-        elif behind_its_back:
-            report.message = f"The saved {what} did not match the knowledge base; resynced it: {counts}."
+        if behind_its_back:
+            report.message = f"The saved {self.label} did not match the knowledge base; resynced it: {counts}."
         elif stale_on_disk:
-            report.message = f"The saved {what} was older than the knowledge base; updated it: {counts}."
-        elif old_revision < 0 and report.changed:
-            report.message = f"Built the {what}: embedded {len(new_ids)}."
-        elif report.changed:
-            report.message = f"Updated the {what}: {counts}."
+            report.message = f"The saved {self.label} was older than the knowledge base; updated it: {counts}."
+        else:
+            report.message = sync_message(self.label, report, because=problem, first=old_revision < 0)
         return report
 
     def _reset(self) -> None:
