@@ -21,7 +21,7 @@ import numpy as np
 
 from kb.records import Chunk
 from kb.store import Store
-from rag.index import HNSW_EF_CONSTRUCTION, HNSW_M, HNSW_THRESHOLD, SyncReport, passage_text
+from rag.index import HNSW_EF_CONSTRUCTION, HNSW_M, HNSW_THRESHOLD, SyncReport, passage_text, sync_message
 
 INSERT_BATCH = 2000  # chunks embedded and written per step: a crash loses at most one step's work
 
@@ -51,19 +51,22 @@ class PgVectorIndex:
     def load(self) -> str:
         """Read the index's state from the database. Returns "" (a table that does not match its
         state is found by `sync`, which repairs it)."""
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (self._meta_key,)).fetchone()
+        return self._db_load(self.db)
+
+    def _db_load(self, db) -> str:
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (self._meta_key,)).fetchone()
         meta = json.loads(row[0]) if row else {}
         self.revision, self.model, self.dim = int(meta.get("revision", -1)), str(meta.get("model", "")), int(meta.get("dim", 0))
-        self.count = self._count() if self.dim else 0
+        self.count = (db.execute(f"SELECT COUNT(*) FROM {self.table}").fetchone()[0]
+                      if self.dim and db.has_table(self.table) else 0)
         return ""
-
-    def _count(self) -> int:
-        return self.db.execute(f"SELECT COUNT(*) FROM {self.table}").fetchone()[0] if self.db.has_table(self.table) else 0
 
     # -- keeping in step with the store --------------------------------------------------------
     def sync(self, store: Store, embedder, chunks: list[Chunk] | None = None) -> SyncReport:
         """Bring the table in line with the store: embed new chunks, drop deleted ones. One worker
-        at a time (the store's write lock); a worker that waited finds the work done."""
+        at a time syncs an index, on a connection of its own, committing batch by batch: the
+        bot's other writes and this worker's other queries go on meanwhile, and a worker that
+        waited finds the work done."""
         revision = store.revision
         if chunks is None:
             chunks = store.chunks()
@@ -71,59 +74,57 @@ class PgVectorIndex:
         report = SyncReport()
         if self._synced_here and self.revision == revision and self.count == len(wanted):
             return report  # nothing moved since this worker last looked
-        with self.db.transaction():
-            self.load()
+        with self.db.alone(f"sync {self.table}") as db:
+            self._db_load(db)
             fingerprint = embedder.fingerprint
             rebuilt = bool(self.dim) and self.model != fingerprint
             if rebuilt or not self.dim:
-                self._create(embedder.dim)
-            if not rebuilt and self.revision == revision and self.count == len(wanted):
-                self._fit_graph()
+                self._create(db, embedder.dim, fingerprint)
+            elif self.revision == revision and self.count == len(wanted):
+                self._fit_graph(db)
                 self._synced_here = True
                 return report  # another worker brought it up to date
-            have = {r[0] for r in self.db.execute(f"SELECT chunk_id FROM {self.table}")}
+            old_revision = self.revision
+            have = {r[0] for r in db.execute(f"SELECT chunk_id FROM {self.table}")}
             new_ids = [cid for cid in wanted if cid not in have]
             gone = [cid for cid in have if cid not in wanted]
-            old_revision = self.revision
-            for start in range(0, len(gone), 1000):
-                part = gone[start:start + 1000]
-                self.db.execute(f"DELETE FROM {self.table} WHERE chunk_id IN ({','.join('?' * len(part))})", part)
+            if gone:
+                db.execute(f"DELETE FROM {self.table} WHERE chunk_id = ANY(?)", (gone,))
             for start in range(0, len(new_ids), INSERT_BATCH):
                 part = new_ids[start:start + INSERT_BATCH]
                 vectors = np.asarray(embedder.embed([wanted[cid] for cid in part]), dtype=np.float32)
-                self.db.copy_rows(self.table, ("chunk_id", "embedding"), zip(part, vectors), ("text", "vector"))
+                db.copy_rows(self.table, ("chunk_id", "embedding"), zip(part, vectors), ("text", "vector"))
             self.count = len(wanted)
-            self._fit_graph()
+            self._fit_graph(db)
             self.revision, self.model = revision, fingerprint
-            meta = json.dumps({"revision": revision, "model": fingerprint, "dim": self.dim})
-            self.db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                            (self._meta_key, meta))
+            self._save_meta(db)
         self._synced_here = True
         report.added, report.removed, report.rebuilt = len(new_ids), len(gone), rebuilt
-        counts = f"embedded {len(new_ids)} new, removed {len(gone)}"
-        if rebuilt:
-            report.message = f"Rebuilt the {self.label} because it was built with another embedding model: embedded {len(new_ids)}."
-        elif old_revision < 0 and report.changed:
-            report.message = f"Built the {self.label}: embedded {len(new_ids)}."
-        elif report.changed:
-            report.message = f"Updated the {self.label}: {counts}."
+        report.message = sync_message(self.label, report, because="it was built with another embedding model" if rebuilt else "",
+                                      first=old_revision < 0)
         return report
 
-    def _create(self, dim: int) -> None:
-        self.db.execute(f"DROP TABLE IF EXISTS {self.table}")
-        self.db.execute(f"CREATE TABLE {self.table} (chunk_id TEXT PRIMARY KEY, embedding vector({int(dim)}) NOT NULL)")
-        self.dim, self.count, self.revision = int(dim), 0, -1
+    def _create(self, db, dim: int, model: str) -> None:
+        db.execute(f"DROP TABLE IF EXISTS {self.table}")
+        db.execute(f"CREATE TABLE {self.table} (chunk_id TEXT PRIMARY KEY, embedding vector({int(dim)}) NOT NULL)")
+        self.dim, self.count, self.revision, self.model = int(dim), 0, -1, model
+        self._save_meta(db)  # a sync stopped half-way is taken up by the next one, with this model
 
-    def _fit_graph(self) -> None:
+    def _save_meta(self, db) -> None:
+        meta = json.dumps({"revision": self.revision, "model": self.model, "dim": self.dim})
+        db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                   (self._meta_key, meta))
+
+    def _fit_graph(self, db) -> None:
         """An HNSW index from `hnsw_threshold` vectors on (built once; pgvector keeps it up to date
         on every insert and delete), none below (an exact scan is fast and never wrong there)."""
         graph = f"{self.table}_hnsw"
         if self.kind == "hnsw":
-            self.db.execute("SET LOCAL maintenance_work_mem = '1GB'")  # the graph is built in memory: much faster
-            self.db.execute(f"CREATE INDEX IF NOT EXISTS {graph} ON {self.table} USING hnsw (embedding vector_ip_ops) "
+            db.execute("SET maintenance_work_mem = '1GB'")  # the graph is built in memory: much faster
+            db.execute(f"CREATE INDEX IF NOT EXISTS {graph} ON {self.table} USING hnsw (embedding vector_ip_ops) "
                             f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")
         else:
-            self.db.execute(f"DROP INDEX IF EXISTS {graph}")
+            db.execute(f"DROP INDEX IF EXISTS {graph}")
 
     # -- searching -----------------------------------------------------------------------------
     def search(self, query_vector: np.ndarray, k: int) -> list[tuple[str, float]]:
@@ -132,8 +133,8 @@ class PgVectorIndex:
         if not self.count or k <= 0:
             return []
         q = np.asarray(query_vector, dtype=np.float32).reshape(-1)
-        rows = self.db.execute(f"SELECT chunk_id, embedding <#> ? FROM {self.table} ORDER BY embedding <#> ? LIMIT ?",
-                               (q, q, int(k)))
+        rows = self.db.execute(f"SELECT chunk_id, embedding <#> ? AS distance FROM {self.table} ORDER BY distance LIMIT ?",
+                               (q, int(k)))
         return [(cid, -float(d)) for cid, d in rows]
 
     def scores(self, query_vector: np.ndarray, chunk_ids: list[str]) -> list[float | None]:

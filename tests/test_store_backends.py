@@ -6,7 +6,9 @@ one database, follows another worker's changes, and an unreachable database gets
 from __future__ import annotations
 
 import subprocess
+import threading
 import uuid
+from pathlib import Path
 
 import pytest
 from conftest import SAMPLE, Cli, bot_url, kbchat_command
@@ -150,6 +152,49 @@ def test_search_finds_the_same_passages_on_pgvector_as_on_faiss(sample_sqlite, p
             assert graph.search(question, 1)[0].chunk.id == pg.search(question, 1)[0].chunk.id
 
 
+class _PowerCutOnSecondBatch:
+    """The real embedder. While the sync embeds its first batch, another thread writes to the bot
+    (which must not wait for the sync); at the second batch the machine "loses power"."""
+
+    def __init__(self, embedder, store: Store):
+        self.embedder, self.store, self.calls, self.write_done = embedder, store, 0, threading.Event()
+        self.fingerprint, self.dim = embedder.fingerprint, embedder.dim
+
+    def embed(self, texts):
+        self.calls += 1
+        if self.calls == 1:
+            threading.Thread(target=self._write, daemon=True).start()
+            assert self.write_done.wait(120), "a write to the bot waited for the index sync"
+        elif self.calls == 2:
+            raise RuntimeError("power cut")
+        return self.embedder.embed(texts)
+
+    def _write(self):
+        self.store.replace_source(*_source("b.csv", 1))
+        self.write_done.set()
+
+
+def test_a_long_sync_lets_the_bot_work_and_a_stopped_one_is_taken_up(pg_kb, monkeypatch):
+    from rag import pgindex
+
+    monkeypatch.setattr(pgindex, "INSERT_BATCH", 2)
+    with Store(pg_kb) as store:
+        store.replace_source(*_source("a.csv", 6))
+        embedder = Retriever(store).embedder
+        cut = _PowerCutOnSecondBatch(embedder, store)
+        with pytest.raises(RuntimeError, match="power cut"):
+            pgindex.PgVectorIndex(store).sync(store, cut)
+        assert cut.write_done.is_set() and store.count() == (2, 7)
+        assert store.db.execute("SELECT COUNT(*) FROM vectors_passages").fetchone()[0] == 2  # the first batch was kept
+
+        again = pgindex.PgVectorIndex(store)
+        report = again.sync(store, embedder)
+        assert (report.added, report.removed, len(again)) == (5, 0, 7)  # only what the stopped sync had not done
+        assert again.sync(store, embedder).message == ""
+        query = embedder.embed_one("question 4?")
+        assert again.search(query, 1)[0][0] == "a.csv-4"
+
+
 def test_several_businesses_share_one_database_and_see_only_their_own(postgres_url, tmp_path, monkeypatch):
     from kb.db import drop_bot
 
@@ -205,3 +250,6 @@ def test_an_unreachable_database_gets_a_plain_message(tmp_path, monkeypatch):
 
     out = bad.runner.invoke(cli, ["--kb", "postgresql://127.0.0.1/kbchat?bot=No Spaces", "sources"])
     assert out.exit_code != 0 and "bot name" in out.output and "Traceback" not in out.output
+    out = bad.runner.invoke(cli, ["--kb", "mysql://127.0.0.1/kbchat", "ingest", str(SAMPLE)])
+    assert out.exit_code != 0 and "mysql://" in out.output and "Traceback" not in out.output
+    assert not list(tmp_path.glob("mysql*")) and not list(Path.cwd().glob("mysql*"))  # no folder made for it
