@@ -36,6 +36,7 @@ DATABASE_FILE = "database.toml"
 FILES_ENV = "KBCHAT_FILES"  # where database-backed knowledge bases keep their local files
 SCHEMES = ("postgresql://", "postgres://")
 _BOT = re.compile(r"^[a-z0-9_]{1,40}$")
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
 def is_database_url(spec: str) -> bool:
@@ -68,6 +69,10 @@ def resolve(spec: str | os.PathLike) -> Path:
     """The knowledge base folder for a `--kb` value: the folder itself, or for a database URL the
     local folder that points at the database (made on first use)."""
     if not is_database_url(str(spec)):
+        if _URL.match(str(spec)):
+            scheme = str(spec).split(":", 1)[0]
+            raise BadInput(f"kbchat cannot keep a knowledge base at a {scheme}:// address. Use a folder, or a PostgreSQL "
+                           "database like postgresql://user:password@host:5432/dbname?bot=NAME.")
         return Path(spec)
     url, bot = split_bot(str(spec))
     parts = urlsplit(url)

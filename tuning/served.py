@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kb.errors import BadInput, ModelMissing, NotFound
+from kb.location import describe
 from rag.remote import KEY_ENV, ModelServerError, ServerEngine
 from tuning import adapters
 
@@ -106,7 +107,7 @@ class _Server:
 def not_served(info: adapters.AdapterInfo, url: str) -> ModelServerError:
     kb = kb_of(info)
     return ModelServerError(
-        f"The model server at {url} does not have {kb}'s fine-tuned model ({info.id}). Start the server with every "
+        f"The model server at {url} does not have {describe(kb)}'s fine-tuned model ({info.id}). Start the server with every "
         f"business's adapter: kbchat model-server --kb {shlex.quote(str(kb))} (one --kb per business). By hand: "
         f"llama-server --lora-scaled {shlex.quote(str(Path(info.path) / adapters.GGUF) + ':0')} --lora-init-without-apply, or vLLM "
         f"--enable-lora --lora-modules {served_name(info)}={shlex.quote(info.path)}.")
@@ -194,20 +195,20 @@ def plan(kb_dirs: list[Path], port: int = 8080) -> Plan:
     base, loras, served, context = None, [], [], 0
     for kb in kb_dirs:
         if not Path(kb).is_dir():
-            raise BadInput(f"There is no knowledge base at {kb}.")
+            raise BadInput(f"There is no knowledge base at {describe(kb)}.")
         settings = Settings.load(kb)
         try:
             info = adapters.get(kb)
         except NotFound:
-            raise NotFound(f"{kb} has no fine-tuned model yet: train one first with: kbchat --kb "
+            raise NotFound(f"{describe(kb)} has no fine-tuned model yet: train one first with: kbchat --kb "
                                     f"{shlex.quote(str(kb))} tune") from None
         source = generator_path(settings.generator)
         if source.suffix != ".gguf":
-            raise BadInput(f"{kb} writes answers with {source}, a model folder; llama-server runs .gguf models. "
+            raise BadInput(f"{describe(kb)} writes answers with {source}, a model folder; llama-server runs .gguf models. "
                            "Set 'generator_path' to a .gguf file, or serve it with vLLM (see the README).")
         adapters.check_trained_on(info, source)
         if base is not None and source != base:
-            raise BadInput(f"One server runs one base model, but {kb} uses {source.name} and {served[0][0]} uses "
+            raise BadInput(f"One server runs one base model, but {describe(kb)} uses {source.name} and {describe(served[0][0])} uses "
                            f"{base.name}. Start one server per model (or switch the model_profile setting).")
         base = source
         lora = adapters.gguf_lora(info, source).resolve()

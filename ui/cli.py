@@ -644,8 +644,9 @@ def adapters(ctx: click.Context, activate_id: str | None, as_json: bool) -> None
 
 
 @cli.command(name="model-server")
-@click.option("--kb", "kb_dirs", multiple=True, metavar="DIR",
-              help="A knowledge base whose active fine-tuned model to serve (repeatable; default: the --kb given before the command).")
+@click.option("--kb", "kb_dirs", multiple=True, metavar="DIR_OR_URL",
+              help="A knowledge base (folder or postgresql://...?bot=NAME) whose active fine-tuned model to serve "
+                   "(repeatable; default: the --kb given before the command).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="Port to listen on (on 127.0.0.1).")
 @click.option("--print", "print_only", is_flag=True, help="Only print the command line, to run it yourself or in a service manager.")
 @click.pass_context
@@ -660,14 +661,15 @@ def model_server(ctx: click.Context, kb_dirs: tuple[str, ...], port: int, print_
     import subprocess
     import tempfile
 
+    from kb.location import describe, resolve
     from tuning import served
 
-    plan = served.plan([Path(k) for k in kb_dirs] or [ctx.obj], port)
+    plan = served.plan([resolve(k) for k in kb_dirs] or [ctx.obj], port)
     if print_only:
         click.echo(plan.shell())
     click.echo(f"One llama-server at {plan.url} for the fine-tuned models of {plural(len(plan.served), 'knowledge base')}:")
     for kb, adapter_id in plan.served:
-        click.echo(f"  {kb}: adapter {adapter_id}")
+        click.echo(f"  {describe(kb)}: adapter {adapter_id}")
     click.echo("Point each of them at it (their other answer paths then use its base model too):")
     for kb, _ in plan.served:
         click.echo(f"  kbchat --kb {shlex.quote(str(kb))} settings --set model_server_url={plan.url} "
