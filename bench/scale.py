@@ -503,24 +503,22 @@ def part_b(args, pg_url: str, tmp: Path) -> dict:
     out["pg_store_s"] = time.perf_counter() - t
     index = PgVectorIndex(store, "passages")
     db = store.db
-    with db.transaction():
-        index.load()
-        index._create(vectors.shape[1])
-        t = time.perf_counter()
-        db.copy_rows(index.table, ("chunk_id", "embedding"), zip(ids, vectors), ("text", "vector"))
-        out["pg_copy_s"] = time.perf_counter() - t
-        index.count = len(ids)
-        t = time.perf_counter()
-        index._fit_graph()  # CREATE INDEX ... USING hnsw, m and ef_construction as FAISS's
-        out["pg_graph_s"] = time.perf_counter() - t
-        meta = json.dumps({"revision": store.revision, "model": embedder.fingerprint, "dim": int(vectors.shape[1])})
-        db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                   (f"index:{index.name}", meta))
+    index.load()
+    index._create(db, vectors.shape[1], embedder.fingerprint)
+    t = time.perf_counter()
+    db.copy_rows(index.table, ("chunk_id", "embedding"), zip(ids, vectors), ("text", "vector"))
+    out["pg_copy_s"] = time.perf_counter() - t
+    index.count = len(ids)
+    t = time.perf_counter()
+    index._fit_graph(db)  # CREATE INDEX ... USING hnsw, m and ef_construction as FAISS's
+    out["pg_graph_s"] = time.perf_counter() - t
+    index.revision = store.revision
+    index._save_meta(db)
     pg = PgVectorIndex(store, "passages")  # as a worker finds it: sync has nothing to embed
     report = pg.sync(store, embedder, chunks)
     assert not report.changed and pg.kind == "hnsw" and len(pg) == len(ids), (report, pg.kind, len(pg))
     plan = "\n".join(r[0] for r in db.execute(
-        f"EXPLAIN SELECT chunk_id, embedding <#> ? FROM {pg.table} ORDER BY embedding <#> ? LIMIT 10", (qv[0], qv[0])))
+        f"EXPLAIN SELECT chunk_id, embedding <#> ? AS distance FROM {pg.table} ORDER BY distance LIMIT 10", (qv[0],)))
     out["pg_plan"] = "hnsw index scan" if f"{pg.table}_hnsw" in plan else "NOT the hnsw index: " + plan.replace("\n", " | ")
     out["pg_sizes"] = db.execute(f"SELECT pg_size_pretty(pg_relation_size('{pg.table}')), "
                                  f"pg_size_pretty(pg_relation_size('{pg.table}_hnsw')), current_setting('shared_buffers'), "
