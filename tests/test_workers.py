@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import kbchat_server, sample_kb
+from conftest import kbchat_server, sample_kb, wait_for
 from services import redis as start_redis
 
 from kb.bot import BotRecords
@@ -53,8 +53,10 @@ def test_two_workers_share_chats_settings_and_rate_limits(pg_sample, redis_url, 
 
         changed = httpx.put(f"{a}/api/admin/settings", json={"bot_name": "Ask Copper Kiln"}, headers=admin)
         assert changed.status_code == 200
-        config = httpx.get(f"{b}/api/config", headers={"X-Bot-Key": keys["public"]}).json()
-        assert config["name"] == "Ask Copper Kiln"  # worker b reads the settings a saved, without a restart
+        assert httpx.get(f"{a}/api/config", headers={"X-Bot-Key": keys["public"]}).json()["name"] == "Ask Copper Kiln"
+        # worker b reads the settings a saved, without a restart (it looks again within a second)
+        wait_for(lambda: httpx.get(f"{b}/api/config", headers={"X-Bot-Key": keys["public"]}).json()["name"] == "Ask Copper Kiln",
+                 what="worker b to show the new bot name")
 
 
 def test_a_redis_outage_never_fails_a_question(pg_sample, model_cache):

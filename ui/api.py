@@ -61,6 +61,7 @@ from ui.ratelimit import RateLimits
 
 log = logging.getLogger("kbchat.api")
 WIDGET = Path(__file__).parent / "widget" / "widget.js"
+SETTINGS_RECHECK_S = 1.0  # how soon every worker of a shared (PostgreSQL) bot follows a settings change
 MAX_BODY_BYTES = 32 * 1024  # a question, a lead: a few KB at most
 PUBLIC_PREFIXES = ("/api/chat", "/api/config", "/api/feedback", "/api/lead", "/api/handoff")
 BUSY = "The chat is busy answering other visitors. Please try again in a moment."
@@ -119,6 +120,7 @@ class Bot:
     def __init__(self, kb_dir: Path):
         self.kb_dir = kb_dir
         self.store = Store(kb_dir, create=False)
+        self._stamp_read = (-SETTINGS_RECHECK_S, ())  # (when, stamp) for a knowledge base in a database
         self.records = BotRecords(kb_dir)
         self.records.ensure_keys()  # kbchat serve made them already and showed the admin token
         self._settings_stamp = self._stamp()
@@ -152,8 +154,15 @@ class Bot:
                     self.answer_lock.release()
         return self._settings
 
-    def _stamp(self) -> tuple:
-        return Settings.stamp(self.kb_dir)
+    def _stamp(self, fresh: bool = False) -> tuple:
+        """A stat() of settings.toml for a folder, each time; a database round trip for a shared
+        store, at most once a second (the event loop asks several times per request)."""
+        if self.store.db.kind != "postgres":
+            return Settings.stamp(self.kb_dir)
+        now = time.monotonic()
+        if fresh or now - self._stamp_read[0] >= SETTINGS_RECHECK_S:
+            self._stamp_read = (now, Settings.stamp(self.kb_dir))
+        return self._stamp_read[1]
 
     def _build(self, settings: Settings):
         from compare.paths import build
@@ -180,7 +189,7 @@ class Bot:
         with self.answer_lock:  # no answer is half-way through when the paths change
             paths = self._build(settings)
             settings.save(self.kb_dir)
-            self._settings, self.paths, self._settings_stamp = settings, paths, self._stamp()
+            self._settings, self.paths, self._settings_stamp = settings, paths, self._stamp(fresh=True)
             self.limiter.use(settings.redis_url)
         return settings
 
