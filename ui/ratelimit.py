@@ -3,8 +3,8 @@
 `kbchat serve` workers behind one load balancer share one count.
 
 A Redis that stops answering never turns a visitor's question into an error: the limits are
-counted in this worker until Redis answers again (checked again every RETRY_S seconds), and the
-log says so once, in plain words.
+counted in this worker until Redis answers again (tried again every RETRY_S seconds), and the log
+says so in plain words at each failed try.
 
     >>> limits = RateLimits("bot-1")
     >>> from limits import RateLimitItemPerMinute
