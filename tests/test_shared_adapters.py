@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -22,7 +23,7 @@ from kb.ingest import ingest
 from kb.settings import Settings
 from kb.store import Store
 from rag.answer import BasePath
-from rag.remote import ModelServerError
+from rag.remote import KEY_ENV, ModelServerError
 from tuning import adapters, served
 from tuning.answer import RagTunedPath, TunedPath
 from tuning.train import TuneSettings, train
@@ -44,6 +45,7 @@ FACT = {"bikes": "Juniper", "bakery": "Birch"}  # the distinctive word of each o
 # Enough training for each adapter to say its own answers word for word: measured, 5 epochs (15 steps,
 # 20-60 s on 2 cores) gave 4 of 4 answers of each FAQ exactly; 3 epochs got the bikes' address wrong.
 TUNE = TuneSettings(epochs=5, n_rewordings=3, batch_size=4, patience=10, learning_rate=1e-3)
+SERVER_KEY = "test-only-model-server-key"
 MODEL = "smollm2-135m-instruct"  # the --alias kbchat model-server gives the packaged SmolLM2
 
 
@@ -76,8 +78,9 @@ def shared_server(businesses, model_cache):
         pytest.fail(str(e), pytrace=False)
     port = free_port()
     kbs = [str(kb) for kb, _ in businesses.values()]
-    env = {**os.environ, "KBCHAT_CACHE": str(model_cache)}
-    with tempfile.TemporaryFile() as log:
+    with pytest.MonkeyPatch.context() as keyed, tempfile.TemporaryFile() as log:
+        keyed.setenv(KEY_ENV, SERVER_KEY)  # the server asks every request for it; kbchat sends it
+        env = {**os.environ, "KBCHAT_CACHE": str(model_cache)}
         proc = subprocess.Popen([*kbchat_command(), "model-server", "--kb", kbs[0], "--kb", kbs[1], "--port", str(port)],
                                 env=env, stdout=log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
@@ -101,7 +104,8 @@ def _served(url: str, **kw) -> Settings:
 
 
 def test_each_business_answers_with_its_own_adapter_from_one_server(businesses, shared_server):
-    loras = httpx.get(shared_server.removesuffix("/v1") + "/lora-adapters").json()
+    assert httpx.get(shared_server.removesuffix("/v1") + "/lora-adapters").status_code == 401  # no key, no model
+    loras = httpx.get(shared_server.removesuffix("/v1") + "/lora-adapters", headers={"Authorization": f"Bearer {SERVER_KEY}"}).json()
     assert len(loras) == 2 and all(a["scale"] == 0.0 for a in loras)  # none applied unless a request asks
     for name, (kb, info) in businesses.items():
         other = FACT["bakery" if name == "bikes" else "bikes"]
@@ -136,7 +140,7 @@ def test_an_adapter_the_server_does_not_have_gets_what_to_run(businesses, shared
     assert result.exit_code == 1 and "--lora-init-without-apply" in result.output and "Traceback" not in result.output
 
 
-def test_model_server_prints_its_command_and_refuses_a_business_without_a_model(businesses, tmp_path):
+def test_model_server_prints_its_command_and_refuses_a_business_without_a_model(businesses, tmp_path, monkeypatch):
     kbs = [kb for kb, _ in businesses.values()]
     port = free_port()
     result = Cli(kbs[0])("model-server", "--kb", kbs[0], "--kb", kbs[1], "--port", port, "--print")
@@ -148,6 +152,17 @@ def test_model_server_prints_its_command_and_refuses_a_business_without_a_model(
                 f"--set model_server_model={MODEL}") in result.output
     assert "--lora-init-without-apply" in result.output and "--host 127.0.0.1" in result.output
     assert f"One llama-server at http://127.0.0.1:{port}/v1 for the fine-tuned models of 2 knowledge bases" in result.output
+    assert "Anyone who reaches" not in result.output
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    # For workers on other machines: every address, named by this machine's name, and a warning without a key.
+    result = Cli(kbs[0])("model-server", "--kb", kbs[0], "--host", "0.0.0.0", "--port", port, "--print")
+    assert result.exit_code == 0 and "--host 0.0.0.0" in result.output, result.output
+    assert f"model_server_url=http://{socket.gethostname()}:{port}/v1" in result.output
+    assert "Anyone who reaches" in result.output and "KBCHAT_MODEL_SERVER_KEY" in result.output
+    monkeypatch.setenv(KEY_ENV, "owner-secret")
+    result = Cli(kbs[0])("model-server", "--kb", kbs[0], "--host", "0.0.0.0", "--port", port, "--print")
+    assert "Anyone who reaches" not in result.output and "LLAMA_API_KEY" in result.output
+    assert "owner-secret" not in result.output  # the key stays in the environment
     untrained = _business_kb(tmp_path, BUSINESSES["bikes"])
     result = Cli(untrained)("model-server", "--kb", kbs[0], "--kb", untrained)
     assert result.exit_code == 1 and f"{untrained} has no fine-tuned model yet" in result.output and "tune" in result.output

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,12 +179,13 @@ class Plan:
     served: list[tuple[Path, str]]  # (knowledge base, adapter id)
     url: str  # what goes in each knowledge base's model_server_url
     model: str  # ... and its model_server_model
+    local_url: str  # where this machine reaches it (its readiness is checked there)
 
     def shell(self) -> str:
         return shlex.join(self.command)
 
 
-def plan(kb_dirs: list[Path], port: int = 8080) -> Plan:
+def plan(kb_dirs: list[Path], port: int = 8080, host: str = "127.0.0.1") -> Plan:
     """The llama-server command line that serves each knowledge base's active adapter over their
     shared base model, on loopback. Writes any adapter's GGUF file still missing."""
     from kb.models import generator_path
@@ -225,5 +227,8 @@ def plan(kb_dirs: list[Path], port: int = 8080) -> Plan:
     # (ggml-org/llama.cpp#28674). The tuned paths name every adapter's scale on each request.
     command = [str(llama_server()), "--model", str(llama_file(base).resolve()), "--alias", model,
                *(arg for lora in loras for arg in ("--lora-scaled", f"{lora}:0")), "--lora-init-without-apply",
-               "--host", "127.0.0.1", "--port", str(port), "--ctx-size", str(context)]
-    return Plan(command, served, f"http://127.0.0.1:{port}/v1", model)
+               "--host", host, "--port", str(port), "--ctx-size", str(context)]
+    everywhere = host in ("0.0.0.0", "::")
+    shown = socket.gethostname() if everywhere else f"[{host}]" if ":" in host else host
+    local = "127.0.0.1" if everywhere else shown
+    return Plan(command, served, f"http://{shown}:{port}/v1", model, f"http://{local}:{port}/v1")

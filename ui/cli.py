@@ -647,14 +647,17 @@ def adapters(ctx: click.Context, activate_id: str | None, as_json: bool) -> None
 @click.option("--kb", "kb_dirs", multiple=True, metavar="DIR_OR_URL",
               help="A knowledge base (folder or postgresql://...?bot=NAME) whose active fine-tuned model to serve "
                    "(repeatable; default: the --kb given before the command).")
-@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="Port to listen on (on 127.0.0.1).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on: 0.0.0.0 (or this machine's private address) for workers on other machines.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="Port to listen on.")
 @click.option("--print", "print_only", is_flag=True, help="Only print the command line, to run it yourself or in a service manager.")
 @click.pass_context
-def model_server(ctx: click.Context, kb_dirs: tuple[str, ...], port: int, print_only: bool) -> None:
+def model_server(ctx: click.Context, kb_dirs: tuple[str, ...], host: str, port: int, print_only: bool) -> None:
     """Serve several businesses' fine-tuned models from one llama.cpp server.
 
     One base model in memory, with each knowledge base's adapter beside it; each answer asks for its
-    own. Point every knowledge base at it with the settings this prints.
+    own. Point every knowledge base at it with the settings this prints. With
+    $KBCHAT_MODEL_SERVER_KEY set, the server asks every request for that key (kbchat sends it).
     """
     import shlex
     import socket
@@ -662,11 +665,15 @@ def model_server(ctx: click.Context, kb_dirs: tuple[str, ...], port: int, print_
     import tempfile
 
     from kb.location import describe, resolve
+    from rag.remote import KEY_ENV
     from tuning import served
 
-    plan = served.plan([resolve(k) for k in kb_dirs] or [ctx.obj], port)
+    plan = served.plan([resolve(k) for k in kb_dirs] or [ctx.obj], port, host)
+    key = os.environ.get(KEY_ENV, "")
     if print_only:
         click.echo(plan.shell())
+        if key:
+            click.echo(f"Give it the key in its environment: LLAMA_API_KEY=\"${KEY_ENV}\"")
     click.echo(f"One llama-server at {plan.url} for the fine-tuned models of {plural(len(plan.served), 'knowledge base')}:")
     for kb, adapter_id in plan.served:
         click.echo(f"  {describe(kb)}: adapter {adapter_id}")
@@ -674,20 +681,26 @@ def model_server(ctx: click.Context, kb_dirs: tuple[str, ...], port: int, print_
     for kb, _ in plan.served:
         click.echo(f"  kbchat --kb {shlex.quote(str(kb))} settings --set model_server_url={plan.url} "
                    f"--set model_server_model={plan.model}")
+    if host not in ("127.0.0.1", "::1", "localhost") and not key:
+        click.secho(f"Anyone who reaches port {port} of this machine can use the server: keep it on a private network, "
+                    f"or set ${KEY_ENV} here and in every worker's environment.", fg="yellow")
     if print_only:
         return
-    with socket.socket() as s:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
         try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            raise KbchatError(f"Port {port} on 127.0.0.1 is already in use (another server?). Choose another with --port.") from None
+            s.bind((host, port))
+        except OSError as e:
+            raise KbchatError(f"kbchat cannot listen on {host} port {port} ({e.strerror}): another server may use it, or the "
+                              "address is not this machine's. Choose another with --port or --host.") from None
     # Its log goes to a file, not a pipe: a pipe nobody reads fills and blocks the server.
+    env = {**os.environ, "LLAMA_API_KEY": key} if key else None  # in the environment, not on its command line
     with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(plan.command, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(plan.command, stdout=log, stderr=subprocess.STDOUT, env=env)
         signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop ends the server too
         code = 0
         try:
-            if served.wait_until_ready(plan.url, proc):
+            if served.wait_until_ready(plan.local_url, proc):
                 click.secho(f"The model server is ready at {plan.url} (Ctrl-C stops it).", fg="green")
             code = proc.wait()
         except KeyboardInterrupt:
