@@ -209,6 +209,8 @@ def test_several_businesses_share_one_database_and_see_only_their_own(postgres_u
             with Store(folder, create=False) as store:
                 assert [s.uri for s in store.sources()] == [f"{folder.name}.csv"] and store.count() == (1, n)
         assert folders[0] != folders[1] and (folders[0] / "database.toml").stat().st_mode & 0o077 == 0
+        listed = Cli(folders[0])("sources").output
+        assert f"Knowledge base: bot '{names[0]}' in " in listed and str(folders[0]) not in listed  # named, not its folder
         with pytest.raises(NotFound, match="no knowledge base"):
             Store(resolve(bot_url(postgres_url, "t_never_made")), create=False)
     finally:

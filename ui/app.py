@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit ru
 
 import streamlit as st  # noqa: E402
 
+from kb.location import describe  # noqa: E402
 from ui import appkit  # noqa: E402
 
 st.set_page_config(page_title="kbchat", page_icon=":speech_balloon:", layout="wide")
@@ -24,7 +25,7 @@ pages = [
 ]
 with st.sidebar:
     sources, chunks = appkit.store().count()
-    st.caption(f"Knowledge base: `{appkit.kb_dir()}`  \n{sources} documents, {chunks} passages")
+    st.caption(f"Knowledge base: `{describe(appkit.kb_dir())}`  \n{sources} documents, {chunks} passages")
     waiting = appkit.waiting_for_person()
     if waiting:
         st.warning(f"{waiting} visitor{'s are' if waiting > 1 else ' is'} waiting for a person: see the **Inbox**.")

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from kb.errors import KbchatError
+from kb.location import describe
 from ui import jobs
 from ui.places import duration, place, plural, split_uri
 
@@ -156,12 +157,12 @@ def sources(ctx: click.Context, as_json: bool) -> None:
         _echo_json([dataclasses.asdict(s) for s in items])
         return
     if not items:
-        click.echo(f"The knowledge base at {ctx.obj} is empty. Add documents with: kbchat ingest PATH_OR_URL")
+        click.echo(f"The knowledge base at {describe(ctx.obj)} is empty. Add documents with: kbchat ingest PATH_OR_URL")
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Knowledge base: {ctx.obj}", title_justify="left")
+    table = Table(title=f"Knowledge base: {describe(ctx.obj)}", title_justify="left")
     for col, kw in [("Source", {"no_wrap": True}), ("Type", {}), ("Passages", {"justify": "right"}),
                     ("FAQ pairs", {"justify": "right", "no_wrap": True}), ("Added, UTC", {"no_wrap": True}),
                     ("Where", {"overflow": "fold"})]:
@@ -664,7 +665,7 @@ def model_server(ctx: click.Context, kb_dirs: tuple[str, ...], host: str, port: 
     import subprocess
     import tempfile
 
-    from kb.location import describe, resolve
+    from kb.location import resolve
     from rag.remote import KEY_ENV
     from tuning import served
 
