@@ -519,9 +519,9 @@ def part_b(args, pg_url: str, tmp: Path) -> dict:
     assert not report.changed and pg.kind == "hnsw" and len(pg) == len(ids), (report, pg.kind, len(pg))
     plan = "\n".join(r[0] for r in db.execute(
         f"EXPLAIN SELECT chunk_id, embedding <#> ? AS distance FROM {pg.table} ORDER BY distance LIMIT 10", (qv[0],)))
-    out["pg_plan"] = "hnsw index scan" if f"{pg.table}_hnsw" in plan else "NOT the hnsw index: " + plan.replace("\n", " | ")
+    out["pg_plan"] = "hnsw index scan" if pg.graph in plan else "NOT the hnsw index: " + plan.replace("\n", " | ")
     out["pg_sizes"] = db.execute(f"SELECT pg_size_pretty(pg_relation_size('{pg.table}')), "
-                                 f"pg_size_pretty(pg_relation_size('{pg.table}_hnsw')), current_setting('shared_buffers'), "
+                                 f"pg_size_pretty(pg_relation_size('{pg.graph}')), current_setting('shared_buffers'), "
                                  "current_setting('hnsw.ef_search')").fetchone()
     print(f"[B] pgvector: store {out['pg_store_s']:.1f} s, COPY {out['pg_copy_s']:.1f} s, HNSW graph "
           f"{out['pg_graph_s']:.0f} s; table {out['pg_sizes'][0]}, graph {out['pg_sizes'][1]}, shared_buffers "

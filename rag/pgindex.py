@@ -37,6 +37,7 @@ class PgVectorIndex:
         self.text_of = text_of
         self.hnsw_threshold = hnsw_threshold
         self.table = f"vectors_{name}"
+        self.graph = f"{self.table}_hnsw"
         self._meta_key = f"index:{name}"
         self.revision, self.model, self.dim, self.count = -1, "", 0, 0
         self._synced_here = False
@@ -48,12 +49,10 @@ class PgVectorIndex:
     def kind(self) -> str:
         return "hnsw" if self.count >= self.hnsw_threshold else "flat"
 
-    def load(self) -> str:
-        """Read the index's state from the database. Returns "" (a table that does not match its
-        state is found by `sync`, which repairs it)."""
-        return self._db_load(self.db)
-
-    def _db_load(self, db) -> str:
+    def load(self, db=None) -> str:
+        """Read the index's state from the database (through `db`, else the shared connection).
+        Returns "" (a table that does not match its state is found by `sync`, which repairs it)."""
+        db = db or self.db
         row = db.execute("SELECT value FROM meta WHERE key = ?", (self._meta_key,)).fetchone()
         meta = json.loads(row[0]) if row else {}
         self.revision, self.model, self.dim = int(meta.get("revision", -1)), str(meta.get("model", "")), int(meta.get("dim", 0))
@@ -74,9 +73,13 @@ class PgVectorIndex:
         report = SyncReport()
         if self._synced_here and self.revision == revision and self.count == len(wanted):
             return report  # nothing moved since this worker last looked
+        fingerprint = embedder.fingerprint
+        self.load()
+        if self._current(self.db, revision, len(wanted), fingerprint):
+            self._synced_here = True
+            return report  # another worker brought it up to date: no connection of its own needed
         with self.db.alone(f"sync {self.table}") as db:
-            self._db_load(db)
-            fingerprint = embedder.fingerprint
+            self.load(db)
             rebuilt = bool(self.dim) and self.model != fingerprint
             if rebuilt or not self.dim:
                 self._create(db, embedder.dim, fingerprint)
@@ -104,6 +107,12 @@ class PgVectorIndex:
                                       first=old_revision < 0)
         return report
 
+    def _current(self, db, revision: int, n: int, fingerprint: str) -> bool:
+        """Whether the table holds this store revision's n vectors of this model, with the graph
+        index its size wants."""
+        return (bool(self.dim) and self.model == fingerprint and self.revision == revision and self.count == n
+                and db.has_table(self.graph) == (self.kind == "hnsw"))
+
     def _create(self, db, dim: int, model: str) -> None:
         db.execute(f"DROP TABLE IF EXISTS {self.table}")
         db.execute(f"CREATE TABLE {self.table} (chunk_id TEXT PRIMARY KEY, embedding vector({int(dim)}) NOT NULL)")
@@ -118,13 +127,12 @@ class PgVectorIndex:
     def _fit_graph(self, db) -> None:
         """An HNSW index from `hnsw_threshold` vectors on (built once; pgvector keeps it up to date
         on every insert and delete), none below (an exact scan is fast and never wrong there)."""
-        graph = f"{self.table}_hnsw"
         if self.kind == "hnsw":
             db.execute("SET maintenance_work_mem = '1GB'")  # the graph is built in memory: much faster
-            db.execute(f"CREATE INDEX IF NOT EXISTS {graph} ON {self.table} USING hnsw (embedding vector_ip_ops) "
+            db.execute(f"CREATE INDEX IF NOT EXISTS {self.graph} ON {self.table} USING hnsw (embedding vector_ip_ops) "
                             f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")
         else:
-            db.execute(f"DROP INDEX IF EXISTS {graph}")
+            db.execute(f"DROP INDEX IF EXISTS {self.graph}")
 
     # -- searching -----------------------------------------------------------------------------
     def search(self, query_vector: np.ndarray, k: int) -> list[tuple[str, float]]:

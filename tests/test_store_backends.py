@@ -218,7 +218,7 @@ def test_several_businesses_share_one_database_and_see_only_their_own(postgres_u
             drop_bot(*database_of(resolve(bot_url(postgres_url, name))))
 
 
-def test_a_worker_follows_what_another_worker_ingested(pg_kb, tmp_path, model_cache):
+def test_a_worker_follows_what_another_worker_ingested(pg_kb, tmp_path, model_cache, monkeypatch):
     """Two processes on one bot: this one searches, a separate `kbchat ingest` adds a document;
     the next search here sees it, and embedding is not repeated by the worker that did not ingest."""
     import os
@@ -235,7 +235,13 @@ def test_a_worker_follows_what_another_worker_ingested(pg_kb, tmp_path, model_ca
         done = subprocess.run([*kbchat_command(), "--kb", bot_url(url, bot), "ingest", str(docs)], env=env,
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stdout + done.stderr
+        from kb.db import PostgresDatabase
+
+        opened = []
+        real_alone = PostgresDatabase.alone
+        monkeypatch.setattr(PostgresDatabase, "alone", lambda db, work: opened.append(work) or real_alone(db, work))
         hit = retriever.search("When does the bakery open?", 1)[0]
+        assert opened == []  # up to date already: no connection of its own, no lock waited for
         assert hit.chunk.source.endswith("hours.md")
         assert not [m for m in retriever.messages if "embedded" in m]  # the ingesting worker embedded it
 
