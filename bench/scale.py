@@ -76,7 +76,7 @@ from kb.location import resolve  # noqa: E402
 from kb.records import Chunk, Source, chunk_id  # noqa: E402
 from kb.settings import Settings  # noqa: E402
 from kb.store import Store, now_iso  # noqa: E402
-from serve import free_port, percentile  # noqa: E402  (bench/serve.py)
+from serve import free_port, percentile, stop, wait_ready  # noqa: E402  (bench/serve.py)
 
 SAMPLE = ROOT / "sample_data"
 COVIDQA = ROOT.parent / "shared" / "data" / "covidqa_question_similarity_en.csv"
@@ -85,33 +85,6 @@ READY_TIMEOUT_S = 300
 
 
 # -- processes ------------------------------------------------------------------------------------
-def wait_ready(url: str, proc: subprocess.Popen, log, what: str, timeout: float = READY_TIMEOUT_S) -> None:
-    """Poll `url` until it answers 200; stop with the process's output if it ended or never did."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    log.seek(0)
-    state = f"ended with {proc.returncode}" if proc.poll() is not None else f"not ready within {timeout:.0f} s"
-    raise SystemExit(f"{what} {state}:\n{log.read().decode(errors='replace')[-3000:]}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def start_model_server(tmp: Path, slots: int, threads: int) -> tuple[subprocess.Popen, object, str, str]:
     """SmolLM2 (the f16 file kbchat's own llama.cpp runs) on a loopback port: (process, log, URL,
     words naming the server). llama.cpp's llama-server when built, else llama-cpp-python's."""
@@ -146,7 +119,7 @@ def start_model_server(tmp: Path, slots: int, threads: int) -> tuple[subprocess.
         health = f"http://127.0.0.1:{port}/v1/models"
     log = tempfile.TemporaryFile(dir=tmp)  # a file, not a pipe: a pipe nobody reads fills and blocks it
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    wait_ready(health, proc, log, "the model server")
+    wait_ready(health, proc, "the model server", log, READY_TIMEOUT_S)
     return proc, log, f"http://127.0.0.1:{port}/v1", name
 
 
@@ -326,7 +299,7 @@ def part_a(args, pg_url: str, redis_url: str, tmp: Path, env: dict) -> dict:
                                     stdout=log, stderr=subprocess.STDOUT)
             workers.append((proc, log))
             t = time.perf_counter()
-            wait_ready(f"http://127.0.0.1:{port}/health", proc, log, f"kbchat serve worker {i + 1}")
+            wait_ready(f"http://127.0.0.1:{port}/health", proc, f"kbchat serve worker {i + 1}", log, READY_TIMEOUT_S)
             bases.append(f"http://127.0.0.1:{port}")
             print(f"[A] worker {i + 1} up on {bases[-1]} ({time.perf_counter() - t:.0f} s)", flush=True)
 

@@ -50,15 +50,33 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
 
 
-def wait_until_up(client: httpx.Client, server: subprocess.Popen, tries: int = 600) -> None:
-    """Wait until `kbchat serve` answers /health (models load first); exit with its output if not."""
-    for _ in range(tries):
+def wait_ready(url: str, proc: subprocess.Popen, what: str, log=None, timeout: float = 300) -> None:
+    """Poll `url` until it answers 200 (models load first); exit with the process's output (its
+    `log` file, else its stderr pipe) if it ended or never got there."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and proc.poll() is None:
         try:
-            if client.get("/health", timeout=1).status_code == 200:
+            if httpx.get(url, timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
-            time.sleep(0.5)
-    raise SystemExit("kbchat serve did not start: " + server.stderr.read().decode()[-2000:])
+            pass
+        time.sleep(0.2)
+    if log is not None:
+        log.seek(0)
+    output = (log or proc.stderr).read().decode(errors="replace")[-3000:] if (log or proc.stderr) else ""
+    state = f"ended with {proc.returncode}" if proc.poll() is not None else f"not ready within {timeout:.0f} s"
+    raise SystemExit(f"{what} {state}:\n{output}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """End a server this bench started: SIGTERM, then SIGKILL if it does not go within a minute."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def load(client: httpx.Client, key: str, questions: list[str], n: int, concurrency: int) -> tuple[float, list[float]]:
@@ -112,15 +130,14 @@ def main() -> None:
         server = subprocess.Popen([str(exe), "--kb", str(kb), "serve", "--port", str(port)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
         try:
+            wait_ready(f"http://127.0.0.1:{port}/health", server, "kbchat serve")
             with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
-                wait_until_up(client, server)
                 load(client, key, FAQ, 8, 2)  # warm up
                 load(client, key, GENERATED[:1], 1, 1)
                 faq_rps, faq_ms = load(client, key, FAQ, 200, 8)
                 gen_rps, gen_ms = load(client, key, GENERATED, 12, 3)
         finally:
-            server.terminate()
-            server.wait(30)
+            stop(server)
         faq_base = baseline(kb, FAQ, 50)
         gen_base = baseline(kb, GENERATED, 4)
     print("\n== kbchat serve on loopback, sample_data ==")

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from serve import free_port, percentile, wait_until_up  # noqa: E402
+from serve import free_port, percentile, stop, wait_ready  # noqa: E402
 
 from kb.bot import BotRecords  # noqa: E402
 from kb.ingest import ingest  # noqa: E402
@@ -101,8 +101,7 @@ def main() -> None:
                     i += 1
 
         try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
-                wait_until_up(http, server)
+            wait_ready(f"http://127.0.0.1:{port}/health", server, "kbchat serve")
             started = time.perf_counter()
             threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
             for t in threads:
@@ -112,8 +111,7 @@ def main() -> None:
             seconds = time.perf_counter() - started
             rss["end"] = proc.memory_info().rss / 1e6
         finally:
-            server.terminate()
-            server.wait(60)
+            stop(server)
     print(f"\n== kbchat serve soak, {args.profile} profile (rag_writer {args.writer}), {args.clients} clients ==")
     print(f"answers {counts['answers']}, busy replies {counts['busy']}, errors {counts['errors']} in {seconds:.0f} s "
           f"({counts['answers'] / seconds:.1f} answers/s; p50 {statistics.median(latencies):.0f} ms, "

@@ -187,7 +187,7 @@ class Plan:
 
 def plan(kb_dirs: list[Path], port: int = 8080, host: str = "127.0.0.1") -> Plan:
     """The llama-server command line that serves each knowledge base's active adapter over their
-    shared base model, on loopback. Writes any adapter's GGUF file still missing."""
+    shared base model, on `host` (loopback by default). Writes any adapter's GGUF file still missing."""
     from kb.models import generator_path
     from kb.settings import Settings
     from rag.generate import llama_file
