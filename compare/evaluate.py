@@ -151,6 +151,8 @@ def score(q: EvalQuestion, answer: dict, fallback: str) -> dict:
         "generation_ms": answer.get("generation_ms") or 0.0,
         "citations": [{k: c[k] for k in ("n", "source", "location", "snippet")} for c in answer.get("citations", [])],
         "notes": answer.get("notes", []),
+        "why": answer.get("why", ""),
+        "held_back": len(answer.get("held_back") or []),  # sentences not shown: facts no passage holds
     }
 
 
@@ -162,6 +164,8 @@ def summarize(questions: list[EvalQuestion], answers: dict[str, list[dict]], pat
     "custom"), models ({path: language model}),
     training_overlap: {adapter, checked, n_in_training, questions}: evaluation questions (other than
         the deliberate word-for-word FAQ ones) that the active fine-tuned model was trained on,
+    calibration_overlap: {checked, n_calibrated, questions}: the same for the probes the rag path's
+        thresholds were calibrated on (rag.calibrate),
     paths: {name: {n_in_scope, n_out_of_scope, fact_accuracy, fact_accuracy_ci, answer_f1, rouge_l,
         semantic_similarity, style_similarity, refusal_accuracy, refusal_accuracy_ci, hallucination_rate,
         wrongly_refused, retrieval_hit_at_1, retrieval_hit_at_5, retrieval_mrr, latency_p50_ms,
@@ -191,6 +195,7 @@ def summarize(questions: list[EvalQuestion], answers: dict[str, list[dict]], pat
         # the model (engine, threads) each path answered with
         "models": {p.name: p.generator.model_id for p in paths if getattr(p, "generator", None) is not None},
         "training_overlap": training_overlap(questions, paths),
+        "calibration_overlap": calibration_overlap(questions, paths),
         "paths": out_paths,
         "comparisons": comparisons(questions, scored),
         "staleness": None,  # compare.staleness, when asked for
@@ -231,6 +236,8 @@ def path_metrics(questions: list[EvalQuestion], rows: list[dict], ranks: list[in
     _with_ci(out, "refusal_accuracy", refusals)
     _with_ci(out, "hallucination_rate", [not refused for refused in refusals])
     _with_ci(out, "wrongly_refused", [r["refused"] for _, r in in_scope])
+    out["held_back_answers"] = sum(bool(r.get("held_back")) for r in rows)
+    out["held_back_sentences"] = sum(r.get("held_back") or 0 for r in rows)
     _with_ci(out, "retrieval_hit_at_1", [t == 1 for t in targets])
     _with_ci(out, "retrieval_hit_at_5", [t is not None for t in targets])
     _with_ci(out, "retrieval_mrr", [1 / t if t else 0.0 for t in targets])
@@ -292,6 +299,19 @@ def training_overlap(questions: list[EvalQuestion], paths: Paths) -> dict:
     trained = {question_key(t) for t in adapter.trained_questions}
     hits = [q.question for q in questions if q.kind != "verbatim" and question_key(q.question) in trained]
     return {"adapter": adapter.id, "checked": True, "n_in_training": len(hits), "questions": hits}
+
+
+def calibration_overlap(questions: list[EvalQuestion], paths: Paths) -> dict:
+    """Which evaluation questions the rag path's thresholds were calibrated on (rag.calibrate), so
+    that a decline figure measured on them is not read as one on new questions. As with training,
+    the FAQ questions as written are shared by design and not counted. Not checked when the
+    thresholds are fixed numbers in the settings (nothing was calibrated)."""
+    retriever = paths.retriever()
+    if retriever is None or retriever.settings.fixed_threshold("refusal_threshold") is not None:
+        return {"checked": False, "n_calibrated": 0, "questions": []}
+    probes = set(retriever.calibration().probes)
+    hits = [q.question for q in questions if q.kind != "verbatim" and question_key(q.question) in probes]
+    return {"checked": True, "n_calibrated": len(hits), "questions": hits}
 
 
 def _add_semantic(questions: list[EvalQuestion], scored: dict[str, list[dict]], paths: Paths, settings: Settings) -> str:

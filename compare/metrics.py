@@ -47,21 +47,6 @@ _RANGE_ENDS = frozenset(
     mon tue tues wed thu thur thurs fri sat sun""".split()
 )
 
-# How small chat models decline, matched on normalize()d text (so "don’t" reads "dont"). Each needs
-# "i" or a refusal word, so "You don't need to bring anything" is not a refusal.
-_REFUSAL = re.compile(
-    r"\bi (?:dont|do not) have (?:that|this|any|enough)\b(?: \w+){0,3}? (?:information|info|details)\b"
-    r"|\bi (?:dont|do not) have access\b"
-    r"|\bi (?:dont|do not) know\b"
-    r"|\bi(?:m| am) not sure\b"
-    r"|\bi (?:cannot|cant|can not|am unable to|m unable to) (?:answer|help|provide)\b"
-    r"|\bnot able to provide\b"
-    r"|\bno information (?:about|on)\b"
-    r"|\bsorry i (?:dont|do not|cant|cannot)\b"
-    r"|\bas an ai\b"
-)
-
-
 # -- comparing text ---------------------------------------------------------------------------------
 def normalize(text: str) -> str:
     """The text written one way, for comparing facts: lower case, one kind of quote and dash, no
@@ -202,10 +187,11 @@ def style_similarity(prediction: str, reference: str) -> float | None:
 
 def looks_refused(text: str, fallback: str = "") -> bool:
     """Whether an answer declines: it contains the owner's fallback message, or a usual refusal
-    ("I don't have that information", "I'm not sure", "as an AI", ...)."""
-    if fallback.strip() and has_fact(text, fallback):
-        return True
-    return bool(_REFUSAL.search(normalize(text)))
+    ("I don't have that information", "I'm not sure", "as an AI", ...). The answer path uses the
+    same recognizer (rag.decide.is_decline), so a decline is counted the way it was made."""
+    from rag.decide import is_decline
+
+    return is_decline(text, fallback)
 
 
 # -- numbers over many questions --------------------------------------------------------------------

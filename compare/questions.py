@@ -12,6 +12,11 @@ Built from the knowledge base, the set has four kinds of question:
     generalization,
   * document: a question per fact-bearing table row or section of the non-FAQ documents,
   * out_of_scope: general questions no small business's documents answer.
+
+The thresholds of the rag path are calibrated on the knowledge base too (rag.calibrate), on probes
+of the same kinds; the evaluation never asks them (`split`), so its decline figures are not
+flattered by questions the thresholds were fitted on. Only the FAQ questions as written are shared
+on purpose, as with fine-tuning's training data.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from rag.grounding import units
 KINDS = ("verbatim", "reworded", "document", "question", "out_of_scope")
 MAX_DOCUMENT_QUESTIONS = 25
 
-# Questions no small business's documents answer: the bot should decline them, not guess.
+# Questions no small business's documents answer: the bot should decline them, not guess. The
+# evaluation asks these; calibration probes with its own (CALIBRATION_OUT_OF_SCOPE), never these.
 OUT_OF_SCOPE = [
     "Who won the World Cup in 2018?",
     "What is the capital of Australia?",
@@ -47,6 +53,24 @@ OUT_OF_SCOPE = [
     "Can you recommend a good dentist?",
     "Who wrote the novel War and Peace?",
 ]
+CALIBRATION_OUT_OF_SCOPE = [
+    "What time does the football match start tonight?",
+    "How many calories are in a banana?",
+    "Can you translate this letter into German for me?",
+    "What's the best way to learn to play the guitar?",
+    "Which bank has the best savings rate right now?",
+    "How do I get a stain out of a white shirt?",
+    "What is the population of Brazil?",
+    "Can you order me a pizza?",
+    "Who painted the Mona Lisa?",
+    "How do I renew my passport?",
+    "What's a good name for a new puppy?",
+    "When is the next solar eclipse?",
+    "Which smartphone has the best camera?",
+    "How do I change a flat tire on my car?",
+    "What is the square root of 144?",
+]
+
 
 # Facts an answer should contain: money, times, quantities with units, emails, phones, names.
 _FACT = re.compile(
@@ -151,28 +175,39 @@ def from_knowledge_base(store: Store, n_rewordings: int | None = None) -> list[E
     """An evaluation set made from the knowledge base (see the module doc). `n_rewordings` is how
     many rewordings per question training draws (default: the tuning default); the reworded
     questions here are the next one after those."""
-    from tuning.data import reword, store_pairs
-    from tuning.train import TuneSettings
+    from tuning.data import store_pairs
 
     store.require_documents()
-    skip = TuneSettings().n_rewordings if n_rewordings is None else n_rewordings
     pairs = store_pairs(store)
     faq_keys = {question_key(p.question) for p in pairs}
     out = [EvalQuestion(p.question, "verbatim", True, p.answer, facts(p.answer), p.question) for p in pairs]
     for p in pairs:
-        fresh = [q for q in reword(p.question, skip + 3)[skip:] if question_key(q) not in faq_keys]
+        fresh = evaluation_rewording(p.question, faq_keys, n_rewordings)
         if fresh:
-            out.append(EvalQuestion(fresh[0], "reworded", True, p.answer, facts(p.answer), p.question))
-    out += document_questions([c for c in store.chunks() if not c.faq])
+            out.append(EvalQuestion(fresh, "reworded", True, p.answer, facts(p.answer), p.question))
+    out += document_questions([c for c in store.chunks() if not c.faq], part="evaluation")
     out += [EvalQuestion(q, "out_of_scope", False) for q in OUT_OF_SCOPE]
     return out
 
 
-def document_questions(chunks: list[Chunk], limit: int = MAX_DOCUMENT_QUESTIONS) -> list[EvalQuestion]:
+def evaluation_rewording(question: str, faq_keys: set[str], n_rewordings: int | None = None) -> str | None:
+    """The rewording of an FAQ question the evaluation asks: the first one after the
+    `n_rewordings` that training draws, that is no curated question itself."""
+    from tuning.data import reword
+    from tuning.train import TuneSettings
+
+    skip = TuneSettings().n_rewordings if n_rewordings is None else n_rewordings
+    fresh = [q for q in reword(question, skip + 3)[skip:] if question_key(q) not in faq_keys]
+    return fresh[0] if fresh else None
+
+
+def document_questions(chunks: list[Chunk], limit: int = MAX_DOCUMENT_QUESTIONS, part: str = "all") -> list[EvalQuestion]:
     """Questions the documents answer: one per table row with a price or quantity ("What is the
     price of the Beginner Wheel-Throwing Course?"), and one per section with a fact-bearing
     sentence ("What should I know about lost and found?"), each with that row or sentence as its
-    reference and its facts as the expected ones."""
+    reference and its facts as the expected ones. `part` "evaluation" or "calibration" takes every
+    other one, so the two never ask the same (a knowledge base with one such question gives it to
+    the evaluation)."""
     out: list[EvalQuestion] = []
     seen_topics: set[str] = set()
     for chunk in chunks:
@@ -187,6 +222,8 @@ def document_questions(chunks: list[Chunk], limit: int = MAX_DOCUMENT_QUESTIONS)
             if question.startswith("What should I know"):
                 seen_topics.add(topic)
             out.append(EvalQuestion(question, "document", True, unit.text, expected))
+    if part != "all":
+        out = out[0::2] if part == "evaluation" else out[1::2]
     # Spread over the documents rather than the first ones only.
     step = max(1, len(out) // limit) if len(out) > limit else 1
     return out[::step][:limit]

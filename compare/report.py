@@ -59,6 +59,9 @@ METRICS = [
      "made-up answers to questions your documents don't cover (lower is better)", "rate"),
     ("wrongly_refused", "Wrongly declined", "Declined questions it should answer",
      "share of questions your documents answer that it declined anyway (lower is better)", "rate"),
+    ("held_back_answers", "Made-up facts held back", "Answers with a made-up fact left out",
+     "answers where a written sentence was left out because it named a number, price, phone number or code "
+     "that none of your documents has", "count"),
     ("retrieval_hit_at_1", "Retrieval hit@1", "Right FAQ entry found first", "the right FAQ entry was found first", "rate"),
     ("retrieval_hit_at_5", "Retrieval hit@5", "Right FAQ entry in the top 5", "the right FAQ entry was in the top 5", "rate"),
     ("retrieval_mrr", "Retrieval MRR", "How high the right FAQ entry ranked",
@@ -647,16 +650,29 @@ def _overlap_html(result: dict) -> str:
     adapter = ov.get("adapter")
     if not ov.get("checked"):
         why = "no fine-tuned model was evaluated" if adapter is None else f"adapter {adapter}"
-        return f"<h2>Training overlap</h2><p class=\"note\">Not checked ({e(why)}).</p>"
-    n = ov.get("n_in_training") or 0
-    if n == 0:
+        html = f"<h2>Training overlap</h2><p class=\"note\">Not checked ({e(why)}).</p>"
+    elif not ov.get("n_in_training"):
         text = (f"None of the test questions were in the fine-tuned model's training data "
                 f"(adapter {adapter}), so its scores are not inflated by memory.")
-        return f"<h2>Training overlap</h2><p>{e(text)}</p>"
-    items = "".join(f"<li>{e(q)}</li>" for q in ov.get("questions") or [])
-    text = (f"{n} test question(s) were also in the training data of adapter {adapter}: "
-            "the fine-tuned model's score on them shows memory, not understanding.")
-    return f"<h2>Training overlap</h2><p>{e(text)}</p><ul>{items}</ul>"
+        html = f"<h2>Training overlap</h2><p>{e(text)}</p>"
+    else:
+        items = "".join(f"<li>{e(q)}</li>" for q in ov.get("questions") or [])
+        text = (f"{ov['n_in_training']} test question(s) were also in the training data of adapter {adapter}: "
+                "the fine-tuned model's score on them shows memory, not understanding.")
+        html = f"<h2>Training overlap</h2><p>{e(text)}</p><ul>{items}</ul>"
+    return html + _calibration_overlap_html(result)
+
+
+def _calibration_overlap_html(result: dict) -> str:
+    cal = result.get("calibration_overlap") or {}
+    if not cal.get("checked"):
+        return ""
+    if not cal.get("n_calibrated"):
+        return ("<p>None of the test questions were among those kbchat used to set this knowledge base's thresholds "
+                "(when to give a curated answer, when to decline), so its decline figures are measured on new questions.</p>")
+    items = "".join(f"<li>{e(q)}</li>" for q in cal.get("questions") or [])
+    return (f"<p>{cal['n_calibrated']} test question(s) were also among those kbchat used to set this knowledge base's "
+            f"thresholds: the answers from your documents may look better on them than on new questions.</p><ul>{items}</ul>")
 
 
 def _answer_cell(a: dict | None) -> str:

@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS exchanges (
     refused INTEGER NOT NULL,
     latency_ms REAL NOT NULL,
     citations TEXT NOT NULL,
-    feedback INTEGER
+    feedback INTEGER,
+    why TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS exchanges_by_time ON exchanges(at);
 CREATE TABLE IF NOT EXISTS leads (
@@ -99,6 +100,7 @@ class Exchange:
     latency_ms: float
     citations: list
     feedback: int | None  # 1 helpful, -1 not helpful, None not rated
+    why: str = ""  # why the bot answered as it did (rag.decide), for the owner
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ class PersonMessage:
 
 
 def _exchange(r) -> Exchange:
-    return Exchange(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), r[9], json.loads(r[10]), r[11])
+    return Exchange(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), r[9], json.loads(r[10]), r[11], r[12])
 
 
 def _lead(r) -> Lead:
@@ -197,6 +199,7 @@ class BotRecords:
         self.db = Database.open(Path(kb_dir))
         self._lock = self.db.lock
         self.db.script(_SCHEMA)
+        self.db.add_column("exchanges", "why", "TEXT NOT NULL DEFAULT ''")  # exchanges logged before answers said why
         self._retention_ran = -RETENTION_EVERY_S  # keep_for() runs at its first call
 
     def close(self) -> None:
@@ -281,10 +284,10 @@ class BotRecords:
         citations = [{"n": c.n, "source": c.source, "location": c.location, "chunk_id": c.chunk_id}
                      for c in answer.citations]
         return self.db.insert(
-            "INSERT INTO exchanges(at, session, question, path, answer, method, confidence, refused, latency_ms, citations)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO exchanges(at, session, question, path, answer, method, confidence, refused, latency_ms, citations, why)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (_now(), session, answer.question, answer.path, answer.text, answer.method, float(answer.confidence),
-             int(answer.refused), float(answer.total_ms), json.dumps(citations)),
+             int(answer.refused), float(answer.total_ms), json.dumps(citations), answer.why),
         )
 
     def feedback(self, exchange_id: int, session: str, helpful: bool) -> None:

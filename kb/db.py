@@ -83,6 +83,13 @@ class Database:
     def has_table(self, name: str) -> bool:
         return self.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
 
+    def add_column(self, table: str, column: str, ddl: str) -> None:
+        """Add a column that a later version of a table has, to a table made before it (a no-op
+        when it is there): `ddl` is its type and default, like "TEXT NOT NULL DEFAULT ''"."""
+        with self.transaction():
+            if not any(row[1] == column for row in self.execute(f"PRAGMA table_info({table})")):
+                self.execute(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
+
     @property
     def where(self) -> str:
         return str(self.path)
@@ -239,6 +246,9 @@ class PostgresDatabase(Database):
 
     def has_table(self, name: str) -> bool:
         return self.execute("SELECT to_regclass(?) IS NOT NULL", (f"{self.schema}.{name}",)).fetchone()[0]
+
+    def add_column(self, table: str, column: str, ddl: str) -> None:
+        self.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {_pg_types(ddl)}")
 
     def execute(self, sql: str, args=()) -> Result:
         return self._run(lambda conn: _read(conn.execute(_pg(sql), _values(args))))

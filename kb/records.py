@@ -111,6 +111,17 @@ class Citation:
     score: float  # how well the passage matched the question (cosine, or fused score)
 
 
+@dataclass(frozen=True)
+class Decision:
+    """What the rag path decided to do with a question, and why (rag.decide): give the curated FAQ
+    answer, decline, check whether the passages answer it, or write from them."""
+
+    action: str  # "faq", "decline", "check" or "write"
+    reason: str  # in the owner's words: "Declined: the best passage matches 0.21, below this knowledge base's 0.34."
+    scores: dict = field(default_factory=dict)  # what was measured: faq, passage, answerable (0..1)
+    thresholds: dict = field(default_factory=dict)  # what each score was held against
+
+
 # How an answer's text was made (Answer.method), in the owner's words: the CLI and the app show these.
 METHOD_WORDS = {
     "faq": "a curated FAQ answer, word for word",
@@ -144,6 +155,8 @@ class Answer:
     n_tokens: int = 0  # tokens the model generated (0 when it did not run)
     model: str = ""  # the model (and adapter) that wrote the text; "" when no model ran
     notes: list[str] = field(default_factory=list)  # plain words for the owner: truncation, language, staleness
+    why: str = ""  # why this answer was given, declined or written, in the owner's words (rag.decide)
+    held_back: list[str] = field(default_factory=list)  # written sentences not shown: facts no passage holds
 
     @property
     def refused(self) -> bool:

@@ -29,7 +29,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SETTINGS_FILE = "settings.toml"
-AUTO_NUMBERS = ("faq_threshold", "refusal_threshold")  # "auto" or a number
+AUTO_NUMBERS = ("faq_threshold", "refusal_threshold", "answerable_threshold")  # "auto" or a number
 WRITERS = ("auto", "model", "quote")  # the rag_writer setting
 # The tone setting: what each preset asks of the model that writes answers (the rag and base paths).
 # "professional" adds nothing: it is the prompt every answer-quality figure was measured with.
@@ -98,6 +98,10 @@ class Settings:
     )
     faq_threshold: str = _opt("auto", "How closely (0-1) a question must match a curated FAQ for its answer to be given word for word; auto: measured on your own FAQ for the search model.")
     refusal_threshold: str = _opt("auto", "Questions whose best passage matches less than this (0-1) get the fallback message without asking the model; auto: measured on your own documents.")
+    answer_check: bool = _opt(True, "Before the model writes an answer, ask it whether your documents answer the question, "
+                                    "and give the fallback message when they do not.")
+    answerable_threshold: str = _opt("auto", "With answer_check: how sure (0-1) the model must be that your documents answer "
+                                             "a question before it writes; auto: measured on your own documents.")
     lexical_weight: float = _opt(0.15, "How much exact-word matching (BM25) adds to meaning-based search; 0 turns it off.")
     fallback_message: str = _opt(
         "Sorry, I don't have that information. Please contact us directly and we'll be glad to help.",
@@ -155,7 +159,7 @@ class Settings:
             )
         if self.max_file_mb <= 0:
             raise BadInput(f"Setting 'max_file_mb' must be more than 0, not {self.max_file_mb}.")
-        for name in ("faq_threshold", "refusal_threshold"):
+        for name in AUTO_NUMBERS:
             value = getattr(self, name)
             number = _number(value)
             if value != "auto" and (number is None or not 0 <= number <= 1):
@@ -232,7 +236,8 @@ class Settings:
             raise BadInput(f"Setting 'fetch_timeout_s' must be more than 0 seconds, not {self.fetch_timeout_s}.")
 
     def fixed_threshold(self, name: str) -> float | None:
-        """faq_threshold or refusal_threshold as a number, or None when it is "auto" (calibrated)."""
+        """faq_threshold, refusal_threshold or answerable_threshold as a number, or None when it is
+        "auto" (calibrated)."""
         return _number(getattr(self, name))
 
     @property

@@ -5,20 +5,26 @@ Every path has a `name`, `answer(question) -> Answer` and `stream(question)`, wh
 answer's text pieces as they are ready and then, last, the finished `Answer`; the pieces joined are
 exactly `Answer.text`.
 
-How `rag` answers: retrieve -> decide -> write -> cite.
-1. Retrieve. A curated FAQ that asks the same question (rag.retrieve.faq_candidate) and matches at
-   least `faq_threshold` is given word for word, in milliseconds. Otherwise hybrid search finds the
-   `top_k` best passages.
-2. Decide. When even the best passage is not about the question (below `refusal_threshold`), the
-   owner's fallback message, without running the model. Both thresholds are measured on the
-   knowledge base itself for its search model (rag.calibrate).
+How `rag` answers: retrieve -> decide -> write -> check -> cite.
+1. Retrieve. The curated FAQ asked the same way (rag.retrieve.faq_candidate) and the `top_k` best
+   passages (hybrid search).
+2. Decide (rag.decide, one pure function): the curated answer word for word; the owner's fallback
+   message when nothing is about the question; else, when the writer can be asked, whether the
+   passages answer it: the model reads the writer's own prompt with one more line ("Do the
+   documents above contain the answer...?") and P(yes) is read from its logits, without decoding
+   (rag.llama); below the knowledge base's threshold, the fallback message. The writer's prompt
+   then starts the same way, so the check's reading is not done twice.
 3. Write. (With rag_writer "quote", the default for the small profile's SmolLM2, the answer is
-   instead the best passage's own sentences: `quote`.) The model reads the numbered passages (sentences in them that give the chatbot orders are
-   removed first: rag.grounding.defang) and answers, or says it does not know. Its first sentence
-   is held back until complete: a decline in any wording, or an answer that is nothing but "[1]",
-   becomes the fallback message. A sentence cut off at the token limit is not shown.
-4. Cite. The passages the answer names as [n]; an answer that names none cites the passage it
-   shares most words with.
+   instead the best passage's own sentences: `quote`.) The model reads the numbered passages
+   (sentences in them that give the chatbot orders are removed first: rag.grounding.defang) and
+   answers, or says it does not know. Sentences are released whole.
+4. Check. A first sentence that declines, in any wording (rag.decide.is_decline), makes the answer
+   the fallback message. A sentence naming a number, price, time, phone number, e-mail, web address
+   or code that none of the passages holds (rag.facts) is not shown (Answer.held_back); an answer
+   left with nothing becomes the fallback message. A sentence cut off at the token limit is not shown.
+5. Cite. A sentence citing a passage that does not hold its facts cites the one that does; an
+   answer that names none cites the passage it shares most words with. Answer.why says which rule
+   gave the answer, with its scores.
 
     >>> path = RagPath(Store("kbchat_data"))                          # doctest: +SKIP
     >>> path.answer("When are you open on Saturday?").text             # doctest: +SKIP
@@ -31,9 +37,11 @@ import time
 from typing import Iterator
 
 from kb.errors import BadInput
-from kb.records import Answer, Chunk, Citation
+from kb.records import Answer, Chunk, Citation, Decision
 from kb.settings import Settings
 from kb.store import Store
+from rag import facts
+from rag.decide import Thresholds, decide, is_decline, written
 from rag.generate import Generator
 from rag.grounding import defang, terms, units
 from rag.retrieve import Retriever
@@ -44,16 +52,6 @@ SNIPPET_CHARS = 300
 _ENGLISH = frozenset(
     "the a an is are do does did can could will would you your i my me we our us what when where "
     "how why which who to of in on for and or have has it this that there any with".split()
-)
-# The model's ways of saying the passages do not answer: "I don't know", "The documents do not
-# mention ...", "There is no information about ...".
-_DECLINE = re.compile(
-    r"\b(documents?|texts?|sources?|passages?|information|context)\b[^.!?]{0,40}\b(do(es)?n[o']t|do(es)? not|no)\b[^.!?]{0,30}"
-    r"\b(contain|mention|say|include|provide|specify|state|cover|answer|address|have|tell)"
-    r"|\b(not|never) (mentioned|provided|specified|stated|included|covered|listed|found|given)\b[^.!?]{0,30}\b(documents?|texts?|sources?|passages?)"
-    r"|\bthere(?: is|'s) no (information|mention|details?)\b"
-    r"|\bI (cannot|can't) (find|answer|help with)\b|\b(don't|do not|doesn't|does not) know\b",
-    re.IGNORECASE,
 )
 _CITED = re.compile(r"\[(\d+)\]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*(?=\s|$)")
@@ -112,6 +110,19 @@ def rag_messages(question: str, sources: list[str], tone: str = "") -> list[dict
     ]
 
 
+# The answerability check's question, after the writer's own prompt (rag.decide). Measured against
+# asking for a fixed marker or reading the writer's decline: see bench/decline.py.
+CHECK_QUESTION = "Do the documents above contain the answer to this question? Reply with only yes or no."
+
+
+def check_messages(question: str, sources: list[str], tone: str = "") -> list[dict]:
+    """The writer's prompt with the check's question added to the customer's message: the same
+    start, so the model reads the passages once for both (its context keeps them)."""
+    messages = rag_messages(question, sources, tone)
+    messages[-1] = {**messages[-1], "content": f"{messages[-1]['content']}\n\n{CHECK_QUESTION}"}
+    return messages
+
+
 def quote(question: str, chunk: Chunk) -> str:
     """The passage's own words that answer the question, for a writer too small to read (the
     rag_writer setting): a curated FAQ's answer, else the passage's sentence (or table row) sharing
@@ -126,7 +137,7 @@ def quote(question: str, chunk: Chunk) -> str:
 
 def declines(text: str) -> bool:
     """Whether the model's answer (or its first sentence) says the passages do not answer."""
-    return bool(_DECLINE.search(text))
+    return is_decline(text)
 
 
 class RagPath:
@@ -145,82 +156,158 @@ class RagPath:
     def answer(self, question: str) -> Answer:
         return last_answer(self.stream(question))
 
+    def thresholds(self) -> Thresholds:
+        """What the decision holds the scores against: the knowledge base's calibrated (or set)
+        thresholds; no answerability check when the answers are quoted or the writer is too small
+        to be asked (rag.calibrate.checks_answers)."""
+        r = self.retriever
+        return Thresholds(r.faq_threshold, r.refusal_threshold, r.answerable_threshold if checks_answers(self.settings) else None)
+
     def stream(self, question: str) -> Iterator[str | Answer]:
         s = self.settings
         q, notes = prepare_question(question, s)
         self.store.require_documents()
         start = time.perf_counter()
-        # 1. Retrieve: the curated FAQ asked the same way, else the best passages.
-        faq = self.retriever.faq_answer(q)
-        if faq is not None:
-            chunk, score = faq
-            ms = (time.perf_counter() - start) * 1000
-            yield chunk.faq.answer
-            yield Answer(self.name, q, chunk.faq.answer, "faq", [citation(1, chunk, score)], score, ms, notes=notes)
-            return
+        # 1. Retrieve: the curated FAQ asked the same way, and the best passages.
+        faq = self.retriever.faq_candidate(q)
         hits = self.retriever.search(q, s.top_k)
         retrieval_ms = (time.perf_counter() - start) * 1000
-        confidence = max(0.0, min(1.0, hits[0].dense)) if hits else 0.0
+        thresholds = self.thresholds()
+        cosines = [max(0.0, min(1.0, h.dense)) for h in hits]
+        # 2. Decide.
+        decision = decide(q, (faq[0].faq.question, faq[1]) if faq else None, cosines, thresholds)
+        if decision.action == "faq":
+            chunk, score = faq
+            yield chunk.faq.answer
+            yield Answer(self.name, q, chunk.faq.answer, "faq", [citation(1, chunk, score)], score, retrieval_ms,
+                         notes=notes, why=decision.reason)
+            return
+        confidence = cosines[0] if cosines else 0.0
 
-        def decline(generation_ms: float = 0.0, n_tokens: int = 0) -> Iterator[str | Answer]:
+        def decline(why: str, generation_ms: float = 0.0, n_tokens: int = 0, held: list[str] = ()) -> Iterator[str | Answer]:
             yield s.fallback_message
             yield Answer(self.name, q, s.fallback_message, "refused", [], confidence, retrieval_ms, generation_ms,
-                         n_tokens, self.generator.model_id if n_tokens else "", notes)
+                         n_tokens, self.generator.model_id if n_tokens else "", notes, why, list(held))
 
-        # 2. Decide: nothing in the documents is even about this question.
-        if confidence < self.retriever.refusal_threshold:
-            yield from decline()
+        if decision.action == "decline":
+            yield from decline(decision.reason)
             return
         sources, removed = zip(*(source_text(h.chunk) for h in hits))
+        sources = list(sources)
         if sum(removed):
             notes.append(f"{sum(removed)} sentence(s) in the matching documents gave orders to the chatbot; they were ignored.")
         if s.quotes:  # 3'. Quote: the best passage's own sentences, without the model.
             text = f"{quote(q, hits[0].chunk)} [1]"
             yield text
             yield Answer(self.name, q, text, "quoted", [citation(1, hits[0].chunk, hits[0].dense)], confidence,
-                         retrieval_ms, (time.perf_counter() - start) * 1000 - retrieval_ms, notes=notes)
+                         retrieval_ms, (time.perf_counter() - start) * 1000 - retrieval_ms, notes=notes,
+                         why=decision.reason.replace("Written from the passages", "Quoted from the best passage", 1))
             return
-        # 3. Write, whole sentences at a time: the first may be the model's decline, and a sentence
-        # cut off at the token limit is never shown.
         gen_start = time.perf_counter()
+        if decision.action == "check":  # 2'. Do the passages answer it? Read from the model's logits.
+            p_yes = self.generator.yes_probability(check_messages(q, sources, s.tone_prompt))
+            if p_yes is None:
+                decision = Decision("write", "Written from the passages (the model server gives no probabilities, so "
+                                             "the check whether they answer the question did not run).",
+                                    decision.scores, decision.thresholds)
+            else:
+                decision = decide(q, (faq[0].faq.question, faq[1]) if faq else None, cosines, thresholds, p_yes)
+            if decision.action == "decline":
+                yield from decline(decision.reason, (time.perf_counter() - gen_start) * 1000)
+                return
+        # 3. Write, whole sentences at a time; 4. check each before it is shown.
         limit = s.max_new_tokens
-        stream = self.generator.stream_counted(rag_messages(q, list(sources), s.tone_prompt), limit)
+        stream = self.generator.stream_counted(rag_messages(q, sources, s.tone_prompt), limit)
         pieces: list[str] = []
-        held, n_tokens = "", 0
+        held_back: list[str] = []
+        held, n_tokens, declined = "", 0, False
+        known = sources + [s.tone_prompt]  # the owner's own tone instructions may name a fact too (a phone number)
+
+        def release(text: str) -> str | None:
+            """The sentence as shown, or None: a first sentence that declines, or one naming a fact
+            no passage holds (kept in held_back)."""
+            nonlocal declined
+            if not pieces and is_decline(text):
+                declined = True
+                return None
+            if facts.unsupported(text, known):
+                held_back.append(text.strip())
+                return None
+            text = cite_holders(text, sources)
+            return text if pieces else text.lstrip()
+
         try:
             for piece, n_tokens in stream:
                 held += piece
                 cut = _last_end(held)
                 if cut and _has_words(held[:cut]):  # a bare "[1]." waits for words to go with
                     text, held = held[:cut], held[cut:]
-                    if not pieces and declines(text):
+                    shown = release(text)
+                    if declined:
                         break
-                    pieces.append(text if pieces else text.lstrip())
-                    yield pieces[-1]
+                    if shown:
+                        pieces.append(shown)
+                        yield shown
             else:
                 if n_tokens < limit and _has_words(held):  # the model ended by itself: its last sentence is whole
-                    text = held.rstrip() if pieces else held.strip()
-                    if pieces or not declines(text):
-                        pieces.append(text)
-                        yield text
+                    shown = release(held.rstrip())
+                    if shown:
+                        pieces.append(shown)
+                        yield shown
         finally:
             stream.close()
-        if not pieces:  # declined, or wrote nothing but "[1]"
-            yield from decline((time.perf_counter() - gen_start) * 1000, n_tokens)
+        generation_ms = (time.perf_counter() - gen_start) * 1000
+        if not pieces:
+            if held_back:
+                why = (f"Declined: every sentence the model wrote named a fact your documents do not have "
+                       f"({', '.join(facts.unsupported(' '.join(held_back), sources)[:3])}).")
+            elif declined:
+                why = "Declined: the model found no answer to the question in the passages."
+            else:
+                why = "Declined: the model wrote nothing but a citation."
+            yield from decline(why, generation_ms, n_tokens, held_back)
             return
         text = "".join(pieces)
-        # 4. Cite: the passages the answer names, else the one it shares most words with.
+        # 5. Cite: the passages the answer names, else the one it shares most words with.
         cited = sorted({int(n) for n in _CITED.findall(text) if 1 <= int(n) <= len(hits)})
         if not cited:
             cited = [_best_overlap(text, sources)]
             pieces.append(f" [{cited[0]}]")
             yield pieces[-1]
-        generation_ms = (time.perf_counter() - gen_start) * 1000
         yield Answer(
             self.name, q, "".join(pieces), "generated",
             [citation(n, hits[n - 1].chunk, hits[n - 1].dense) for n in cited], confidence,
             retrieval_ms, generation_ms, n_tokens, self.generator.model_id, notes,
+            written(decision, cited, len(held_back)), held_back,
         )
+
+
+def checks_answers(settings: Settings) -> bool:
+    """Whether the rag path asks its writer whether the passages answer a question: a model writes
+    (not quotes), and not the small profile's SmolLM2-135M, whose yes and no mean nothing (it
+    answers whatever it is given)."""
+    from rag.calibrate import writes_declines
+
+    return writes_declines(settings) and settings.answer_check
+
+
+def cite_holders(sentence: str, sources: list[str]) -> str:
+    """The sentence citing the passage that holds its facts when the passages it cites do not:
+    "It is $45 [2]." -> "It is $45 [1]." when only passage 1 says $45. A sentence without facts,
+    or whose facts no single passage holds together, is left as the model wrote it.
+
+    >>> cite_holders("A taster is $45 [2].", ["Taster: $45.", "Kids club: $120."])
+    'A taster is $45 [1].'
+    """
+    cited = [int(n) for n in _CITED.findall(sentence)]
+    if not cited:
+        return sentence
+    holding = facts.holders(sentence, sources)
+    if not holding or any(n in holding for n in cited):
+        return sentence
+    first = re.search(r"\s*\[\d+\]", sentence)  # the first mark names the holder; the others go
+    rest = re.sub(r"\s*\[\d+\]", "", sentence[first.end():])
+    return f"{sentence[:first.start()]} [{holding[0]}]{rest}"
 
 
 class BasePath:
@@ -229,6 +316,7 @@ class BasePath:
 
     name = "base"
     SYSTEM = "You are a customer service assistant for a small business. Answer the customer's question briefly."
+    WHY = "Written by the model alone, without your documents: nothing in it is checked against them."
 
     def __init__(self, settings: Settings | None = None, generator: Generator | None = None):
         self.settings = settings or Settings()
@@ -244,11 +332,11 @@ class BasePath:
     def stream(self, question: str) -> Iterator[str | Answer]:
         q, notes = prepare_question(question, self.settings)
         messages = [{"role": "system", "content": self.system()}, {"role": "user", "content": q}]
-        yield from model_answer(self.name, self.generator, messages, q, notes, self.settings.max_new_tokens)
+        yield from model_answer(self.name, self.generator, messages, q, notes, self.settings.max_new_tokens, self.WHY)
 
 
 def model_answer(name: str, generator: Generator, messages: list[dict], question: str, notes: list[str],
-                 max_new_tokens: int) -> Iterator[str | Answer]:
+                 max_new_tokens: int, why: str = "") -> Iterator[str | Answer]:
     """A path that lets the model answer alone (base, tuned): its pieces, then the Answer."""
     start = time.perf_counter()
     pieces, n_tokens, spaces = [], 0, ""
@@ -262,7 +350,7 @@ def model_answer(name: str, generator: Generator, messages: list[dict], question
             pieces.append(text)
             yield text
     ms = (time.perf_counter() - start) * 1000
-    yield Answer(name, question, "".join(pieces), "model", [], 0.0, 0.0, ms, n_tokens, generator.model_id, notes)
+    yield Answer(name, question, "".join(pieces), "model", [], 0.0, 0.0, ms, n_tokens, generator.model_id, notes, why)
 
 
 def _has_words(text: str) -> bool:

@@ -46,7 +46,8 @@ FAQ_PRECISION = 0.99  # of the rule rewordings' curated answers that must be rig
 IN_SCOPE_LOSS = 0.02  # of answerable questions the retrieval cut may decline
 REWORDINGS = 4  # per curated question
 FAQ_FLOOR = 0.5  # the fast path never answers a weaker match, whatever the probes show
-VERSION = 4  # of the method: a stored calibration of another version is measured again
+ANSWERABLE = 0.5  # the answerability check's threshold (rag.decide): P(yes) at least this
+VERSION = 5  # of the method: a stored calibration of another version is measured again
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Calibration:
     figures: dict = field(default_factory=dict)  # what was measured, for the owner and the report
     version: int = VERSION
     writer: str = ""  # the answer writer setting it was measured for
+    probes: list = field(default_factory=list)  # the questions it asked (question_key), which the evaluation must not
 
 
 def thresholds(retriever) -> Calibration:
@@ -87,21 +89,26 @@ def save(store, calibration: Calibration) -> None:
 
 
 def measure(retriever) -> Calibration:
-    from compare.questions import OUT_OF_SCOPE, document_questions
+    from compare.questions import CALIBRATION_OUT_OF_SCOPE, document_questions, evaluation_rewording
     from tuning.data import reword
 
     store = retriever.store
     chunks = store.chunks()
     faqs = [c.faq for c in chunks if c.faq]
     curated = {question_key(f.question) for f in faqs}
-    # (question, the curated question it asks): each curated question as written, and reworded.
+    # (question, the curated question it asks): each curated question as written, and reworded
+    # (never the rewording the evaluation asks: compare.questions).
     rewordings: list[tuple[str, str]] = [(f.question, question_key(f.question)) for f in faqs]
     for f in faqs:
-        rewordings += [(q, question_key(f.question)) for q in reword(f.question, REWORDINGS) if question_key(q) not in curated]
-    document = [q.question for q in document_questions([c for c in chunks if not c.faq])]
-    asked = [q for q, _ in rewordings] + list(OUT_OF_SCOPE) + document
+        asked_by_evaluation = question_key(evaluation_rewording(f.question, curated) or "")
+        fresh = [q for q in reword(f.question, REWORDINGS + 1)
+                 if question_key(q) not in curated and question_key(q) != asked_by_evaluation]
+        rewordings += [(q, question_key(f.question)) for q in fresh[:REWORDINGS]]
+    document = [q.question for q in document_questions([c for c in chunks if not c.faq], part="calibration")]
+    outside_probes = list(CALIBRATION_OUT_OF_SCOPE)
+    asked = [q for q, _ in rewordings] + outside_probes + document
     probed = retriever.probe(asked)
-    n_reworded, n_outside = len(rewordings), len(OUT_OF_SCOPE)
+    n_reworded, n_outside = len(rewordings), len(outside_probes)
     wants = [want for _, want in rewordings] + [""] * n_outside  # "": no curated answer is right
 
     # The fast path at every threshold: (score, right?) of each probe it would answer.
@@ -126,7 +133,7 @@ def measure(retriever) -> Calibration:
         "outside_probes": n_outside, "outside_below": int((outside < refusal).sum()),
     }
     return Calibration(round(faq_threshold, 3), refusal, store.revision, retriever.embedder.fingerprint, figures,
-                       writer=writer(retriever.settings))
+                       writer=writer(retriever.settings), probes=sorted({question_key(q) for q in asked}))
 
 
 def writes_declines(settings) -> bool:

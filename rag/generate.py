@@ -257,6 +257,20 @@ class TransformersEngine:
             yield rest, len(tokens)
 
 
+    def yes_probability(self, messages: list[dict]) -> float:
+        """P("yes") against P("no") as the reply's first token (rag.llama.LlamaEngine.yes_probability)."""
+        import torch
+
+        from rag.llama import _yes_share, answer_tokens
+
+        tokenizer = self.loaded.tokenizer
+        if not hasattr(self, "_yes_no"):
+            self._yes_no = answer_tokens(lambda word: tokenizer.encode(word, add_special_tokens=False))
+        with torch.inference_mode():
+            logits = self.loaded.model(input_ids=self.prompt_ids(messages)).logits[0, -1]
+        return _yes_share(logits.float().cpu().numpy(), self._yes_no)
+
+
 BACKENDS = ("auto", "llama.cpp", "transformers")
 
 
@@ -319,6 +333,13 @@ class Generator:
             pieces.append(piece)
         seconds = time.perf_counter() - start
         return Completion("".join(pieces).strip(), n_tokens, seconds, first or seconds)
+
+    def yes_probability(self, messages: list[dict]) -> float | None:
+        """How likely the model's reply to these messages starts with "yes" rather than "no" (0..1),
+        without writing the reply; None when the engine cannot tell (a model server that gives no
+        log-probabilities)."""
+        ask = getattr(self.engine, "yes_probability", None)
+        return ask(messages) if ask is not None else None
 
     def stream_counted(self, messages: list[dict], max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
                        min_new_tokens: int = 0) -> Iterator[tuple[str, int]]:

@@ -159,6 +159,58 @@ class LlamaEngine:
                 decoding.close()
 
 
+    def yes_probability(self, messages: list[dict]) -> float:
+        """P(the reply starts with "yes") against "no", read from the logits of the prompt's last
+        position: one pass over the prompt and no token decoded. The context keeps what it read, so
+        a prompt that shares its start (the writer's, read right after) is read only from where
+        they differ. llama-cpp-python gives log-probabilities only with logits_all, which copies the
+        whole vocabulary's logits for every prompt token; one position is all this needs."""
+        import llama_cpp
+        import numpy as np
+
+        tokens = self.prompt_tokens(messages)
+        if len(tokens) >= self.context_tokens:
+            raise BadInput(f"The question and its passages are {len(tokens):,} tokens, more than the model's context of "
+                           f"{self.context_tokens:,}. Raise the 'context_tokens' setting or lower 'top_k' or 'chunk_size'.")
+        with self.lock:
+            llm = self.llm
+            keep = min(_common_prefix(llm, tokens), len(tokens) - 1)  # the last token is read again for its logits
+            if keep > 0 and llm._ctx.kv_cache_seq_rm(-1, keep, -1):
+                llm.n_tokens = keep
+            else:
+                llm.reset()
+                keep = 0
+            llm.eval(tokens[keep:])
+            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(llm.n_vocab(),))
+            return _yes_share(logits, self._answer_tokens())
+
+    def _answer_tokens(self) -> tuple[list[int], list[int]]:
+        if not hasattr(self, "_yes_no"):
+            self._yes_no = answer_tokens(lambda word: self.llm.tokenize(word.encode(), add_bos=False, special=False))
+        return self._yes_no
+
+
+def answer_tokens(tokenize) -> tuple[list[int], list[int]]:
+    """The single-token spellings of "yes" and of "no" in a vocabulary (Yes, yes, " yes", YES...)."""
+    out: tuple[list[int], list[int]] = ([], [])
+    for ids, word in zip(out, ("yes", "no")):
+        for spelling in {word, word.capitalize(), word.upper(), " " + word, " " + word.capitalize()}:
+            found = tokenize(spelling)
+            if len(found) == 1 and found[0] not in ids:
+                ids.append(found[0])
+    return out
+
+
+def _yes_share(logits, yes_no: tuple[list[int], list[int]]) -> float:
+    """P(yes) / (P(yes) + P(no)) from one position's logits."""
+    import numpy as np
+
+    z = logits.astype(np.float64)
+    z = np.exp(z - z.max())
+    yes, no = float(z[yes_no[0]].sum()), float(z[yes_no[1]].sum())
+    return yes / (yes + no) if yes + no > 0 else 0.5
+
+
 def _common_prefix(llm, tokens: list[int]) -> int:
     """How many of these prompt tokens the context already holds (llama.cpp reads only the rest)."""
     held = llm.input_ids[: llm.n_tokens]

@@ -76,6 +76,31 @@ class ServerEngine:
         finally:
             stream.close()  # a caller that stops reading stops the server's decoding too
 
+    def yes_probability(self, messages: list[dict]) -> float | None:
+        """P("yes") against P("no") as the reply's first token, from the server's log-probabilities
+        of its 20 likeliest first tokens (llama.cpp's server, vLLM and OpenAI give them); None when
+        the server gives none, or neither word is among them."""
+        import math
+
+        import openai
+
+        try:
+            reply = self.client.chat.completions.create(
+                model=self.model, messages=messages, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=20,
+                extra_body=self.request_extra() or None)
+        except openai.OpenAIError as e:
+            raise ModelServerError(self._words(e)) from None
+        content = (reply.choices[0].logprobs.content or []) if reply.choices and reply.choices[0].logprobs else []
+        if not content:
+            return None
+        yes = no = 0.0
+        for top in content[0].top_logprobs or []:
+            word = top.token.strip().lower()
+            if word in ("yes", "no"):
+                p = math.exp(top.logprob)
+                yes, no = (yes + p, no) if word == "yes" else (yes, no + p)
+        return yes / (yes + no) if yes + no > 0 else None
+
     def request_extra(self) -> dict:
         """The server's own options for the next request (a subclass may look them up each time)."""
         return self.extra

@@ -75,6 +75,7 @@ class Retriever:
         self.lexical_weight = self.settings.lexical_weight if lexical_weight is None else lexical_weight
         self._faq_threshold = self.settings.fixed_threshold("faq_threshold") if faq_threshold is None else faq_threshold
         self._refusal_threshold = self.settings.fixed_threshold("refusal_threshold")
+        self._answerable_threshold = self.settings.fixed_threshold("answerable_threshold")
         self._calibration = None
         if self.lexical_weight < 0:
             raise BadInput(f"lexical_weight must be 0 or more, not {self.lexical_weight}.")
@@ -274,6 +275,15 @@ class Retriever:
     @property
     def refusal_threshold(self) -> float:
         return self._refusal_threshold if self._refusal_threshold is not None else self.calibration().refusal_threshold
+
+    @property
+    def answerable_threshold(self) -> float:
+        """The least P(yes) of the answerability check (rag.decide) for a written answer."""
+        if self._answerable_threshold is not None:
+            return self._answerable_threshold
+        from rag.calibrate import ANSWERABLE
+
+        return ANSWERABLE
 
     def calibration(self):
         """The thresholds measured on this knowledge base for this search model (rag.calibrate)."""

@@ -52,6 +52,7 @@ class TunedPath(_NotesStaleness, BasePath):
 
     name = "tuned"
     SYSTEM = SYSTEM
+    WHY = "Written by the fine-tuned model from what it learned of your FAQ: nothing in it is checked against your documents."
 
     def system(self) -> str:
         return self.SYSTEM  # asked exactly as it was trained: its voice is what it learned

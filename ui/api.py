@@ -551,12 +551,13 @@ def _ready(b: Bot, body: ChatIn, request: Request):
 
 
 def _answer_json(answer: Answer, exchange_id: int) -> dict:
-    """The Answer as visitors may see it: no notes (they are written for the owner) and no file
-    paths of the owner's computer; a web page source keeps its address, which is public anyway."""
+    """The Answer as visitors may see it: no notes, reasons or held-back sentences (they are written
+    for the owner, and a held-back sentence is one the business must not say) and no file paths of
+    the owner's computer; a web page source keeps its address, which is public anyway."""
     from ui.places import place
 
     d = answer.to_dict()
-    for key in ("notes", "model", "question"):
+    for key in ("notes", "model", "question", "why", "held_back"):
         d.pop(key, None)
     d["citations"] = [
         {"n": c["n"], "label": place(c["source"], c["location"]), "snippet": c["snippet"], "score": c["score"],

@@ -273,8 +273,10 @@ PATHS = ("rag", "base", "tuned", "rag+tuned")  # compare.paths.NAMES, without im
               help="rag: answer from your documents. base: the model alone, without them (for comparison). "
                    "tuned: the model fine-tuned on your FAQ (kbchat tune). rag+tuned: the fine-tuned model reading your documents.")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer record as one JSON object.")
+@click.option("--explain", is_flag=True, help="Also say why this answer was given, declined or written: the scores "
+                                                "and the thresholds they were held against, and any sentence left out.")
 @click.pass_context
-def ask(ctx: click.Context, question: str, path_name: str, as_json: bool) -> None:
+def ask(ctx: click.Context, question: str, path_name: str, as_json: bool, explain: bool) -> None:
     """Answer a customer's question, showing the answer as it is written and the sources it cites.
 
     Use - as QUESTION to read the question from standard input.
@@ -299,6 +301,15 @@ def ask(ctx: click.Context, question: str, path_name: str, as_json: bool) -> Non
         return
     click.echo()
     _print_answer_details(answer)
+    if explain:
+        _print_why(answer)
+
+
+def _print_why(answer) -> None:
+    """Why the answer is what it is, for the owner (kbchat ask --explain)."""
+    click.secho(f"  Why: {answer.why or 'no reason was recorded.'}", fg="magenta")
+    for sentence in answer.held_back:
+        click.secho(f"  Left out: {sentence}", fg="magenta", dim=True)
 
 
 def _path(name: str, store, settings, quiet: bool):

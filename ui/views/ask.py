@@ -88,6 +88,10 @@ def show_details(name: str, answer: Answer) -> None:
     if answer.model:
         how += f" · model: {answer.model}"
     st.caption(f"How: {appkit.md(how)}")
+    if answer.why:
+        st.caption(f"Why this answer? {appkit.md(answer.why)}")
+    for sentence in answer.held_back:
+        st.caption(f"Left out: \"{appkit.md(sentence)}\"")
     for note in answer.notes:
         st.warning(appkit.md(note), icon=":material/warning:")
     for c in answer.citations:

@@ -226,6 +226,11 @@ def show_verdict(result: dict) -> None:
     if overlap.get("n_in_training"):
         st.warning(f"{overlap['n_in_training']} test question(s) were also in the fine-tuned model's training "
                    "data, so its score on them shows memory, not understanding.")
+    calibrated = result.get("calibration_overlap") or {}
+    if calibrated.get("n_calibrated"):
+        st.warning(f"{calibrated['n_calibrated']} test question(s) were also used to set this knowledge base's "
+                   "thresholds (when to give a curated answer, when to decline), so the answers from your documents "
+                   "may look better on them than on new questions.")
 
 
 def show_scores(result: dict) -> None:
