@@ -13,8 +13,13 @@ Prints, against the targets of the RAG issue:
     questions wrongly refused,
   * how answers were made (faq / generated / quoted / refused), with the fact accuracy of each,
   * latency p50/p95 per method and the model's tokens/s,
-  * top-1 retrieval of the right FAQ for reworded FAQ questions (target 0.9).
-Each rate is printed with its ratio to the target. --show prints every wrong answer.
+  * top-1 retrieval of the right FAQ for reworded FAQ questions (target 0.9),
+  * made-up facts: written answers with a sentence held back for naming a number, price, phone
+    number or code none of the passages holds (what would have been shown without the fact check),
+    and written answers that still name one (target 0),
+  * out-of-scope questions near the trade (`near` in the file) declined, apart from the others.
+Each rate is printed with its ratio to the target. --show prints every wrong answer;
+--no-check answers without the answerability check (the answer_check setting off) for comparison.
 """
 
 from __future__ import annotations
@@ -36,9 +41,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 from retrieval import eval_rows, sample_store  # noqa: E402
 
 from kb.settings import Settings  # noqa: E402
-from rag.answer import RagPath  # noqa: E402
+from rag import facts  # noqa: E402
+from rag.answer import RagPath, source_text  # noqa: E402
 
-TARGETS = {"fact accuracy (in scope)": 0.85, "out-of-scope refused": 0.8, "FAQ top-1 (reworded)": 0.9}
+TARGETS = {"fact accuracy (in scope)": 0.80, "out-of-scope refused": 0.9, "FAQ top-1 (reworded)": 0.9}
 
 
 def normalize(text: str) -> str:
@@ -57,6 +63,7 @@ def main() -> None:
     parser.add_argument("--profile", choices=["quality", "small"], default="quality", help="the model_profile setting (default quality)")
     parser.add_argument("--embedder", metavar="DIR", default="", help="search with this sentence-transformers folder or packaged model (the embedder_path setting)")
     parser.add_argument("--generator", metavar="MODEL", default="", help="write with this .gguf, model folder or packaged model (the generator_path setting)")
+    parser.add_argument("--no-check", action="store_true", help="the answer_check setting off: no answerability check")
     args = parser.parse_args()
     from kb.models import SPLIT_MODELS
 
@@ -72,12 +79,13 @@ def main() -> None:
         # The index is built with the chosen search model on the first question.
         resolve = lambda m: m if m in SPLIT_MODELS or not m else str(Path(m).resolve())  # noqa: E731
         Settings(model_profile=args.profile, embedder_path=resolve(args.embedder),
-                 generator_path=resolve(args.generator)).save(store.dir)
+                 generator_path=resolve(args.generator), answer_check=not args.no_check).save(store.dir)
         path = RagPath(store)
         path.answer("When are you open?")  # load both models before timing
         by_method: dict[str, list[tuple[bool, float]]] = defaultdict(list)
         in_scope, out_scope, faq_right, faq_n, wrongly_refused = [], [], 0, 0, 0
         fast_given, fast_right, all_ms = 0, 0, []
+        held_back, still_unsupported, written, near = 0, 0, 0, []
         tokens, gen_s = 0, 0.0
         dump: list[dict] = []
         for row in rows:
@@ -96,6 +104,16 @@ def main() -> None:
                 ok = a.refused
                 out_scope.append(ok)
             by_method[a.method].append((ok, a.total_ms))
+            if row.get("near"):
+                near.append(ok)
+            held_back += bool(a.held_back)
+            if a.method == "generated":
+                written += 1
+                read = [source_text(h.chunk)[0] for h in path.retriever.search(a.question, path.settings.top_k)]
+                missing = facts.unsupported(a.text, read + [path.settings.tone_prompt])
+                still_unsupported += bool(missing)
+                if missing and args.show:
+                    print(f"  ! unsupported {missing} in {a.text[:120]!r}")
             all_ms.append(a.total_ms)
             if a.method == "faq":  # right only when it is the curated answer of the question's own FAQ
                 fast_given += 1
@@ -117,6 +135,11 @@ def main() -> None:
     for name, value in rates.items():
         print(f"{name:28} {value:.3f}  (target {TARGETS[name]}, ratio {value / TARGETS[name]:.2f})")
     print(f"{'in scope wrongly refused':28} {wrongly_refused / max(len(in_scope), 1):.3f}  (target 0.05)")
+    if near:
+        print(f"{'out-of-scope near the trade':28} {sum(near) / len(near):.3f}  ({len(near)} questions; the others "
+              f"{(sum(out_scope) - sum(near)) / max(len(out_scope) - len(near), 1):.3f})")
+    print(f"{'made-up facts held back':28} {held_back} answers (a sentence naming a fact no passage holds was left out)")
+    print(f"{'made-up facts shown':28} {still_unsupported} of {written} written answers (target 0)")
     print(f"{'fast path precision':28} {fast_right / max(fast_given, 1):.3f}  (target 0.98; {fast_given} of {len(rows)} "
           f"questions answered word for word)")
     ms = sorted(all_ms)

@@ -18,7 +18,10 @@ wrongly declined by:
     declines no more than 5% of the in-scope questions (chosen on the answers: a ceiling),
   * the check at each P(yes) threshold,
   * the model's own decline (--write), the way before the check, and the check with it,
-and the check's cost (p50, p95). --dump FILE writes one JSON line per question.
+and the check's time on the whole prompt (p50, p95). --cost N measures what the check adds to a
+written answer on N questions: each answered from a cold context without the check and with it
+(the writer then reads only where its prompt differs from the check's), p50 and p95 of the
+difference and its ratio to the plain answer. --dump FILE writes one JSON line per question.
 """
 
 from __future__ import annotations
@@ -38,10 +41,10 @@ from kb.ingest import ingest  # noqa: E402
 from kb.settings import Settings  # noqa: E402
 from kb.store import Store  # noqa: E402
 from rag.answer import RagPath, check_messages, source_text  # noqa: E402
-from rag.decide import advice  # noqa: E402
+from rag.decide import Thresholds, advice, decide  # noqa: E402
 
 BUSINESSES = ROOT / "bench" / "businesses"
-THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+THRESHOLDS = (0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8)
 MAX_WRONGLY = 0.05
 
 
@@ -94,8 +97,54 @@ def measure(name: str, docs: Path, questions: Path, write: bool, tmp: Path) -> l
         return out
 
 
+def cost(name: str, docs: Path, questions: Path, n: int, tmp: Path) -> list[float]:
+    """What the check adds to a written answer, in ms, on the first n in-scope questions that
+    are written (not the fast path, not declined by retrieval): cold context each time."""
+    from rag.answer import rag_messages
+
+    rows = [json.loads(line) for line in questions.read_text().splitlines() if line.strip()]
+    kb = tmp / f"{name}-cost"
+    settings = Settings(model_profile="quality")
+    added, plain_ms = [], []
+    with Store(kb) as store:
+        files = [str(p) for p in sorted(docs.iterdir()) if p.suffix in (".csv", ".md", ".html", ".pdf")]
+        list(ingest(store, files, settings))
+        settings.save(kb)
+        path = RagPath(store)
+        path.answer("When are you open?")
+        engine, t = path.generator.engine, path.thresholds()
+        for row in rows:
+            if len(added) >= n or not row.get("in_scope", True):
+                continue
+            q = row["question"]
+            faq = path.retriever.faq_candidate(q)
+            hits = path.retriever.search(q, path.settings.top_k)
+            if not hits or (faq and faq[1] >= t.faq) or hits[0].dense < t.passage:
+                continue
+            sources = [source_text(h.chunk)[0] for h in hits]
+            times = []
+            for check in (False, True):
+                engine.llm.reset()  # a cold context: nothing of this prompt read yet
+                start = time.perf_counter()
+                if check:
+                    path.generator.yes_probability(check_messages(q, sources))
+                path.generator.complete(rag_messages(q, sources), path.settings.max_new_tokens)
+                times.append((time.perf_counter() - start) * 1000)
+            plain_ms.append(times[0])
+            added.append(times[1] - times[0])
+            print(f"  cost: {q[:50]!r} plain {times[0]:.0f} ms, with the check +{added[-1]:.0f} ms", file=sys.stderr)
+    added.sort()
+    plain = statistics.median(plain_ms)
+    print(f"\n== what the check adds to a written answer ({name}, {len(added)} answers, cold context) ==")
+    print(f"added p50 {statistics.median(added):.0f} ms, p95 {added[int(0.95 * (len(added) - 1))]:.0f} ms; "
+          f"plain answer p50 {plain:.0f} ms; ratio {(plain + statistics.median(added)) / plain:.3f} "
+          f"(target: +500 ms at most)")
+    return added
+
+
 def declined_by(r: dict, rule: str, cut: float = 0.0) -> bool:
-    """Whether a rule declines a question (the fast path answers before any rule)."""
+    """Whether a rule declines a question (the fast path answers before any rule). "check" is the
+    rag path's own decision (rag.decide) with `cut` as the answerability threshold."""
     if r["fast"]:
         return False
     below = r["passage"] < r["refusal_threshold"]
@@ -103,12 +152,12 @@ def declined_by(r: dict, rule: str, cut: float = 0.0) -> bool:
         return below
     if rule == "cosine":
         return r["passage"] < cut
-    if rule == "check":
-        return below or r.get("p_yes", 0.0) < cut
+    if rule in ("check", "check+own"):
+        thresholds = Thresholds(1.0, r["refusal_threshold"], cut)
+        declined = decide(r["question"], None, [r["passage"]], thresholds, r.get("p_yes", 0.0)).action == "decline"
+        return declined or (rule == "check+own" and r["own_refused"])
     if rule == "own":
         return below or r["own_refused"]
-    if rule == "check+own":
-        return below or r.get("p_yes", 0.0) < cut or r["own_refused"]
     raise ValueError(rule)
 
 
@@ -137,7 +186,7 @@ def report(title: str, rows: list[dict], write: bool) -> None:
             print(" " * 34 + ratio)
     if write:
         line("model's own decline (the old way)", base_out, base_in)
-        for t in (0.3, 0.5, 0.7):
+        for t in THRESHOLDS[:5]:
             line(f"check {t} + model's own decline", *rates(rows, "check+own", t))
     times = sorted(r["check_ms"] for r in rows if "check_ms" in r)
     if times:
@@ -155,7 +204,13 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="also write each answer without the check")
     parser.add_argument("--dump", metavar="FILE", help="one JSON line per question")
     parser.add_argument("--load", metavar="FILE", help="report on a dump instead of measuring")
+    parser.add_argument("--cost", type=int, metavar="N", help="only measure what the check adds, on N answers")
     args = parser.parse_args()
+    if args.cost:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, (docs, questions) in businesses(args.only).items():
+                cost(name, docs, questions, args.cost, Path(tmp))
+        return
     if args.load:
         rows = [json.loads(line) for line in Path(args.load).read_text().splitlines() if line.strip()]
         args.write = all("own_refused" in r for r in rows)

@@ -22,7 +22,7 @@ from typing import Callable
 from compare import metrics
 from compare.paths import Paths
 from compare.questions import EvalQuestion
-from kb.records import question_key
+from kb.records import Turn, question_key
 from kb.settings import Settings
 from kb.store import Store
 
@@ -42,28 +42,35 @@ def evaluate(questions: list[EvalQuestion], paths: Paths, store: Store | None, s
     done = _read_partial(partial)
     total = len(questions) * len(paths)
     answers: dict[str, list] = {p.name: [None] * len(questions) for p in paths}
-    todo = []
+    todo: list[tuple] = []  # (path, indices): a single question, or the unanswered turns of one chat, in order
     for path in paths:
         got = done.get(path.name, {})
+        chats: dict[int, list[int]] = {}
         for i, q in enumerate(questions):
             record = got.get(i)
             if record is not None and record["question"] == q.question:
                 answers[path.name][i] = record
+            elif q.chat is None:
+                todo.append((path, [i]))
             else:
-                todo.append((path, i))
-    count = [total - len(todo)]
+                if q.chat not in chats:
+                    chats[q.chat] = []
+                    todo.append((path, chats[q.chat]))  # one worker asks a chat's turns in order
+                chats[q.chat].append(i)
+    count = [total - sum(len(indices) for _, indices in todo)]
     lock = threading.Lock()
     if on_answer and count[0]:  # the answers kept from an interrupted run
         on_answer(paths.names[0], count[0], total)
 
-    def ask(path, i: int) -> None:
-        record = path.answer(questions[i].question).to_dict()
-        with lock:
-            _append(partial, {"path": path.name, "i": i, "question": questions[i].question, "answer": record})
-            answers[path.name][i] = record
-            count[0] += 1
-            if on_answer:
-                on_answer(path.name, count[0], total)
+    def ask(path, indices: list[int]) -> None:
+        for i in indices:
+            record = path.answer(questions[i].question, history(questions, answers[path.name], i)).to_dict()
+            with lock:
+                _append(partial, {"path": path.name, "i": i, "question": questions[i].question, "answer": record})
+                answers[path.name][i] = record
+                count[0] += 1
+                if on_answer:
+                    on_answer(path.name, count[0], total)
 
     _run(todo, ask, max(1, min(workers, len(todo))))
     result = summarize(questions, answers, paths, store, settings, questions_file)
@@ -71,6 +78,15 @@ def evaluate(questions: list[EvalQuestion], paths: Paths, store: Store | None, s
     if partial:
         partial.unlink(missing_ok=True)
     return result
+
+
+def history(questions: list[EvalQuestion], records: list, i: int) -> list[Turn]:
+    """The earlier turns of question i's chat as this path answered them ([] for a single question)."""
+    q = questions[i]
+    if q.chat is None:
+        return []
+    return [Turn(questions[j].question, records[j]["text"], records[j].get("searched") or "")
+            for j in range(i) if questions[j].chat == q.chat and records[j] is not None]
 
 
 def default_workers(paths: Paths | None = None) -> int:
@@ -152,6 +168,7 @@ def score(q: EvalQuestion, answer: dict, fallback: str) -> dict:
         "citations": [{k: c[k] for k in ("n", "source", "location", "snippet")} for c in answer.get("citations", [])],
         "notes": answer.get("notes", []),
         "why": answer.get("why", ""),
+        "searched": answer.get("searched", ""),
         "held_back": len(answer.get("held_back") or []),  # sentences not shown: facts no passage holds
     }
 
@@ -238,6 +255,7 @@ def path_metrics(questions: list[EvalQuestion], rows: list[dict], ranks: list[in
     _with_ci(out, "wrongly_refused", [r["refused"] for _, r in in_scope])
     out["held_back_answers"] = sum(bool(r.get("held_back")) for r in rows)
     out["held_back_sentences"] = sum(r.get("held_back") or 0 for r in rows)
+    out["by_context"] = by_context(questions, rows)
     _with_ci(out, "retrieval_hit_at_1", [t == 1 for t in targets])
     _with_ci(out, "retrieval_hit_at_5", [t is not None for t in targets])
     _with_ci(out, "retrieval_mrr", [1 / t if t else 0.0 for t in targets])
@@ -249,6 +267,28 @@ def path_metrics(questions: list[EvalQuestion], rows: list[dict], ranks: list[in
         "tokens_per_s": _round(tokens / (gen_ms / 1000), 1) if tokens and gen_ms else None,
         "by_kind": by_kind,
     }
+
+
+def by_context(questions: list[EvalQuestion], rows: list[dict]) -> dict | None:
+    """For chats: the share right, the time and the tokens of first turns, follow-ups and topic
+    switches apart (None when no question is part of a chat), and how many topic switches were
+    searched with the old topic."""
+    if all(q.chat is None for q in questions):
+        return None
+    out: dict = {}
+    for context in ("single", "first", "follow-up", "switch"):
+        picked = [(q, r) for q, r in zip(questions, rows) if q.context == context]
+        if picked:
+            out[context] = {
+                "n": len(picked),
+                "right": _round(metrics.mean([r["right"] for _, r in picked if r["right"] is not None])),
+                "latency_p50_ms": _round(metrics.percentile([r["latency_ms"] for _, r in picked], 50), 1),
+                "tokens": _round(metrics.mean([r["n_tokens"] for _, r in picked]), 1),
+            }
+    switches = [(q, r) for q, r in zip(questions, rows) if q.context == "switch"]
+    out["switches_searched_with_old_topic"] = sum(
+        bool(r.get("searched")) and question_key(r["searched"]) != question_key(q.question) for q, r in switches)
+    return out
 
 
 def retrieval_ranks(questions: list[EvalQuestion], retriever, store: Store | None, k: int = 5) -> list[int | None]:

@@ -1,7 +1,7 @@
 """Every answer path behind one interface, built once and sharing what they can.
 
-A path has a `name`, `answer(question) -> Answer` and `stream(question)` (text pieces, then the
-Answer). The comparison, the evaluation, the CLI, the app and the API take the list `build()`
+A path has a `name`, `answer(question, history=()) -> Answer` and `stream(question, history=())`
+(text pieces, then the Answer); `history` is the chat's earlier turns (kb.records.Turn). The comparison, the evaluation, the CLI, the app and the API take the list `build()`
 returns and never branch on which path is which. A path that cannot run here (no fine-tuned model
 yet, no documents) is listed in `Paths.unavailable` with the reason in plain words.
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Protocol
 
 from kb.errors import BadInput, KbchatError
-from kb.records import Answer
+from kb.records import Answer, Turn
 from kb.settings import Settings
 from kb.store import Store
 
@@ -32,9 +32,9 @@ DESCRIPTIONS = {
 class AnswerPath(Protocol):
     name: str
 
-    def answer(self, question: str) -> Answer: ...
+    def answer(self, question: str, history: list[Turn] = ()) -> Answer: ...
 
-    def stream(self, question: str) -> Iterator[str | Answer]: ...
+    def stream(self, question: str, history: list[Turn] = ()) -> Iterator[str | Answer]: ...
 
 
 @dataclass

@@ -3,7 +3,10 @@
 A questions file is JSON Lines, one question per line, as in `sample_data/eval_questions.jsonl`:
 `question` (required); `answer` (the reference answer), `expected` (a fact, or a list of facts, any
 of which makes an answer right), `in_scope` (false for questions the documents do not answer, which
-the bot should decline), `kind` (optional, see KINDS).
+the bot should decline), `kind` (optional, see KINDS). A line may instead hold a whole chat, as in
+`sample_data/eval_chats.jsonl`: `{"turns": [{"question", "expected", "in_scope", "switch"}, ...]}`,
+each turn a question as above, asked after the turns before it in the same chat; `switch` marks a
+turn that changes the subject (it must not be answered about the old one).
 
 Built from the knowledge base, the set has four kinds of question:
   * verbatim: every FAQ question word for word (tests memorization; fine-tuning trained on these),
@@ -33,6 +36,8 @@ from rag.grounding import units
 
 KINDS = ("verbatim", "reworded", "document", "question", "out_of_scope")
 MAX_DOCUMENT_QUESTIONS = 25
+MAX_DOCUMENT_CHATS = 5
+CHAT_BASE = 10_000  # the chats made from a knowledge base are numbered from here
 
 # Questions no small business's documents answer: the bot should decline them, not guess. The
 # evaluation asks these; calibration probes with its own (CALIBRATION_OUT_OF_SCOPE), never these.
@@ -95,6 +100,16 @@ class EvalQuestion:
     reference: str | None = None  # the answer a good bot gives
     expected: list[str] = field(default_factory=list)  # any of these in an answer makes it right
     faq_question: str | None = None  # the FAQ question it rewords, when there is one
+    chat: int | None = None  # the chat it is a turn of (its number in the file), None for a single question
+    turn: int = 0  # its place in the chat: 0 for the first message
+    switch: bool = False  # a turn that changes the chat's subject
+
+    @property
+    def context(self) -> str:
+        """Where it stands in a chat: "single", "first", "follow-up" or "switch"."""
+        if self.chat is None:
+            return "single"
+        return "first" if self.turn == 0 else "switch" if self.switch else "follow-up"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -121,6 +136,7 @@ def load(path: str | Path) -> list[EvalQuestion]:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError:
         raise BadInput(f"{path.name} is not a UTF-8 text file. Save it as UTF-8 JSON Lines (one question per line).") from None
+    chats = 0
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -130,10 +146,29 @@ def load(path: str | Path) -> list[EvalQuestion]:
         except json.JSONDecodeError as e:
             raise BadInput(f"{where} is not valid JSON ({e.msg}). Each line must be one object like "
                            '{"question": "When are you open?", "expected": "9 am"}.') from None
-        out.append(_question(row, where))
+        if isinstance(row, dict) and "turns" in row:
+            out += _chat(row["turns"], where, chats)
+            chats += 1
+        else:
+            out.append(_question(row, where))
     if not out:
         raise BadInput(f"{path.name} has no questions. Each line must be one object like "
                        '{"question": "When are you open?", "expected": "9 am"}.')
+    return out
+
+
+def _chat(turns, where: str, number: int) -> list[EvalQuestion]:
+    if not isinstance(turns, list) or not turns:
+        raise BadInput(f"{where}: \"turns\" must be a list of questions, like "
+                       '[{"question": "Do you have kids\' classes?"}, {"question": "how much is it?"}].')
+    out = []
+    for i, row in enumerate(turns):
+        q = _question(row, f"{where}, turn {i + 1}")
+        switch = row.get("switch", False)
+        if not isinstance(switch, bool):
+            raise BadInput(f"{where}, turn {i + 1}: \"switch\" must be true or false.")
+        q.chat, q.turn, q.switch = number, i, switch
+        out.append(q)
     return out
 
 
@@ -185,8 +220,38 @@ def from_knowledge_base(store: Store, n_rewordings: int | None = None) -> list[E
         fresh = evaluation_rewording(p.question, faq_keys, n_rewordings)
         if fresh:
             out.append(EvalQuestion(fresh, "reworded", True, p.answer, facts(p.answer), p.question))
-    out += document_questions([c for c in store.chunks() if not c.faq], part="evaluation")
+    documents = [c for c in store.chunks() if not c.faq]
+    out += document_questions(documents, part="evaluation")
     out += [EvalQuestion(q, "out_of_scope", False) for q in OUT_OF_SCOPE]
+    out += document_chats(documents)
+    return out
+
+
+def document_chats(chunks: list[Chunk], limit: int = MAX_DOCUMENT_CHATS) -> list[EvalQuestion]:
+    """Chats about the documents' tables: a row's first fact, then another of its facts asked the
+    way a customer follows up ("What is the price for Beginner Wheel?", "And the schedule?"), then
+    a question no business answers, which changes the subject. Numbered from CHAT_BASE, so they
+    never share a number with a file's chats."""
+    rows: list[tuple[str, list[tuple[str, str]]]] = []
+    for chunk in chunks:
+        for unit in units(chunk, 1):
+            cells = [c.split(": ", 1) for c in unit.text.rstrip(".").split("; ")]
+            if len(cells) < 3 or not all(len(c) == 2 for c in cells):
+                continue
+            name = re.sub(r"\s*\([^)]*\)", "", cells[0][1]).strip()
+            with_facts = [(column.strip().lower(), value) for column, value in cells[1:] if facts(value)]
+            if name and len(with_facts) >= 2:
+                rows.append((name, with_facts))
+    calibrated = {question_key(q.question) for q in document_questions(chunks, part="calibration")}
+    rows = [(name, cells) for name, cells in rows if question_key(f"What is the {cells[0][0]} for {name}?") not in calibrated]
+    step = max(1, len(rows) // limit) if len(rows) > limit else 1
+    out: list[EvalQuestion] = []
+    for n, (name, cells) in enumerate(rows[::step][:limit]):
+        (first, value), (then, other) = cells[0], cells[1]
+        chat = CHAT_BASE + n
+        out += [EvalQuestion(f"What is the {first} for {name}?", "document", True, value, facts(value), chat=chat, turn=0),
+                EvalQuestion(f"And the {then}?", "document", True, other, facts(other), chat=chat, turn=1),
+                EvalQuestion(OUT_OF_SCOPE[n % len(OUT_OF_SCOPE)], "out_of_scope", False, chat=chat, turn=2, switch=True)]
     return out
 
 

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from kb.errors import BadInput, NotFound
-from kb.records import Answer
+from kb.records import Answer, Turn
 from kb.db import Database
 from kb.location import describe
 
@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS exchanges (
     latency_ms REAL NOT NULL,
     citations TEXT NOT NULL,
     feedback INTEGER,
-    why TEXT NOT NULL DEFAULT ''
+    why TEXT NOT NULL DEFAULT '',
+    searched TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS exchanges_by_time ON exchanges(at);
 CREATE TABLE IF NOT EXISTS leads (
@@ -84,6 +85,7 @@ LOW_CONFIDENCE = 0.5  # answers below this are listed as content gaps even when 
 # "bot" (handed back: the bot answers again). The bot stays quiet while waiting or live.
 WITH_PERSON = ("waiting", "live")
 MESSAGE_MAX = 4000  # characters in one message to or from the team
+MAX_TURNS = 3  # earlier exchanges of a chat the bot reads (rag.followup.MAX_TURNS)
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class Exchange:
     citations: list
     feedback: int | None  # 1 helpful, -1 not helpful, None not rated
     why: str = ""  # why the bot answered as it did (rag.decide), for the owner
+    searched: str = ""  # what search was given, when the chat's topic was added to a follow-up (rag.followup)
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,7 @@ class PersonMessage:
 
 
 def _exchange(r) -> Exchange:
-    return Exchange(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), r[9], json.loads(r[10]), r[11], r[12])
+    return Exchange(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), r[9], json.loads(r[10]), r[11], r[12], r[13])
 
 
 def _lead(r) -> Lead:
@@ -199,7 +202,9 @@ class BotRecords:
         self.db = Database.open(Path(kb_dir))
         self._lock = self.db.lock
         self.db.script(_SCHEMA)
-        self.db.add_column("exchanges", "why", "TEXT NOT NULL DEFAULT ''")  # exchanges logged before answers said why
+        # Exchanges logged before answers said why, or what they searched with.
+        self.db.add_column("exchanges", "why", "TEXT NOT NULL DEFAULT ''")
+        self.db.add_column("exchanges", "searched", "TEXT NOT NULL DEFAULT ''")
         self._retention_ran = -RETENTION_EVERY_S  # keep_for() runs at its first call
 
     def close(self) -> None:
@@ -284,11 +289,27 @@ class BotRecords:
         citations = [{"n": c.n, "source": c.source, "location": c.location, "chunk_id": c.chunk_id}
                      for c in answer.citations]
         return self.db.insert(
-            "INSERT INTO exchanges(at, session, question, path, answer, method, confidence, refused, latency_ms, citations, why)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO exchanges(at, session, question, path, answer, method, confidence, refused, latency_ms, citations,"
+            " why, searched) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (_now(), session, answer.question, answer.path, answer.text, answer.method, float(answer.confidence),
-             int(answer.refused), float(answer.total_ms), json.dumps(citations), answer.why),
+             int(answer.refused), float(answer.total_ms), json.dumps(citations), answer.why,
+             answer.searched if answer.searched != answer.question else ""),
         )
+
+    def history(self, session: str, idle_minutes: float, turns: int = MAX_TURNS) -> list[Turn]:
+        """The chat's last `turns` exchanges, oldest first, that the bot reads to understand a
+        follow-up: none when the chat has been idle for more than `idle_minutes` (it starts fresh),
+        and none from before such a pause."""
+        rows = self.exchanges(turns, session)  # newest first
+        out: list[Turn] = []
+        later = datetime.now(timezone.utc)
+        for e in rows:
+            at = datetime.fromisoformat(e.at)
+            if (later - at).total_seconds() > idle_minutes * 60:
+                break
+            out.insert(0, Turn(e.question, e.answer, e.searched or e.question))
+            later = at
+        return out
 
     def feedback(self, exchange_id: int, session: str, helpful: bool) -> None:
         """Thumbs up or down on an answer; only the session that got the answer may rate it."""
@@ -482,7 +503,8 @@ class BotRecords:
         answers, and the messages to and from the team."""
         items = []
         for e in reversed(self.exchanges(500, session)):
-            items.append({"at": e.at, "sender": "visitor", "text": e.question, "order": (e.at, 0, e.id)})
+            items.append({"at": e.at, "sender": "visitor", "text": e.question, "searched": e.searched,
+                          "order": (e.at, 0, e.id)})
             items.append({"at": e.at, "sender": "bot", "text": e.answer, "refused": e.refused, "method": e.method,
                           "exchange_id": e.id, "order": (e.at, 1, e.id)})
         for m in self.messages(session):

@@ -112,6 +112,17 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class Turn:
+    """One earlier exchange of a conversation, as the answer paths read it: what the visitor said,
+    what the bot answered, and the question search was given for it (`searched`: the visitor's
+    words, or with the conversation's topic added when they did not stand alone)."""
+
+    question: str
+    answer: str
+    searched: str = ""
+
+
+@dataclass(frozen=True)
 class Decision:
     """What the rag path decided to do with a question, and why (rag.decide): give the curated FAQ
     answer, decline, check whether the passages answer it, or write from them."""
@@ -157,6 +168,7 @@ class Answer:
     notes: list[str] = field(default_factory=list)  # plain words for the owner: truncation, language, staleness
     why: str = ""  # why this answer was given, declined or written, in the owner's words (rag.decide)
     held_back: list[str] = field(default_factory=list)  # written sentences not shown: facts no passage holds
+    searched: str = ""  # what search was given: the question, or with the chat's topic added (rag.followup)
 
     @property
     def refused(self) -> bool:

@@ -35,9 +35,9 @@ WRITERS = ("auto", "model", "quote")  # the rag_writer setting
 # "professional" adds nothing: it is the prompt every answer-quality figure was measured with.
 TONES = {
     "professional": "",
-    "friendly": ("Write warmly, as a friendly member of staff talking to a customer they like: you may start with a "
-                 "short friendly phrase, and you may end by offering more help. The facts stay exactly as the "
-                 "documents give them."),
+    "friendly": ("Write warmly, as a friendly member of staff talking to a customer they like: start with a short "
+                 "friendly phrase (like \"Great question!\") and end by offering more help (like \"Anything else I can "
+                 "help with?\"). The facts stay exactly as the documents give them."),
     "concise": "Be as brief as you can: one short sentence with the facts, no greeting and no extra words.",
     "custom": "",  # the owner's own tone_instructions
 }
@@ -112,6 +112,8 @@ class Settings:
     tone_instructions: str = _opt("", "With tone custom: a few sentences on how answers should sound, e.g. "
                                       "'Speak like a relaxed surf instructor. Call customers mate.'")
     max_new_tokens: int = _opt(120, "The longest answer the model may write, in tokens (about 3/4 of a word each).")
+    chat_idle_minutes: float = _opt(30.0, "A visitor's chat starts fresh after this many minutes without a message; until "
+                                          "then the chatbot reads the chat's last messages to understand follow-up questions.")
     max_question_chars: int = _opt(1000, "Longer questions are cut to this many characters (with a note).")
     # The website chatbot (kbchat serve and its widget).
     bot_name: str = _opt("Chat with us", "The name at the top of the chat window on your website.")
@@ -230,6 +232,8 @@ class Settings:
             raise BadInput("Rate limits must be at least 1 question per minute.")
         if self.retention_days < 0:
             raise BadInput(f"Setting 'retention_days' must be 0 (keep everything) or a number of days, not {self.retention_days}.")
+        if self.chat_idle_minutes <= 0:
+            raise BadInput(f"Setting 'chat_idle_minutes' must be more than 0 minutes, not {self.chat_idle_minutes}.")
         if self.answer_timeout_s <= 0:
             raise BadInput(f"Setting 'answer_timeout_s' must be more than 0 seconds, not {self.answer_timeout_s}.")
         if self.fetch_timeout_s <= 0:

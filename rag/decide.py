@@ -67,8 +67,8 @@ def decide(question: str, faq: tuple[str, float] | None, passages: list[float], 
         return Decision("decline", f"Declined: the best passage matches {best:.2f}, below this knowledge base's "
                                    f"{thresholds.passage:.2f}.", scores, limits)
     if thresholds.answerable is None:
-        return Decision("write", f"Written from the passages: the best one matches {best:.2f} "
-                                 f"({thresholds.passage:.2f} needed).", scores, limits)
+        return Decision("write", f"Written: the best passage matches {best:.2f} ({thresholds.passage:.2f} needed).",
+                        scores, limits)
     topic = advice(question)
     needed = max(thresholds.answerable, ADVICE_ANSWERABLE) if topic else thresholds.answerable
     limits["answerable"] = needed

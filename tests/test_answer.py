@@ -195,6 +195,14 @@ def test_cli_ask_prints_the_answer_and_its_sources(tmp_path, kb_dir, kbchat, gen
     assert {"text", "confidence", "retrieval_ms", "generation_ms", "tokens_per_s", "model", "from_faq"} <= set(data)
     bad = cli("ask", "  ")
     assert bad.exit_code == 1 and "question is empty" in bad.output and "Traceback" not in bad.output
+    # --explain says why: which rule gave the answer, with its score and the threshold it was held against.
+    curated = cli("ask", "Do you sell gift cards?", "--explain").output
+    assert 'Why: Curated answer: the question is your FAQ "Do you sell gift cards?" (match ' in curated
+    declined = cli("ask", "Who won the World Series last year?", "--explain").output
+    assert "Why: Declined: the best passage matches " in declined and "below this knowledge base's" in declined
+    quoted = cli("ask", "What is the largest piece your kilns can fire?", "--explain").output
+    assert "18 inches" in quoted and "Why: Quoted from passage [1]: the best passage matches " in quoted
+    assert data["why"].startswith("Declined:")  # the answer record carries it too
 
 
 def test_cli_ask_on_an_empty_knowledge_base(kbchat):

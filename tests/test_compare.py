@@ -18,7 +18,7 @@ from compare.paths import NAMES, availability, build, parse_names
 from compare.report import write_report
 from kb.errors import BadInput, NotFound
 from kb.ingest import ingest
-from kb.records import Answer
+from kb.records import Answer, question_key
 from kb.settings import Settings
 from kb.store import Store
 from tuning.data import split_for_training, store_pairs
@@ -91,6 +91,30 @@ def test_questions_made_from_the_knowledge_base_were_never_trained_on(tmp_path):
     assert all(not q.in_scope and not q.expected for q in made if q.kind == "out_of_scope")
 
 
+def test_the_evaluation_never_asks_what_the_thresholds_were_calibrated_on(tmp_path):
+    """Calibration draws its own probes and the built-in evaluation others (only the FAQ questions
+    as written are shared, on purpose), and an evaluation says how many of its questions calibration
+    asked, as it does for fine-tuning's training data."""
+    from rag.retrieve import Retriever
+
+    kb = sample_kb(tmp_path, 20, "price_list.md", "policies.pdf")
+    with Store(kb) as store:
+        probes = set(Retriever(store, Settings()).calibration().probes)
+        made = questions.from_knowledge_base(store)
+        verbatim = [q for q in made if q.kind == "verbatim"]
+        shared = [q.question for q in made if question_key(q.question) in probes]
+        assert {q.kind for q in made if q.question in shared} == {"verbatim"}, shared
+        assert len(probes) > len(verbatim) * 3  # rewordings, document questions and out-of-scope probes too
+        probe = next(q for q in questions.CALIBRATION_OUT_OF_SCOPE if question_key(q) in probes)
+        mine = [questions.EvalQuestion(probe, "out_of_scope", False),
+                questions.EvalQuestion("Do you repair bicycles?", "out_of_scope", False),
+                questions.EvalQuestion(made[0].question, "verbatim", True, expected=made[0].expected)]
+        result = evaluate.evaluate(mine, build(store, SHORT, ["rag"]), store, SHORT)
+    assert result["calibration_overlap"] == {"checked": True, "n_calibrated": 1, "questions": [probe]}
+    assert "1 test question(s) were also among those kbchat used to set this knowledge base" in \
+        write_report(result, tmp_path / "report").read_text()
+
+
 def test_facts_are_the_checkable_parts_of_an_answer():
     assert questions.facts("Open 10 am to 9 pm; call (555) 314-2760 or hello@x.com. It is $1,595.") == [
         "10 am", "9 pm", "(555) 314-2760", "hello@x.com"]
@@ -101,7 +125,7 @@ def test_facts_are_the_checkable_parts_of_an_answer():
 def test_the_sample_questions_file_loads_with_its_kinds():
     loaded = questions.load(SAMPLE / "eval_questions.jsonl")
     counts = {k: sum(q.kind == k for q in loaded) for k in ("reworded", "document", "out_of_scope")}
-    assert counts == {"reworded": 117, "document": 33, "out_of_scope": 15} and len(loaded) == 165
+    assert counts == {"reworded": 117, "document": 33, "out_of_scope": 35} and len(loaded) == 185
     assert all(q.expected for q in loaded if q.in_scope)
 
 

@@ -43,7 +43,7 @@ NO_CHECK = Thresholds(faq=0.80, passage=0.30, answerable=None)
      f"(0.70, {ADVICE_ANSWERABLE:.2f} needed). This asks for medical or veterinary advice"),
     ("Are your glazes food safe?", None, [0.6], T, 0.95, "write", f"(0.95, {ADVICE_ANSWERABLE:.2f} needed)"),
     # a writer that cannot be asked (quoted answers): written when close enough
-    ("Do you fire cone 10?", None, [0.55], NO_CHECK, None, "write", "the best one matches 0.55 (0.30 needed)"),
+    ("Do you fire cone 10?", None, [0.55], NO_CHECK, None, "write", "Written: the best passage matches 0.55 (0.30 needed)"),
 ])
 def test_the_decision_table(question, faq, passages, thresholds, answerable, action, words):
     d = decide(question, faq, passages, thresholds, answerable)

@@ -39,9 +39,9 @@ class _NotesStaleness:
     store: Store
     adapter: adapters.AdapterInfo
 
-    def stream(self, question: str) -> Iterator[str | Answer]:
+    def stream(self, question: str, history=()) -> Iterator[str | Answer]:
         stale = staleness_note(self.store, self.adapter)
-        for item in super().stream(question):
+        for item in super().stream(question, history):
             if isinstance(item, Answer) and stale:
                 item.notes.append(stale)
             yield item

@@ -8,7 +8,8 @@ page origin the owner allowed; admin endpoints need the admin token as `Authoriz
     GET  /preview                a page with the widget on it (the app's live preview)
     GET  /chat                   the assistant as a full page: a link to share or put behind a Help button
     GET  /api/config             the widget's look: name, colours, logo, welcome, suggested questions
-    POST /api/chat               {"question", "session_id", "path"?} -> the Answer record (+ exchange_id)
+    POST /api/chat               {"question", "session_id", "path"?} -> the Answer record (+ exchange_id); the
+                                 session's earlier messages (within chat_idle_minutes) give a follow-up its context
     POST /api/chat/stream        the same as server-sent events: piece..., then answer (or error)
     POST /api/feedback           {"exchange_id", "session_id", "rating": "up" | "down"}
     POST /api/lead               {"session_id", "name", "email", "message", "consent"}
@@ -375,7 +376,7 @@ def create_app(kb_dir: str | Path) -> FastAPI:
         if b.records.with_person(body.session_id):
             return _to_team(b, body)
         with b.turn():
-            answer = path.answer(body.question)
+            answer = path.answer(body.question, b.records.history(body.session_id, b.settings.chat_idle_minutes))
         logged = b.records.log(body.session_id, answer)
         b.records.keep_for(b.settings.retention_days)
         return _answer_json(answer, logged)
@@ -557,7 +558,7 @@ def _answer_json(answer: Answer, exchange_id: int) -> dict:
     from ui.places import place
 
     d = answer.to_dict()
-    for key in ("notes", "model", "question", "why", "held_back"):
+    for key in ("notes", "model", "question", "why", "held_back", "searched"):
         d.pop(key, None)
     d["citations"] = [
         {"n": c["n"], "label": place(c["source"], c["location"]), "snippet": c["snippet"], "score": c["score"],
@@ -576,7 +577,7 @@ def _events(b: Bot, path, body: ChatIn, turn: _Turn) -> Iterator[str]:
     The model is released when the answer ends or the visitor goes away."""
     with turn:
         try:
-            for item in path.stream(body.question):
+            for item in path.stream(body.question, b.records.history(body.session_id, b.settings.chat_idle_minutes)):
                 if isinstance(item, Answer):
                     yield _sse("answer", _answer_json(item, b.records.log(body.session_id, item)))
                     b.records.keep_for(b.settings.retention_days)

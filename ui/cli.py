@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from kb.errors import KbchatError
+from kb.errors import BadInput, KbchatError
 from kb.location import describe
 from ui import jobs
 from ui.places import duration, place, plural, split_uri
@@ -275,34 +275,65 @@ PATHS = ("rag", "base", "tuned", "rag+tuned")  # compare.paths.NAMES, without im
 @click.option("--json", "as_json", is_flag=True, help="Print the answer record as one JSON object.")
 @click.option("--explain", is_flag=True, help="Also say why this answer was given, declined or written: the scores "
                                                 "and the thresholds they were held against, and any sentence left out.")
+@click.option("--chat", is_flag=True, help="Hold a conversation: each line you type continues the chat, so a follow-up "
+                                             "(\"how much is it?\") is answered in its context. An empty line ends it.")
+@click.option("--history", "history_file", type=click.Path(dir_okay=False),
+              help="A JSON file of the chat so far: a list of {\"question\", \"answer\"} turns, oldest first.")
 @click.pass_context
-def ask(ctx: click.Context, question: str, path_name: str, as_json: bool, explain: bool) -> None:
+def ask(ctx: click.Context, question: str, path_name: str, as_json: bool, explain: bool, chat: bool,
+        history_file: str | None) -> None:
     """Answer a customer's question, showing the answer as it is written and the sources it cites.
 
-    Use - as QUESTION to read the question from standard input.
+    Use - as QUESTION to read the question from standard input. With --chat, QUESTION is the first
+    message and the next ones are read line by line.
     """
-    from kb.records import Answer
+    from kb.records import Answer, Turn
 
     if question == "-":
         question = click.get_text_stream("stdin").read()
+    history = _read_history(history_file) if history_file else []
     settings = _settings(ctx)
     with contextlib.ExitStack() as stack:
         # The base path is the model alone: it needs no knowledge base.
         store = None if path_name == "base" else stack.enter_context(_store(ctx, create=False))
         path = _path(path_name, store, settings, quiet=as_json)
-        answer = None
-        for item in path.stream(question):
-            if isinstance(item, Answer):
-                answer = item
-            elif not as_json:
-                click.echo(item, nl=False)
-    if as_json:
-        _echo_json(answer.to_dict())
-        return
-    click.echo()
-    _print_answer_details(answer)
-    if explain:
-        _print_why(answer)
+        while True:
+            answer = None
+            for item in path.stream(question, history):
+                if isinstance(item, Answer):
+                    answer = item
+                elif not as_json:
+                    click.echo(item, nl=False)
+            if as_json:
+                _echo_json(answer.to_dict())
+            else:
+                click.echo()
+                _print_answer_details(answer)
+                if explain:
+                    _print_why(answer)
+            if not chat:
+                return
+            history.append(Turn(answer.question, answer.text, answer.searched))
+            question = click.prompt("You", default="", show_default=False, prompt_suffix=": ").strip()
+            if not question:
+                return
+
+
+def _read_history(path: str) -> list:
+    """The chat so far from a JSON file: [{"question": ..., "answer": ...}, ...], oldest first."""
+    from kb.records import Turn
+
+    try:
+        turns = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise BadInput(f"Cannot read the chat history {path}: {e.strerror}.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadInput(f"{path} is not a JSON file. Give the chat so far as a list like "
+                       '[{"question": "Do you have kids\' classes?", "answer": "Yes, on Saturdays."}].') from None
+    if not isinstance(turns, list) or not all(
+            isinstance(t, dict) and isinstance(t.get("question"), str) and isinstance(t.get("answer"), str) for t in turns):
+        raise BadInput(f"{path} must hold a list of turns, each with a \"question\" and an \"answer\" text, oldest first.")
+    return [Turn(t["question"], t["answer"]) for t in turns]
 
 
 def _print_why(answer) -> None:

@@ -66,6 +66,8 @@ def conversation() -> None:
             with st.chat_message(role):
                 st.caption(f"{who} · {local_time(item['at'])}")
                 st.markdown(md(item["text"]))
+                if item.get("searched"):  # a follow-up: what the assistant understood it as
+                    st.caption(f"The assistant searched your documents for: {md(item['searched'])}")
     st.session_state["inbox_last_question"] = next(
         (i["text"] for i in reversed(items) if i["sender"] == "visitor"), chosen.question)
 
