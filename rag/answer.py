@@ -182,7 +182,8 @@ class RagPath:
         topic = followup.with_topic(q, history)
         if topic:
             leaned = self.retriever.search(topic, s.top_k)
-            if leaned and (not hits or leaned[0].dense > hits[0].dense + followup.MARGIN):
+            if leaned and (not hits or self._fits_better(q, followup.topic_of(history), leaned[0], hits[0])) \
+                    and followup.belongs(q, [source_text(h.chunk)[0] for h in leaned]):
                 searched, hits = topic, leaned
                 faq = self.retriever.faq_candidate(topic)
         retrieval_ms = (time.perf_counter() - start) * 1000
@@ -296,6 +297,14 @@ class RagPath:
             retrieval_ms, generation_ms, n_tokens, self.generator.model_id, notes,
             written(decision, cited, len(held_back)), held_back, searched,
         )
+
+
+    def _fits_better(self, message: str, topic: str, leaned, alone) -> bool:
+        """Whether the topic's best passage fits the message in its chat better than the best
+        passage of the message alone (rag.followup.fit)."""
+        ids = [leaned.chunk.id, alone.chunk.id]
+        with_message, with_topic = self.retriever.cosines(message, ids), self.retriever.cosines(topic, ids)
+        return followup.fit(with_message[0], with_topic[0]) > followup.fit(with_message[1], with_topic[1])
 
 
 def checks_answers(settings: Settings) -> bool:

@@ -4,10 +4,15 @@ the chat before it, and which earlier turns the writer reads.
 "how much does it cost?" after "Do you have classes for kids?" says nothing search can use on its
 own. So a message that follows earlier turns is searched twice: as it is, and after the topic of the
 turn before (that turn's own searched question, which carries its topic along a chain of
-follow-ups). The search whose best passage matches better wins: a message that stands alone or
-changes the subject ("Where can I park?") matches better by itself, so the old topic does not leak
-into it. No model runs for this, so a follow-up costs one more search (milliseconds) and a first
-message nothing (bench/chats.py measures it against the writer model rewriting the question).
+follow-ups). The topic's search is kept when its best passage fits the message in the chat better
+than the best passage of the message alone (`fit`: the cosine with the message, plus half the
+cosine with the topic; the concatenated search's own cosines would always favour the old topic)
+and the message belongs to that topic (`belongs`): it leans on the chat ("it", "and on Sundays?",
+a message with no subject of its own), or the topic's passages speak of what it asks. A message that changes the
+subject ("Where can I park?", "Who won the World Series?") is searched by itself, so the old topic
+does not leak into it. No model runs for this, so a follow-up costs one more search (milliseconds)
+and a first message nothing (bench/chats.py measures it against the writer model rewriting the
+question).
 
     >>> topic = [Turn("Do you have classes for kids?", "Yes, Kids' Clay Club, ages 6 to 12 [1].")]
     >>> with_topic("how much does it cost?", topic)
@@ -16,23 +21,61 @@ message nothing (bench/chats.py measures it against the writer model rewriting t
 
 from __future__ import annotations
 
+import re
+
 from kb.records import Turn
+from rag.grounding import terms
 
 MAX_TURNS = 3  # earlier turns the writer reads
 MAX_HISTORY_CHARS = 1200  # about 300 tokens of them: the passages keep most of the context
 MAX_TOPIC_CHARS = 300  # of the chain of questions a follow-up is searched with
-MARGIN = 0.02  # the search with the topic must match this much better to be chosen
+TOPIC_WEIGHT = 0.5  # of the cosine with the chat's topic in `fit`, beside the message's own
+
+
+def topic_of(history: list[Turn]) -> str | None:
+    """What the chat was about at its last turn: that turn's searched question."""
+    return " ".join((history[-1].searched or history[-1].question).split()) if history else None
+
+
+def fit(message_cosine: float, topic_cosine: float) -> float:
+    """How well a passage fits a message in its chat."""
+    return message_cosine + TOPIC_WEIGHT * topic_cosine
 
 
 def with_topic(question: str, history: list[Turn]) -> str | None:
     """The message after the topic of the turn before it; None without earlier turns."""
-    if not history:
+    topic = topic_of(history)
+    if topic is None:
         return None
-    last = history[-1]
-    topic = " ".join((last.searched or last.question).split())
     if len(topic) > MAX_TOPIC_CHARS:  # a long chain keeps its latest questions
         topic = topic[-MAX_TOPIC_CHARS:].split(" ", 1)[-1]
     return f"{topic} {question}"
+
+
+# What a message that leans on the chat starts with, or refers back with.
+_LEANS = re.compile(r"^\W*(and|or|but|also|so|then|what about|how about)\b"
+                    r"|\b(it|its|that|this|those|these|they|them|their|he|she|him|her|his|hers|one|ones)\b", re.IGNORECASE)
+
+
+def leans_on_chat(message: str) -> bool:
+    """Whether a message may refer back to the chat: "and on Sundays?", "how much is it?", or one
+    subject word at most ("what time?"). It only allows the topic's search; which search matches
+    better still decides ("Where can I park?" matches the parking passage better by itself).
+
+    >>> leans_on_chat("and on Sundays?"), leans_on_chat("how much is it?"), leans_on_chat("Who won the World Series?")
+    (True, True, False)
+    """
+    return bool(_LEANS.search(message)) or len(set(terms(message))) <= 1
+
+
+def belongs(message: str, passages: list[str]) -> bool:
+    """Whether a message may be searched with the chat's topic: it leans on the chat, or the topic's
+    passages speak of something it asks about. "Who won the World Series?" after a question about
+    kids' classes does neither."""
+    if leans_on_chat(message):
+        return True
+    said = set(terms(" ".join(passages)))
+    return any(t in said for t in terms(message))
 
 
 def recent(history: list[Turn]) -> list[Turn]:

@@ -180,6 +180,13 @@ class Retriever:
         fused.sort(key=lambda t: -t[1])
         return fused[:k]
 
+    def cosines(self, text: str, chunk_ids: list[str]) -> list[float]:
+        """The cosine of a text with each of these passages (0.0 for one not in the index)."""
+        self._ensure_synced()
+        vector = self.query_vector(text) if self._last_query and self._last_query[0] == text else self.embedder.embed_one(text)
+        with self._lock:
+            return [c or 0.0 for c in self.passages.scores(vector, chunk_ids)]
+
     def match_faq(self, query: str) -> tuple[Chunk, float] | None:
         """The curated FAQ that best matches this question, with its score (see `_match_faq`); None
         when the knowledge base has no FAQs. The caller compares the score with `faq_threshold`."""

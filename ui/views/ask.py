@@ -2,7 +2,9 @@
 timing and how it was made; the owner rates an answer or fixes it (the fix becomes an FAQ answer).
 
 The last question's answers live in st.session_state["ask"], so the buttons under them (thumbs,
-fix) rerun the page without asking again.
+fix) rerun the page without asking again. In conversation mode each question continues a chat
+(st.session_state["ask_chat"]: the earlier questions with the first path's answers), and every path
+reads that same chat, so the comparison stays fair.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import re
 
 import streamlit as st
 
-from kb.records import METHOD_WORDS, Answer
+from kb.records import METHOD_WORDS, Answer, Turn
 from ui import appkit
 from ui.places import duration, place
 
@@ -88,6 +90,8 @@ def show_details(name: str, answer: Answer) -> None:
     if answer.model:
         how += f" · model: {answer.model}"
     st.caption(f"How: {appkit.md(how)}")
+    if answer.searched and answer.searched != answer.question:
+        st.caption(f"A follow-up: searched your documents for \"{appkit.md(answer.searched)}\"")
     if answer.why:
         st.caption(f"Why this answer? {appkit.md(answer.why)}")
     for sentence in answer.held_back:
@@ -127,8 +131,9 @@ def show_details(name: str, answer: Answer) -> None:
                     st.rerun()  # show the confirmation above the form
 
 
-def ask(question: str, chosen: list) -> None:
-    """Stream every chosen path's answer into its own column and keep the answers."""
+def ask(question: str, chosen: list, history: list[Turn]) -> None:
+    """Stream every chosen path's answer into its own column and keep the answers; in conversation
+    mode every path reads the same chat so far (`history`)."""
     state = {"id": st.session_state.get("ask_count", 0) + 1, "question": question, "answers": {},
              "logged": {}, "rated": {}, "fixed": {}}
     st.session_state["ask_count"] = state["id"]
@@ -139,7 +144,7 @@ def ask(question: str, chosen: list) -> None:
             st.subheader(appkit.path_words(path.name, title=True))
             got: dict = {}
             with appkit.friendly(), st.spinner("Answering..."):
-                st.write_stream(text_pieces(path.stream(question), got))
+                st.write_stream(text_pieces(path.stream(question, history), got))
             if "answer" in got:
                 state["answers"][path.name] = got["answer"]
                 if not got["answer"].text:
@@ -186,6 +191,18 @@ if examples:
     for column, (i, example) in zip(st.columns(len(examples)), enumerate(examples)):
         column.button(appkit.md(example), key=f"example-{i}", on_click=_pick_example, args=(example,))
 
+conversation = st.toggle("Conversation: each question follows on from the ones before (\"how much is it?\")",
+                         key="ask_chat_on", help="As a visitor chats on your website: the answers read the chat so "
+                         "far. Every way of answering reads the same chat (your questions and the first column's "
+                         "answers), so they compare fairly.")
+chat: list[Turn] = st.session_state.setdefault("ask_chat", []) if conversation else []
+if conversation and chat:
+    with st.container(border=True):
+        st.caption("The chat so far")
+        for turn in chat[-6:]:
+            st.markdown(f"**You:** {appkit.md(turn.question)}  \n{appkit.md(turn.answer)}")
+        st.button("Start a new conversation", key="ask_chat_new", on_click=lambda: st.session_state.update(ask_chat=[]))
+
 with st.form("ask-form"):
     typed = st.text_input("Your question", key="ask_box", placeholder="e.g. When are you open on Saturday?")
     submitted = st.form_submit_button("Ask", type="primary")
@@ -197,6 +214,9 @@ chosen = [p for p in paths.available if p.name in selected]
 if question and not chosen:
     st.warning("Choose at least one way of answering above.")
 elif question:
-    ask(question, chosen)
+    ask(question, chosen, list(chat))
+    first = next(iter(_state()["answers"].values()), None)
+    if conversation and first is not None:
+        chat.append(Turn(question, first.text, first.searched))
 elif _state():
     show_last()
