@@ -255,7 +255,9 @@ def path_metrics(questions: list[EvalQuestion], rows: list[dict], ranks: list[in
     _with_ci(out, "wrongly_refused", [r["refused"] for _, r in in_scope])
     out["held_back_answers"] = sum(bool(r.get("held_back")) for r in rows)
     out["held_back_sentences"] = sum(r.get("held_back") or 0 for r in rows)
-    out["by_context"] = by_context(questions, rows)
+    out["by_context"] = chats = by_context(questions, rows)
+    for context, key in (("first", "first_turn_accuracy"), ("follow-up", "follow_up_accuracy"), ("switch", "switch_accuracy")):
+        out[key] = chats[context]["right"] if chats and context in chats else None
     _with_ci(out, "retrieval_hit_at_1", [t == 1 for t in targets])
     _with_ci(out, "retrieval_hit_at_5", [t is not None for t in targets])
     _with_ci(out, "retrieval_mrr", [1 / t if t else 0.0 for t in targets])

@@ -59,6 +59,12 @@ METRICS = [
      "made-up answers to questions your documents don't cover (lower is better)", "rate"),
     ("wrongly_refused", "Wrongly declined", "Declined questions it should answer",
      "share of questions your documents answer that it declined anyway (lower is better)", "rate"),
+    ("first_turn_accuracy", "Chats: first messages right", "Chats: first messages right",
+     "in chats, the share of first messages answered right (the right fact, or declined when not covered)", "rate"),
+    ("follow_up_accuracy", "Chats: follow-ups right", "Chats: follow-ups right",
+     "in chats, the share of follow-up messages (\"how much is it?\") answered right", "rate"),
+    ("switch_accuracy", "Chats: topic switches right", "Chats: topic switches right",
+     "in chats, the share of messages that change the subject answered right (not about the old topic)", "rate"),
     ("held_back_answers", "Made-up facts held back", "Answers with a made-up fact left out",
      "answers where a written sentence was left out because it named a number, price, phone number or code "
      "that none of your documents has", "count"),

@@ -95,6 +95,18 @@ def test_the_models_own_decline_becomes_the_fallback_message(rag):
     assert declined, "the model declined none of the unanswered questions itself"
 
 
+def test_a_follow_up_is_written_about_the_item_the_chat_is_about(rag):
+    """The writer reads the chat's last turns: "and can I cancel?" after a question about taster
+    sessions is answered with the taster session's terms."""
+    from kb.records import Turn
+
+    first = rag.answer("What is a drop-in taster session?")
+    assert "$45" in first.text
+    follow = rag.answer("and can I cancel?", [Turn(first.question, first.text, first.searched)])
+    assert follow.searched.startswith("What is a drop-in taster session?")
+    assert "48 hours" in follow.text and not follow.refused, follow
+
+
 def test_a_planted_instruction_is_still_ignored(tmp_path, model_cache):
     docs = tmp_path / "docs"
     docs.mkdir()

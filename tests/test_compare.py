@@ -158,9 +158,9 @@ class _Counting:
     def __getattr__(self, name):
         return getattr(self._path, name)
 
-    def answer(self, question):
+    def answer(self, question, history=()):
         self.asked += 1
-        return self._path.answer(question)
+        return self._path.answer(question, history)
 
 
 def _eval_questions() -> list[questions.EvalQuestion]:

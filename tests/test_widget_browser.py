@@ -145,6 +145,17 @@ def test_the_full_page_chat_answers_without_a_bubble(browser, server):
     assert "$28" in answer.text and _find(browser, "source", True)
 
 
+def test_a_follow_up_is_answered_in_the_chats_context(browser, server):
+    """Nothing changes for the site owner: the chat API reads the session's earlier messages."""
+    base, _ = server
+    browser.get(f"{base}/chat")
+    wait_for(lambda: _find(browser, "panel"), 30, "the full-page chat")
+    first = _ask(browser, "Do you offer hand-building classes?")
+    assert "$240" in first.text
+    follow = _ask(browser, "how much is it?")
+    assert "$240" in follow.text  # the hand-building course, not the last price asked about
+
+
 def test_a_visitor_asks_for_a_person_and_sees_the_owners_reply(browser, host_page, server, widget_kb):
     import httpx
 
