@@ -174,18 +174,8 @@ class RagPath:
         history = list(history or ())
         self.store.require_documents()
         start = time.perf_counter()
-        # 1. Retrieve: the curated FAQ asked the same way, and the best passages; a follow-up also
-        # with the chat's topic, kept when that matches better.
-        searched = q
-        faq = self.retriever.faq_candidate(q)
-        hits = self.retriever.search(q, s.top_k)
-        topic = followup.with_topic(q, history)
-        if topic:
-            leaned = self.retriever.search(topic, s.top_k)
-            if leaned and (not hits or self._fits_better(q, followup.topic_of(history), leaned[0], hits[0])) \
-                    and followup.belongs(q, [source_text(h.chunk)[0] for h in leaned]):
-                searched, hits = topic, leaned
-                faq = self.retriever.faq_candidate(topic)
+        # 1. Retrieve: the curated FAQ asked the same way, and the best passages.
+        searched, faq, hits = self._retrieve(q, history)
         retrieval_ms = (time.perf_counter() - start) * 1000
         thresholds = self.thresholds()
         cosines = [max(0.0, min(1.0, h.dense)) for h in hits]
@@ -222,9 +212,8 @@ class RagPath:
         if decision.action == "check":  # 2'. Do the passages answer it? Read from the model's logits.
             p_yes = self.generator.yes_probability(check_messages(q, sources, s.tone_prompt, history))
             if p_yes is None:
-                decision = Decision("write", "Written from the passages (the model server gives no probabilities, so "
-                                             "the check whether they answer the question did not run).",
-                                    decision.scores, decision.thresholds)
+                decision = Decision("write", "Written: the model server gives no probabilities, so the check whether "
+                                             "the passages answer the question did not run.", decision.scores, decision.thresholds)
             else:
                 decision = decide(searched, (faq[0].faq.question, faq[1]) if faq else None, cosines, thresholds, p_yes)
             if decision.action == "decline":
@@ -298,13 +287,25 @@ class RagPath:
             written(decision, cited, len(held_back)), held_back, searched,
         )
 
-
     def _fits_better(self, message: str, topic: str, leaned, alone) -> bool:
         """Whether the topic's best passage fits the message in its chat better than the best
         passage of the message alone (rag.followup.fit)."""
         ids = [leaned.chunk.id, alone.chunk.id]
         with_message, with_topic = self.retriever.cosines(message, ids), self.retriever.cosines(topic, ids)
         return followup.fit(with_message[0], with_topic[0]) > followup.fit(with_message[1], with_topic[1])
+
+    def _retrieve(self, q: str, history: list[Turn]):
+        """(what was searched, the fast path's curated FAQ or None, the best passages): the message
+        as it is, or, for a follow-up, after the chat's topic when that fits it better (rag.followup)."""
+        k = self.settings.top_k
+        faq, hits = self.retriever.faq_candidate(q), self.retriever.search(q, k)
+        topic = followup.with_topic(q, history)
+        if topic:
+            leaned = self.retriever.search(topic, k)
+            if leaned and (not hits or self._fits_better(q, followup.topic_of(history), leaned[0], hits[0])) \
+                    and followup.belongs(q, [source_text(h.chunk)[0] for h in leaned]):
+                return topic, self.retriever.faq_candidate(topic), leaned
+        return q, faq, hits
 
 
 def checks_answers(settings: Settings) -> bool:

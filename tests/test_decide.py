@@ -232,4 +232,4 @@ def test_a_sentence_citing_the_wrong_passage_is_cited_right(hours_kb):
 
 def test_a_model_server_without_probabilities_writes_and_says_the_check_did_not_run(hours_kb):
     a, _ = _answer(hours_kb, FixedWriter("A taster session costs $45 per person [1].", p_yes=None))
-    assert a.method == "generated" and "the check whether they answer the question did not run" in a.why
+    assert a.method == "generated" and "the check whether the passages answer the question did not run" in a.why
