@@ -202,7 +202,7 @@ class RagPath:
         if sum(removed):
             notes.append(f"{sum(removed)} sentence(s) in the matching documents gave orders to the chatbot; they were ignored.")
         if s.quotes:  # 3'. Quote: the best passage's own sentences, without the model.
-            text = f"{quote(q, hits[0].chunk)} [1]"
+            text = f"{quote(searched, hits[0].chunk)} [1]"
             yield text
             yield Answer(self.name, q, text, "quoted", [citation(1, hits[0].chunk, hits[0].dense)], confidence,
                          retrieval_ms, (time.perf_counter() - start) * 1000 - retrieval_ms, notes=notes,

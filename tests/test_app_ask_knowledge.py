@@ -103,6 +103,25 @@ def test_asking_a_faq_question_answers_on_every_available_path(kb):
     assert HOURS_A in texts(column(at, "rag"))
 
 
+def test_each_answer_says_why_and_a_conversation_follows_on(kb):
+    """ "Why this answer?" under each answer; in conversation mode a follow-up is answered in the
+    chat's context, and every path reads the same chat."""
+    at = run_app()
+    at.multiselect[0].set_value(["rag"]).run()
+    at.toggle(key="ask_chat_on").set_value(True).run()
+    at = ask(at, "Do you offer hand-building classes?")
+    why = plain(" ".join(c.value for c in column(at, "rag").caption))
+    assert "Why this answer? Quoted from passage [1]: the best passage matches" in why
+    assert "$240" in texts(column(at, "rag"))
+    at = ask(at, "how much is it?")
+    assert not at.exception
+    rag = column(at, "rag")
+    assert "$240" in texts(rag)  # the hand-building course the chat is about
+    assert "A follow-up: searched your documents for" in plain(" ".join(c.value for c in rag.caption))
+    at = at.button(key="ask_chat_new").click().run()  # a new conversation forgets the chat
+    assert not at.session_state["ask_chat"]
+
+
 def test_thumbs_log_the_answer_once_and_record_the_rating(kb):
     from kb.bot import BotRecords
 
