@@ -131,6 +131,7 @@ class Decision:
     reason: str  # in the owner's words: "Declined: the best passage matches 0.21, below this knowledge base's 0.34."
     scores: dict = field(default_factory=dict)  # what was measured: faq, passage, answerable (0..1)
     thresholds: dict = field(default_factory=dict)  # what each score was held against
+    advice: str = ""  # the kind of advice the question asks for ("safety", ...): every sentence must then be the passages' own
 
 
 # How an answer's text was made (Answer.method), in the owner's words: the CLI and the app show these.

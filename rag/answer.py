@@ -20,8 +20,10 @@ How `rag` answers: retrieve -> decide -> write -> check -> cite.
    answers, or says it does not know. Sentences are released whole.
 4. Check. A first sentence that declines, in any wording (rag.decide.is_decline), makes the answer
    the fallback message. A sentence naming a number, price, time, phone number, e-mail, web address
-   or code that none of the passages holds (rag.facts) is not shown (Answer.held_back); an answer
-   left with nothing becomes the fallback message. A sentence cut off at the token limit is not shown.
+   or code that none of the passages holds (rag.facts) is not shown (Answer.held_back), nor, when the
+   question asks for advice, a sentence with a word the passages do not have (rag.grounding.unsaid);
+   an answer left with nothing becomes the fallback message. A sentence cut off at the token limit
+   is not shown.
 5. Cite. A sentence citing a passage that does not hold its facts cites the one that does; an
    answer that names none cites the passage it shares most words with. Answer.why says which rule
    gave the answer, with its scores.
@@ -43,7 +45,7 @@ from kb.store import Store
 from rag import facts, followup
 from rag.decide import Thresholds, decide, is_decline, written
 from rag.generate import Generator
-from rag.grounding import defang, terms, units
+from rag.grounding import defang, terms, units, unsaid
 from rag.retrieve import Retriever
 
 SNIPPET_CHARS = 300
@@ -231,12 +233,12 @@ class RagPath:
 
         def release(text: str) -> str | None:
             """The sentence as shown, or None: a first sentence that declines, or one naming a fact
-            no passage holds (kept in held_back)."""
+            no passage holds, or, for advice, a word none says (kept in held_back)."""
             nonlocal declined
             if not pieces and is_decline(text):
                 declined = True
                 return None
-            if facts.unsupported(text, known):
+            if facts.unsupported(text, known) or (decision.advice and unsaid(text, known)):
                 held_back.append(text.strip())
                 return None
             text = cite_holders(text, sources)
@@ -265,8 +267,8 @@ class RagPath:
         generation_ms = (time.perf_counter() - gen_start) * 1000
         if not pieces:
             if held_back:
-                why = (f"Declined: every sentence the model wrote named a fact your documents do not have "
-                       f"({', '.join(facts.unsupported(' '.join(held_back), sources)[:3])}).")
+                missing = facts.unsupported(" ".join(held_back), known) or unsaid(" ".join(held_back), known)
+                why = f"Declined: every sentence the model wrote says what your documents do not ({', '.join(missing[:3])})."
             elif declined:
                 why = "Declined: the model found no answer to the question in the passages."
             else:

@@ -9,10 +9,14 @@ The rules, in order:
 1. faq      the curated FAQ asked the same way (rag.retrieve.faq_candidate) matches at least `faq`.
 2. decline  no passage, or the best passage matches less than `passage`: nothing is about it.
 3. check    the writer can be asked, and has not been yet.
-4. decline  the check found the passages do not answer it (below `answerable`; a question asking
-            for medical, legal, financial or safety advice needs ADVICE_ANSWERABLE at least, since
-            the answer speaks in the business's name).
-5. write    from the passages; what is written is still checked (rag.facts, `is_decline`).
+4. decline  the check found the passages do not answer it (below `answerable`).
+5. write    from the passages; what is written is still checked (rag.facts, `is_decline`). A
+            question asking for medical, legal, financial or safety advice (`advice`) is answered
+            only in what the passages say: a sentence with a word they do not have is not shown
+            (rag.grounding.unsaid), since general knowledge must not be offered in the business's
+            name, and the check's yes is no proof of that (it read 0.61 for "Is porcelain clay safe
+            for my toddler if she puts it in her mouth?" on the sample, 0.58 for its food-safety
+            question the documents do answer).
 
     >>> t = Thresholds(faq=0.8, passage=0.3, answerable=0.5)
     >>> decide("Do you sell kilns?", None, [0.21], t).reason
@@ -30,11 +34,6 @@ import re
 from dataclasses import dataclass
 
 from kb.records import Decision
-
-# The least answerability a question asking for advice needs (see `advice`): the business's
-# documents may touch the subject ("our glazes are food safe") without answering the question asked.
-ADVICE_ANSWERABLE = 0.8
-
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -69,18 +68,17 @@ def decide(question: str, faq: tuple[str, float] | None, passages: list[float], 
     if thresholds.answerable is None:
         return Decision("write", f"Written: the best passage matches {best:.2f} ({thresholds.passage:.2f} needed).",
                         scores, limits)
-    topic = advice(question)
-    needed = max(thresholds.answerable, ADVICE_ANSWERABLE) if topic else thresholds.answerable
-    limits["answerable"] = needed
+    topic = advice(question) or ""
+    needed = limits["answerable"] = thresholds.answerable
     if answerable is None:
-        return Decision("check", "Checking whether the passages answer the question.", scores, limits)
+        return Decision("check", "Checking whether the passages answer the question.", scores, limits, topic)
     scores["answerable"] = round(answerable, 3)
     if answerable < needed:
-        about = f" This asks for {topic} advice, so the passages must clearly answer it." if topic else ""
         return Decision("decline", f"Declined: the check found the passages do not answer it ({answerable:.2f}, "
-                                   f"{needed:.2f} needed).{about}", scores, limits)
-    return Decision("write", f"Written: the check found the passages answer it ({answerable:.2f}, {needed:.2f} needed).",
-                    scores, limits)
+                                   f"{needed:.2f} needed).", scores, limits, topic)
+    only = f" It asks for {topic} advice, so only what the passages themselves say is shown." if topic else ""
+    return Decision("write", f"Written: the check found the passages answer it ({answerable:.2f}, {needed:.2f} needed).{only}",
+                    scores, limits, topic)
 
 
 def written(decision: Decision, cited: list[int], held_back: int) -> str:
@@ -96,8 +94,8 @@ def written(decision: Decision, cited: list[int], held_back: int) -> str:
         names = marks[0] if len(marks) == 1 else ", ".join(marks[:-1]) + " and " + marks[-1]
         reason = reason.replace("Written", f"Written from passage{'s' * (len(cited) > 1)} {names}", 1)
     if held_back:
-        reason += (f" {held_back} sentence{'s' * (held_back > 1)} left out: {'they name' if held_back > 1 else 'it names'} "
-                   "a fact your documents do not have.")
+        reason += (f" {held_back} sentence{'s' * (held_back > 1)} left out: {'they say' if held_back > 1 else 'it says'} "
+                   "what your documents do not.")
     return reason
 
 

@@ -14,7 +14,7 @@ from kb.records import Answer
 from kb.settings import Settings
 from kb.store import Store
 from rag.answer import RagPath, cite_holders
-from rag.decide import ADVICE_ANSWERABLE, Thresholds, advice, decide, is_decline, written
+from rag.decide import Thresholds, advice, decide, is_decline, written
 from rag.facts import facts, holders, unsupported
 from rag.generate import Generator
 
@@ -38,10 +38,10 @@ NO_CHECK = Thresholds(faq=0.80, passage=0.30, answerable=None)
     ("Do you fire cone 10?", None, [0.55], T, 0.12, "decline",
      "the check found the passages do not answer it (0.12, 0.50 needed)"),
     ("Do you fire cone 10?", None, [0.55], T, 0.87, "write", "the check found the passages answer it (0.87, 0.50 needed)"),
-    # advice is held to a higher bar: the documents must clearly answer it
-    ("Is chocolate poisonous to dogs?", None, [0.55], T, 0.7, "decline",
-     f"(0.70, {ADVICE_ANSWERABLE:.2f} needed). This asks for medical or veterinary advice"),
-    ("Are your glazes food safe?", None, [0.6], T, 0.95, "write", f"(0.95, {ADVICE_ANSWERABLE:.2f} needed)"),
+    # advice is answered only in the passages' own words (the answer path holds back any other sentence)
+    ("Is chocolate poisonous to dogs?", None, [0.55], T, 0.3, "decline", "(0.30, 0.50 needed)"),
+    ("Are your glazes food safe?", None, [0.6], T, 0.95, "write",
+     "(0.95, 0.50 needed). It asks for safety advice, so only what the passages themselves say is shown."),
     # a writer that cannot be asked (quoted answers): written when close enough
     ("Do you fire cone 10?", None, [0.55], NO_CHECK, None, "write", "Written: the best passage matches 0.55 (0.30 needed)"),
 ])
@@ -62,7 +62,7 @@ def test_a_written_answer_says_which_passages_it_came_from_and_what_was_left_out
     d = decide("Do you fire cone 10?", None, [0.55], T, 0.87)
     assert written(d, [1, 3], 0).startswith("Written from passages [1] and [3]: the check found")
     assert written(d, [2], 1).startswith("Written from passage [2]:")
-    assert written(d, [2], 1).endswith("1 sentence left out: it names a fact your documents do not have.")
+    assert written(d, [2], 1).endswith("1 sentence left out: it says what your documents do not.")
 
 
 @pytest.mark.parametrize("question, topic", [
@@ -201,7 +201,7 @@ def test_a_sentence_naming_a_fact_no_passage_holds_is_not_shown(hours_kb):
     assert a.held_back == ["Use the code TASTE10 for 10% off [1].", "Call 555-0199 to book [1]."]
     assert "TASTE10" not in "".join(pieces) and "555-0199" not in "".join(pieces)
     assert a.why.startswith("Written from passage [1]:") and a.why.endswith(
-        "2 sentences left out: they name a fact your documents do not have.")
+        "2 sentences left out: they say what your documents do not.")
     assert writer.asked and writer.asked[0].endswith("Reply with only yes or no.")  # the check came first
 
 
@@ -209,7 +209,7 @@ def test_an_answer_left_with_nothing_is_the_fallback_message(hours_kb):
     a, _ = _answer(hours_kb, FixedWriter("A taster session costs $55 per person [1]."))
     assert a.refused and a.text == Settings().fallback_message and a.citations == []
     assert a.held_back == ["A taster session costs $55 per person [1]."]
-    assert a.why.startswith("Declined: every sentence the model wrote named a fact your documents do not have (55)")
+    assert a.why.startswith("Declined: every sentence the model wrote says what your documents do not (55)")
 
 
 def test_a_low_check_declines_before_anything_is_written(hours_kb):
@@ -228,6 +228,16 @@ def test_a_sentence_citing_the_wrong_passage_is_cited_right(hours_kb):
     a, _ = _answer(hours_kb, FixedWriter(f"A taster session costs $45 [{wrong}]."),
                    "How much is a taster session and where do I park?")
     assert a.text == f"A taster session costs $45 [{taster}]." and [c.n for c in a.citations] == [taster]
+
+
+def test_advice_is_answered_only_in_what_the_passages_say(hours_kb):
+    writer = FixedWriter("The shop is open Monday to Friday from 8 am to 4 pm [1]. Yes, it is safe to bring your "
+                         "toddler [1].")
+    a, _ = _answer(hours_kb, writer, "Is the shop safe for toddlers, and when is it open?")
+    assert a.text == "The shop is open Monday to Friday from 8 am to 4 pm [1]."
+    assert a.held_back == ["Yes, it is safe to bring your toddler [1]."] and "safety advice" in a.why
+    unchecked, _ = _answer(hours_kb, FixedWriter("Yes, it is safe to bring your toddler [1]."), "Can I bring my toddler?")
+    assert unchecked.method == "generated"  # not advice: only its facts are checked
 
 
 def test_a_model_server_without_probabilities_writes_and_says_the_check_did_not_run(hours_kb):
