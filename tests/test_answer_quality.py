@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -82,17 +83,45 @@ def test_an_out_of_scope_question_gets_the_owners_fallback_message(rag):
 
 def test_the_models_own_decline_becomes_the_fallback_message(rag):
     """Questions close enough to the documents to pass search's cut, which the documents still do
-    not answer: the model says so, and the customer gets the owner's message instead."""
+    not answer: with the answerability check off, the model says so itself, and the customer gets
+    the owner's message instead."""
     declined = []
+    own = RagPath(rag.store, replace(QUALITY, answer_check=False))
     for question in ("Do you offer glassblowing classes?", "Do you sell pottery wheels for home use?",
                      "Can I pay with Bitcoin?"):
-        a = rag.answer(question)
+        a = own.answer(question)
         if a.refused and a.n_tokens > 0:
             assert a.text == QUALITY.fallback_message and a.citations == [] and a.model
+            assert a.why.startswith("Declined: the model")
             declined.append(question)
         else:  # an answer is allowed only when it says no such thing is offered or accepted
             assert a.refused or re.search(r"\b(no|not|only|don't)\b", a.text.lower()), a.text
     assert declined, "the model declined none of the unanswered questions itself"
+
+
+@pytest.mark.parametrize("question", [
+    "What's the promo code for Black Friday?",  # a code no document names: it used to be made up
+    "Do you offer glassblowing classes?",
+])
+def test_the_check_declines_a_question_the_passages_do_not_answer(rag, question):
+    """Search finds passages close to these questions; the answerability check reads from the
+    writer that they do not answer them, and the owner's message is given with the reason."""
+    a = rag.answer(question)
+    assert a.refused and a.text == QUALITY.fallback_message, a
+    assert a.why.startswith("Declined: the check found the passages do not answer it"), a.why
+    assert a.n_tokens == 0  # declined before a word was written
+
+
+def test_a_safety_question_gets_only_what_the_documents_say(rag):
+    """A general-knowledge safety question the documents do not answer: nothing the passages do not
+    say reaches the customer (a confident "No, it is not" used to)."""
+    a = rag.answer("Is porcelain clay safe for my toddler to put in her mouth?")
+    if not a.refused:
+        known = " ".join(c.text for c in rag.store.chunks()).lower()
+        from rag.grounding import unsaid
+        assert not unsaid(a.text, [known]), a
+        assert "advice" in a.why
+    assert not re.search(r"\b(it is|it's) (perfectly )?safe\b", a.text.lower()), a.text
 
 
 def test_a_follow_up_is_written_about_the_item_the_chat_is_about(rag):
@@ -103,7 +132,6 @@ def test_a_follow_up_is_written_about_the_item_the_chat_is_about(rag):
     first = rag.answer("What is a drop-in taster session?")
     assert "$45" in first.text
     follow = rag.answer("and can I cancel?", [Turn(first.question, first.text, first.searched)])
-    assert follow.searched.startswith("What is a drop-in taster session?")
     assert "48 hours" in follow.text and not follow.refused, follow
 
 
