@@ -41,7 +41,7 @@ def covidqa_kb(folder: Path, profile: str) -> tuple[Store, list[tuple[str, str, 
     with open(COVIDQA, newline="", encoding="utf-8") as f:
         rows = [(r["question_2"].strip(), r["question_1"].strip(), r["similar"].strip() == "1") for r in csv.DictReader(f)]
     questions = list(dict.fromkeys(q1 for _, q1, _ in rows))
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
     chunks = [Chunk(chunk_id("covidqa", q, seen), "covidqa.csv", f"row {i}", q, FaqPair(q, "", f"row {i}"))
               for i, q in enumerate(questions)]
     store = Store(folder)

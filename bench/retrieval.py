@@ -70,7 +70,7 @@ def covidqa_store(folder: Path) -> tuple[Store, list[tuple[str, str]]]:
     with open(COVIDQA, newline="", encoding="utf-8") as f:
         pairs = [(r["question_2"], r["question_1"]) for r in csv.DictReader(f) if r["similar"].strip() == "1"]
     questions = list(dict.fromkeys(q1 for _, q1 in pairs))
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
     chunks = [Chunk(chunk_id("covidqa", q, seen), "covidqa", f"row {i}", q, FaqPair(q, "", f"row {i}")) for i, q in enumerate(questions)]
     store = Store(folder)
     store.replace_source(Source("covidqa", "faq", "covidqa", "-", 0, now_iso()), chunks)
@@ -207,7 +207,7 @@ def speed(tmp: Path, sizes: list[int], pool_size: int, n_queries: int) -> None:
         store = Store(tmp / f"synthetic{n}")
         per_source = 1000
         for s in range(0, n, per_source):
-            seen: set[str] = set()
+            seen: dict[str, int] = {}
             uri = f"synthetic://{s // per_source}"
             texts = [f"{rng.choice(base_texts)} [ref {s + i}]" for i in range(min(per_source, n - s))]
             store.replace_source(Source(uri, "text", uri, str(s), 0, now_iso()),

@@ -27,7 +27,7 @@ def faq_text(question: str, answer: str) -> str:
 
 def chunk_document(doc: Document, source: str, size: int, overlap: int) -> list[Chunk]:
     chunks: list[Chunk] = []
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
     for pair in doc.faqs:
         text = faq_text(pair.question, pair.answer)
         chunks.append(Chunk(chunk_id(source, text, seen), source, pair.location, text, faq=pair))

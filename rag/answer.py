@@ -215,7 +215,8 @@ class RagPath:
             p_yes = self.generator.yes_probability(check_messages(q, sources, s.tone_prompt, history))
             if p_yes is None:
                 decision = Decision("write", "Written: the model server gives no probabilities, so the check whether "
-                                             "the passages answer the question did not run.", decision.scores, decision.thresholds)
+                                             "the passages answer the question did not run.", decision.scores,
+                                    decision.thresholds, decision.advice)
             else:
                 decision = decide(searched, (faq[0].faq.question, faq[1]) if faq else None, cosines, thresholds, p_yes)
             if decision.action == "decline":

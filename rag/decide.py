@@ -65,10 +65,11 @@ def decide(question: str, faq: tuple[str, float] | None, passages: list[float], 
     if best < thresholds.passage:
         return Decision("decline", f"Declined: the best passage matches {best:.2f}, below this knowledge base's "
                                    f"{thresholds.passage:.2f}.", scores, limits)
-    if thresholds.answerable is None:
-        return Decision("write", f"Written: the best passage matches {best:.2f} ({thresholds.passage:.2f} needed).",
-                        scores, limits)
     topic = advice(question) or ""
+    only = f" It asks for {topic} advice, so only what the passages themselves say is shown." if topic else ""
+    if thresholds.answerable is None:
+        return Decision("write", f"Written: the best passage matches {best:.2f} ({thresholds.passage:.2f} needed).{only}",
+                        scores, limits, topic)
     needed = limits["answerable"] = thresholds.answerable
     if answerable is None:
         return Decision("check", "Checking whether the passages answer the question.", scores, limits, topic)
@@ -76,7 +77,6 @@ def decide(question: str, faq: tuple[str, float] | None, passages: list[float], 
     if answerable < needed:
         return Decision("decline", f"Declined: the check found the passages do not answer it ({answerable:.2f}, "
                                    f"{needed:.2f} needed).", scores, limits, topic)
-    only = f" It asks for {topic} advice, so only what the passages themselves say is shown." if topic else ""
     return Decision("write", f"Written: the check found the passages answer it ({answerable:.2f}, {needed:.2f} needed).{only}",
                     scores, limits, topic)
 

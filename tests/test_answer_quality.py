@@ -86,7 +86,7 @@ def test_the_models_own_decline_becomes_the_fallback_message(rag):
     not answer: with the answerability check off, the model says so itself, and the customer gets
     the owner's message instead."""
     declined = []
-    own = RagPath(rag.store, replace(QUALITY, answer_check=False))
+    own = RagPath(rag.store, replace(QUALITY, answer_check=False), generator=rag.generator, retriever=rag.retriever)
     for question in ("Do you offer glassblowing classes?", "Do you sell pottery wheels for home use?",
                      "Can I pay with Bitcoin?"):
         a = own.answer(question)

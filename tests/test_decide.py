@@ -44,10 +44,14 @@ NO_CHECK = Thresholds(faq=0.80, passage=0.30, answerable=None)
      "(0.95, 0.50 needed). It asks for safety advice, so only what the passages themselves say is shown."),
     # a writer that cannot be asked (quoted answers): written when close enough
     ("Do you fire cone 10?", None, [0.55], NO_CHECK, None, "write", "Written: the best passage matches 0.55 (0.30 needed)"),
+    # advice is held to the passages' words with the check off too
+    ("Are your glazes food safe?", None, [0.6], NO_CHECK, None, "write", "(0.30 needed). It asks for safety advice"),
 ])
 def test_the_decision_table(question, faq, passages, thresholds, answerable, action, words):
     d = decide(question, faq, passages, thresholds, answerable)
     assert d.action == action and words in d.reason, d
+    if action == "write":
+        assert bool(d.advice) == ("advice" in d.reason)
     if answerable is not None:
         assert d.scores["answerable"] == answerable
 
