@@ -4,15 +4,18 @@ the chat before it, and which earlier turns the writer reads.
 "how much does it cost?" after "Do you have classes for kids?" says nothing search can use on its
 own. So a message that follows earlier turns is searched twice: as it is, and after the topic of the
 turn before (that turn's own searched question, which carries its topic along a chain of
-follow-ups). The topic's search is kept when its best passage fits the message in the chat better
-than the best passage of the message alone (`fit`: the cosine with the message, plus half the
-cosine with the topic; the concatenated search's own cosines would always favour the old topic)
-and the message belongs to that topic (`belongs`): it leans on the chat ("it", "and on Sundays?",
-a message with no subject of its own), or the topic's passages speak of what it asks. A message that changes the
-subject ("Where can I park?", "Who won the World Series?") is searched by itself, so the old topic
-does not leak into it. No model runs for this, so a follow-up costs one more search (milliseconds)
-and a first message nothing (bench/chats.py measures it against the writer model rewriting the
-question).
+follow-ups). The topic's search is used only when the message belongs to that topic (`belongs`):
+it leans on the chat ("it", "and on Sundays?", a message with no subject of its own), or the
+topic's passages speak of what it asks. A message that leans on the chat gets the passages of both
+searches in turn (`interleave`): the writer reads the chat and picks the one it refers to, which
+no distance between texts can do ("how much does it cost?" is closer to the membership's price
+than to the kids' club it asks about). A message with a subject of its own gets the one search
+whose best passage fits it better (`fit`: the cosine with the message, plus half the cosine with
+the topic; the concatenated search's own cosines would always favour the old topic). A message
+that changes the subject ("Where can I park?", "Who won the World Series?") is searched by
+itself, so the old topic does not leak into it. No model runs for this, so a follow-up costs one
+more search (milliseconds) and a first message nothing (bench/chats.py measures it against the
+writer model rewriting the question).
 
     >>> topic = [Turn("Do you have classes for kids?", "Yes, Kids' Clay Club, ages 6 to 12 [1].")]
     >>> with_topic("how much does it cost?", topic)
@@ -76,6 +79,25 @@ def belongs(message: str, passages: list[str]) -> bool:
         return True
     said = set(terms(" ".join(passages)))
     return any(t in said for t in terms(message))
+
+
+def interleave(first: list, second: list, k: int) -> list:
+    """The passages of two searches taken in turn, first's best first, each passage once, k at
+    most: "how much does it cost?" after a question about kids' classes is given the kids' club
+    (the topic's search) and the membership prices (its own), and the writer, reading the chat,
+    answers about the kids' club.
+
+    >>> interleave(["a", "b", "c"], ["d", "a", "e"], 4)
+    ['a', 'd', 'b', 'c']
+    """
+    out, ids = [], set()
+    for pair in zip(first + [None] * len(second), second + [None] * len(first)):
+        for hit in pair:
+            key = getattr(getattr(hit, "chunk", None), "id", hit)
+            if hit is not None and key not in ids:
+                ids.add(key)
+                out.append(hit)
+    return out[:k]
 
 
 def recent(history: list[Turn]) -> list[Turn]:
