@@ -290,18 +290,19 @@ class RagPath:
             written(decision, cited, len(held_back)), held_back, searched,
         )
 
-    def _fits_better(self, message: str, topic: str, leaned, alone) -> bool:
+    def _fits_better(self, message: str, topic: str, leaned, alone, tie: bool) -> bool:
         """Whether the topic's best passage fits the message in its chat better than the best
-        passage of the message alone (rag.followup.fit)."""
+        passage of the message alone (rag.followup.fit); `tie`: when both are the same passage."""
+        if leaned.chunk.id == alone.chunk.id:
+            return tie
         ids = [leaned.chunk.id, alone.chunk.id]
         with_message, with_topic = self.retriever.cosines(message, ids), self.retriever.cosines(topic, ids)
-        return followup.fit(with_message[0], with_topic[0]) >= followup.fit(with_message[1], with_topic[1])
+        return followup.fit(with_message[0], with_topic[0]) > followup.fit(with_message[1], with_topic[1])
 
     def _retrieve(self, q: str, history: list[Turn]):
         """(what was searched, the fast path's curated FAQ or None, the best passages): the message
-        as it is, or, for a follow-up that belongs to the chat's topic, after that topic when it fits
-        better; a follow-up that refers back gets the passages of both searches, taken in turn, the
-        better fitting one's first (rag.followup)."""
+        as it is, or, for a follow-up that belongs to the chat's topic, after that topic when that
+        fits it better; one that refers back reads both searches' passages (rag.followup)."""
         k = self.settings.top_k
         faq, hits = self.retriever.faq_candidate(q), self.retriever.search(q, k)
         topic = followup.with_topic(q, history)
@@ -310,14 +311,16 @@ class RagPath:
         leaned = self.retriever.search(topic, k)
         if not leaned or not followup.belongs(q, [source_text(h.chunk)[0] for h in leaned]):
             return q, faq, hits
-        # A message that refers back ("how much is it?") gets both searches' passages; one with a
-        # subject of its own gets the one that fits it better, so an old topic does not leak in.
-        both = followup.leans_on_chat(q)
-        if not hits or self._fits_better(q, followup.topic_of(history), leaned[0], hits[0]):
-            return topic, self.retriever.faq_candidate(topic), followup.interleave(leaned, hits, k) if both else leaned
-        # A curated answer needs the curated question: "how much does it cost?" is not "How much
-        # does a membership cost?" in a chat about kids' classes.
-        return q, None if both else faq, followup.interleave(hits, leaned, k) if both else hits
+        # A message that refers back ("how much is it?") reads both searches' passages in turn, the
+        # better fitting first (the same best passage: the topic's), since no distance between
+        # texts tells what "it" is and the writer, who reads the chat, can; and it gets no curated
+        # answer of its own words alone ("how much does it cost?" is not "How much does a
+        # membership cost?" in a chat about kids' classes). Any other message gets the one search
+        # that fits it better, so an old topic does not leak into it ("Where can I park?").
+        back = followup.refers_back(q)
+        if not hits or self._fits_better(q, followup.topic_of(history), leaned[0], hits[0], tie=back):
+            return topic, self.retriever.faq_candidate(topic), followup.interleave(leaned, hits, k) if back else leaned
+        return q, None if back else faq, followup.interleave(hits, leaned, k) if back else hits
 
 
 def checks_answers(settings: Settings) -> bool:

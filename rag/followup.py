@@ -6,12 +6,13 @@ own. So a message that follows earlier turns is searched twice: as it is, and af
 turn before (that turn's own searched question, which carries its topic along a chain of
 follow-ups). The topic's search is used only when the message belongs to that topic (`belongs`):
 it leans on the chat ("it", "and on Sundays?", a message with no subject of its own), or the
-topic's passages speak of what it asks. A message that leans on the chat gets the passages of both
-searches in turn (`interleave`): the writer reads the chat and picks the one it refers to, which
-no distance between texts can do ("how much does it cost?" is closer to the membership's price
-than to the kids' club it asks about). A message with a subject of its own gets the one search
-whose best passage fits it better (`fit`: the cosine with the message, plus half the cosine with
+topic's passages speak of what it asks. Which search comes first is the one whose best passage
+fits the message in its chat better (`fit`: the cosine with the message, plus half the cosine with
 the topic; the concatenated search's own cosines would always favour the old topic). A message
+that refers back ("it", "and ...", "what about ...": `refers_back`) gets the passages of both
+searches in turn (`interleave`): the writer reads the chat and picks what it refers to, which no
+distance between texts can do ("how much does it cost?" is closer to the membership's price than
+to the kids' club it asks about). Any other message gets the better fitting search alone. A message
 that changes the subject ("Where can I park?", "Who won the World Series?") is searched by
 itself, so the old topic does not leak into it. No model runs for this, so a follow-up costs one
 more search (milliseconds) and a first message nothing (bench/chats.py measures it against the
@@ -60,6 +61,16 @@ _LEANS = re.compile(r"^\W*(and|or|but|also|so|then|what about|how about)\b"
                     r"|\b(it|its|that|this|those|these|they|them|their|he|she|him|her|his|hers|one|ones)\b", re.IGNORECASE)
 
 
+def refers_back(message: str) -> bool:
+    """Whether a message names something of the chat before it: "and on Sundays?", "how much is
+    it?", "what about taster sessions?".
+
+    >>> refers_back("how much does it cost?"), refers_back("what time?"), refers_back("Where can I park?")
+    (True, False, False)
+    """
+    return bool(_LEANS.search(message))
+
+
 def leans_on_chat(message: str) -> bool:
     """Whether a message may refer back to the chat: "and on Sundays?", "how much is it?", or one
     subject word at most ("what time?"). It only allows the topic's search; which search matches
@@ -68,7 +79,7 @@ def leans_on_chat(message: str) -> bool:
     >>> leans_on_chat("and on Sundays?"), leans_on_chat("how much is it?"), leans_on_chat("Who won the World Series?")
     (True, True, False)
     """
-    return bool(_LEANS.search(message)) or len(set(terms(message))) <= 1
+    return refers_back(message) or len(set(terms(message))) <= 1
 
 
 def belongs(message: str, passages: list[str]) -> bool:
