@@ -26,6 +26,7 @@ writer model rewriting the question).
 from __future__ import annotations
 
 import re
+from itertools import chain, zip_longest
 
 from kb.records import Turn
 from rag.grounding import terms
@@ -92,23 +93,20 @@ def belongs(message: str, passages: list[str]) -> bool:
     return any(t in said for t in terms(message))
 
 
-def interleave(first: list, second: list, k: int) -> list:
+def interleave(first: list, second: list, k: int, key=lambda hit: hit.chunk.id) -> list:
     """The passages of two searches taken in turn, first's best first, each passage once, k at
     most: "how much does it cost?" after a question about kids' classes is given the kids' club
     (the topic's search) and the membership prices (its own), and the writer, reading the chat,
     answers about the kids' club.
 
-    >>> interleave(["a", "b", "c"], ["d", "a", "e"], 4)
+    >>> interleave(["a", "b", "c"], ["d", "a", "e"], 4, key=str)
     ['a', 'd', 'b', 'c']
     """
-    out, ids = [], set()
-    for pair in zip(first + [None] * len(second), second + [None] * len(first)):
-        for hit in pair:
-            key = getattr(getattr(hit, "chunk", None), "id", hit)
-            if hit is not None and key not in ids:
-                ids.add(key)
-                out.append(hit)
-    return out[:k]
+    taken = {}
+    for hit in chain.from_iterable(zip_longest(first, second)):
+        if hit is not None:
+            taken.setdefault(key(hit), hit)
+    return list(taken.values())[:k]
 
 
 def recent(history: list[Turn]) -> list[Turn]:

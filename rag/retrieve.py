@@ -16,6 +16,7 @@ list pull the right answer down (top-1 0.95 -> 0.85 on a public FAQ paraphrase s
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from rag.lexical import Lexical, lexical_for
 LEXICAL_WEIGHT = Settings().lexical_weight
 CANDIDATES = 50  # from each of dense and BM25; the fused top-k is re-ranked within their union
 FAQ_CANDIDATES = 10  # from each of the curated-question and curated-answer indexes
+QUERIES_KEPT = 4  # embeddings of the last texts asked about (a follow-up asks about three)
 
 
 @dataclass
@@ -88,15 +90,20 @@ class Retriever:
         self.messages: list[str] = []  # what the last sync had to fix or update, for the caller to show
         self._synced_revision: int | None = None
         self._lock = threading.RLock()
-        self._last_query: tuple[str, np.ndarray] | None = None
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()  # the last few embedded, see query_vector
 
     def query_vector(self, query: str) -> np.ndarray:
         """The question's embedding. One answer asks for it several times (FAQ match, search,
-        quoting, relevance checks), so the last one is kept: a question is embedded once."""
+        quoting, relevance checks), and a follow-up for the message, its chat's topic and both
+        together in turn, so the last few are kept: each text is embedded once."""
         with self._lock:
-            if self._last_query is None or self._last_query[0] != query:
-                self._last_query = (query, self.embedder.embed_one(query))
-            return self._last_query[1]
+            if query in self._queries:
+                self._queries.move_to_end(query)
+            else:
+                self._queries[query] = self.embedder.embed_one(query)
+                if len(self._queries) > QUERIES_KEPT:
+                    self._queries.popitem(last=False)
+            return self._queries[query]
 
     def sync(self) -> list[str]:
         """Bring the vector indexes, BM25 and the calibrated thresholds in line with the store;
@@ -183,7 +190,7 @@ class Retriever:
     def cosines(self, text: str, chunk_ids: list[str]) -> list[float]:
         """The cosine of a text with each of these passages (0.0 for one not in the index)."""
         self._ensure_synced()
-        vector = self.query_vector(text) if self._last_query and self._last_query[0] == text else self.embedder.embed_one(text)
+        vector = self.query_vector(text)
         with self._lock:
             return [c or 0.0 for c in self.passages.scores(vector, chunk_ids)]
 
