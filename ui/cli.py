@@ -314,7 +314,11 @@ def ask(ctx: click.Context, question: str, path_name: str, as_json: bool, explai
             if not chat:
                 return
             history.append(Turn(answer.question, answer.text, answer.searched))
-            question = click.prompt("You", default="", show_default=False, prompt_suffix=": ").strip()
+            try:
+                question = click.prompt("You", default="", show_default=False, prompt_suffix=": ").strip()
+            except click.exceptions.Abort:  # the end of the input, or Ctrl-C: the chat ends
+                click.echo()
+                return
             if not question:
                 return
 
@@ -339,6 +343,8 @@ def _read_history(path: str) -> list:
 def _print_why(answer) -> None:
     """Why the answer is what it is, for the owner (kbchat ask --explain)."""
     click.secho(f"  Why: {answer.why or 'no reason was recorded.'}", fg="magenta")
+    if answer.searched and answer.searched != answer.question:
+        click.secho(f"  A follow-up: searched your documents for \"{answer.searched}\"", fg="magenta")
     for sentence in answer.held_back:
         click.secho(f"  Left out: {sentence}", fg="magenta", dim=True)
 
