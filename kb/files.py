@@ -1,10 +1,11 @@
-"""Writing files so that a crash never leaves a half-written one in place."""
+"""Files: writing so that a crash never leaves a half-written one in place, and names taken from
+outside (an upload) made safe to use."""
 
 from __future__ import annotations
 
 import os
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable, IO
 
 
@@ -22,3 +23,10 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def safe_name(name: str) -> str:
+    """The file name only, never a path: '../../etc/passwd' -> 'passwd', 'C:\\\\docs\\\\faq.csv' -> 'faq.csv'.
+    '' when nothing usable is left."""
+    base = PurePosixPath(str(name).replace("\\", "/")).name.strip()
+    return "" if base in ("", ".", "..") or "\x00" in base else base

@@ -32,6 +32,37 @@ def test_an_owner_answer_is_saved_ingested_and_replaced(tmp_path):
         assert len(corrections.answers(kb)) == 2  # nothing half-written
 
 
+def test_removing_the_owner_answers_from_the_cli_deletes_them_as_the_app_does(tmp_path):
+    """`kbchat remove owner_faq.csv` did not delete the file: the next answer the owner wrote
+    brought every removed answer back. The CLI and the Knowledge page now call kb.sources.remove."""
+    from conftest import Cli
+
+    kb = sample_kb(tmp_path, 3)
+    with Store(kb) as store:
+        corrections.add_answer(store, Settings(), "Do you repair bicycles?", "No, only pottery.")
+    out = Cli(kb)("remove", corrections.FILE)
+    assert "deleted too" in out.output and not corrections.path(kb).exists()
+    with Store(kb) as store:
+        corrections.add_answer(store, Settings(), "Is there Wi-Fi?", "Yes, ask at the desk.")
+        owner = [c.faq.question for c in store.faqs() if c.source == str(corrections.path(kb))]
+    assert owner == ["Is there Wi-Fi?"] and corrections.answers(kb) == [("Is there Wi-Fi?", "Yes, ask at the desk.")]
+
+
+def test_an_upload_removed_from_the_cli_is_not_read_again(tmp_path):
+    from conftest import Cli
+
+    from kb import sources
+
+    kb = sample_kb(tmp_path, 3)
+    with Store(kb) as store:
+        results = sources.add_uploads(store, Settings(), [("hours.md", b"# Hours\nWe open at 9 and close at 5.\n"),
+                                                          ("..", b"x")])
+        assert [r.status for r in results] == ["failed", "added"] and "file name" in results[0].reason
+    assert (kb / sources.UPLOADS / "hours.md").exists()
+    Cli(kb)("remove", "hours.md")
+    assert not (kb / sources.UPLOADS / "hours.md").exists()
+
+
 def test_a_background_job_runs_reports_and_stops(tmp_path):
     kb = sample_kb(tmp_path, 3)
     assert jobs.status(kb, "sources") is None

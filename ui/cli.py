@@ -177,12 +177,15 @@ def sources(ctx: click.Context, as_json: bool) -> None:
 @click.argument("names", nargs=-1, required=True, metavar="SOURCE...")
 @click.pass_context
 def remove(ctx: click.Context, names: tuple[str, ...]) -> None:
-    """Delete sources and their passages (by path, URL, or file name as `kbchat sources` shows)."""
+    """Delete sources and their passages (by path, URL, or file name as `kbchat sources` shows).
+    A copy kbchat keeps itself (an upload, the answers you wrote in kbchat) is deleted too."""
+    from kb import sources as owner_sources
+
     with _store(ctx, create=False) as store:
         for name in names:
-            source = store.find_source(name)
-            n = store.remove_source(source.uri)
-            click.echo(f"Removed {source.uri} ({n} passages).")
+            removed = owner_sources.remove(store, name)
+            kept = " The copy kbchat kept of it is deleted too." if removed.deleted_file else ""
+            click.echo(f"Removed {removed.uri} ({removed.passages} passages).{kept}")
 
 
 @cli.command()

@@ -3,7 +3,7 @@ absolute path on the owner's disk), and how long something took."""
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from urllib.parse import urlsplit
 
 
@@ -35,9 +35,3 @@ def plural(n: int, word: str) -> str:
     """plural(1, "passage") -> '1 passage'; plural(3, "FAQ pair") -> '3 FAQ pairs'."""
     return f"{n} {word}{'' if n == 1 else 's'}"
 
-
-def safe_name(name: str) -> str:
-    """The file name only, never a path: '../../etc/passwd' -> 'passwd', 'C:\\\\docs\\\\faq.csv' -> 'faq.csv'.
-    '' when nothing usable is left."""
-    base = PurePosixPath(str(name).replace("\\", "/")).name.strip()
-    return "" if base in ("", ".", "..") or "\x00" in base else base

@@ -1,28 +1,22 @@
 """Knowledge: the owner's documents come in (uploads, web pages), are listed, previewed and removed,
 and the search index is kept up to date. The work is the library's (kb.ingest, kb.store,
-rag.retrieve); this page saves uploads, calls it and says what happened in plain words.
-
-`add_files` is the upload step without the widget, so it can be tested and reused:
-
-    >>> add_files([("faq.csv", b"Question,Answer\\nOpen?,9-5\\n")])    # doctest: +SKIP
-    [IngestResult(target='.../uploads/faq.csv', status='added', ...)]
-"""
+rag.retrieve, and kb.sources for what the owner does: uploads in, a document out); this page
+calls it and says what happened in plain words."""
 
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
-from typing import Callable
 
 import streamlit as st
 
 from kb import corrections, readers
-from kb.ingest import IngestResult, ingest
+from kb.sources import add_uploads, kept_copy, remove
+from kb.ingest import IngestResult
 from kb.records import Source
 from ui import appkit
 from ui.appkit import local_time, md
-from ui.places import plural, safe_name, split_uri
+from ui.places import plural, split_uri
 
-UPLOADS = "uploads"
 EXTENSIONS = sorted(ext.lstrip(".") for ext in readers.READERS)
 KIND_WORDS = {"faq": "FAQ (questions and answers)", "pdf": "PDF", "markdown": "Text (Markdown)", "text": "Text",
               "html": "Web page", "docx": "Word document",
@@ -30,61 +24,6 @@ KIND_WORDS = {"faq": "FAQ (questions and answers)", "pdf": "PDF", "markdown": "T
 STATUS_WORDS = {"added": "Added", "updated": "Updated (it had changed)", "unchanged": "Already up to date",
                 "failed": "Not added", "skipped": "Skipped"}
 PREVIEW_LIMIT = 50  # passages shown at once: a 300-page manual would flood the page
-
-
-# -- the work (no widgets) ---------------------------------------------------------------------
-def add_files(files: list[tuple[str, bytes]], on_progress: Callable[[int, int, IngestResult], None] | None = None
-              ) -> list[IngestResult]:
-    """Save uploaded (name, bytes) pairs into the knowledge base's uploads folder and ingest them
-    in one batch; one result per file, bad files included (with their reason). A file that fails
-    is not kept, and an earlier good version of the same name is put back, so the uploads folder
-    holds exactly what the knowledge base was read from."""
-    folder = appkit.kb_dir() / UPLOADS
-    folder.mkdir(parents=True, exist_ok=True)
-    results: list[IngestResult] = []
-    saved: dict[str, tuple[Path, bytes | None]] = {}  # target -> (path, the bytes it replaced)
-    for name, data in files:
-        base = safe_name(name)
-        if not base:
-            results.append(IngestResult(str(name), "failed",
-                                        reason="the file name cannot be used; rename the file and upload it again"))
-            continue
-        path = folder / base
-        if str(path) in saved:
-            results.append(IngestResult(str(path), "failed",
-                                        reason="another file in this upload has the same name; upload it separately"))
-            continue
-        saved[str(path)] = (path, path.read_bytes() if path.is_file() else None)
-        path.write_bytes(data)
-
-    def _report(result: IngestResult) -> None:
-        nonlocal done
-        if result.failed and result.target in saved:
-            path, before = saved[result.target]
-            if before is None:
-                path.unlink(missing_ok=True)
-            else:
-                path.write_bytes(before)
-        results.append(result)
-        done += 1
-        if on_progress:
-            on_progress(done, len(saved), result)
-
-    done = 0
-    for result in ingest(appkit.store(), list(saved), appkit.settings()):  # a file that cannot be read fails alone
-        _report(result)
-    return results
-
-
-def remove(uri: str) -> int:
-    """Remove a source; a copy kbchat keeps in the knowledge base folder (an upload, your own FAQ
-    answers) goes too, so it does not come back. Returns how many passages went."""
-    n = appkit.store().remove_source(uri)
-    kb = appkit.kb_dir()
-    path = Path(uri)
-    if path.parent == kb / UPLOADS or path == corrections.path(kb):
-        path.unlink(missing_ok=True)
-    return n
 
 
 # -- showing results ---------------------------------------------------------------------------
@@ -153,7 +92,8 @@ with st.container(border=True):
 
         with appkit.friendly():
             with st.spinner("Reading your files..."):
-                results = add_files([(f.name, f.getvalue()) for f in uploads], _progress)
+                results = add_uploads(appkit.store(), appkit.settings(), [(f.name, f.getvalue()) for f in uploads],
+                                              _progress)
             bar.empty()
             st.session_state["uploader_round"] = st.session_state.get("uploader_round", 0) + 1  # empty the box
             _after_ingest(results)
@@ -221,7 +161,7 @@ else:
         else:
             if Path(uri) == corrections.path(appkit.kb_dir()):
                 also = f" The {source.n_faqs} answers you wrote in kbchat (Fix this answer) are deleted with it."
-            elif Path(uri).parent == appkit.kb_dir() / UPLOADS:
+            elif kept_copy(appkit.store(), uri):
                 also = " The copy kbchat keeps of the uploaded file is deleted too."
             else:
                 also = " Your own file is not touched."
@@ -231,7 +171,7 @@ else:
             if yes.button("Yes, remove it", type="primary", key="remove-yes"):
                 st.session_state.pop("knowledge_remove", None)
                 with appkit.friendly():
-                    n = remove(uri)
+                    n = remove(appkit.store(), uri).passages
                     st.session_state["knowledge_results"] = []
                     st.session_state["knowledge_removed"] = f"Removed {split_uri(uri)[0]} ({n} passages)."
                     _update_index()

@@ -19,7 +19,7 @@ from tuning.data import FAQ_EXTENSIONS, load_extra_pairs, rated_pairs
 from tuning.train import LONG_RUN_S, Progress, TuneSettings, interrupted_runs, prepare
 from ui import appkit, jobs
 from ui.appkit import local_time, md
-from ui.places import safe_name
+from kb.files import safe_name
 
 JOB = "tune"
 RATES = [0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005]
