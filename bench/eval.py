@@ -22,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from compare import evaluate, profiles, questions  # noqa: E402
+from compare import evaluate, profiles  # noqa: E402
+from rag import questions  # noqa: E402
 from compare.paths import NAMES, build, parse_names  # noqa: E402
 from compare.report import verdict, write_report  # noqa: E402
 from kb.ingest import ingest  # noqa: E402

@@ -76,7 +76,9 @@ from kb.location import resolve  # noqa: E402
 from kb.records import Chunk, Source, chunk_id  # noqa: E402
 from kb.settings import Settings  # noqa: E402
 from kb.store import Store, now_iso  # noqa: E402
-from serve import free_port, percentile, stop, wait_ready  # noqa: E402  (bench/serve.py)
+from serve import free_port, percentile, started  # noqa: E402  (bench/serve.py)
+
+from kb.process import Process  # noqa: E402
 
 SAMPLE = ROOT / "sample_data"
 COVIDQA = ROOT.parent / "shared" / "data" / "covidqa_question_similarity_en.csv"
@@ -85,9 +87,9 @@ READY_TIMEOUT_S = 300
 
 
 # -- processes ------------------------------------------------------------------------------------
-def start_model_server(tmp: Path, slots: int, threads: int) -> tuple[subprocess.Popen, object, str, str]:
-    """SmolLM2 (the f16 file kbchat's own llama.cpp runs) on a loopback port: (process, log, URL,
-    words naming the server). llama.cpp's llama-server when built, else llama-cpp-python's."""
+def start_model_server(slots: int, threads: int) -> tuple[Process, str, str]:
+    """SmolLM2 (the f16 file kbchat's own llama.cpp runs) on a loopback port: (process, URL, words
+    naming the server). llama.cpp's llama-server when built, else llama-cpp-python's."""
     from kb.models import smollm2_path
     from rag.generate import llama_file
 
@@ -117,10 +119,7 @@ def start_model_server(tmp: Path, slots: int, threads: int) -> tuple[subprocess.
                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(ctx), "--n_threads", str(threads)]
         name = f"llama-cpp-python llama_cpp.server (one request at a time; SmolLM2-135M f16, n_ctx 4096, {threads} thread)"
         health = f"http://127.0.0.1:{port}/v1/models"
-    log = tempfile.TemporaryFile(dir=tmp)  # a file, not a pipe: a pipe nobody reads fills and blocks it
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    wait_ready(health, proc, "the model server", log, READY_TIMEOUT_S)
-    return proc, log, f"http://127.0.0.1:{port}/v1", name
+    return started(cmd, health, "the model server", timeout=READY_TIMEOUT_S), f"http://127.0.0.1:{port}/v1", name
 
 
 def bot_url(postgres_url: str, bot: str) -> str:
@@ -280,8 +279,8 @@ def part_a(args, pg_url: str, redis_url: str, tmp: Path, env: dict) -> dict:
     print(f"[A] ingested sample_data into bot '{BOT_A}' in PostgreSQL: {out['chunks'][0]} sources, "
           f"{out['chunks'][1]} chunks ({time.perf_counter() - t0:.0f} s)", flush=True)
 
-    server, server_log, server_url, out["model_server"] = start_model_server(tmp, args.slots, args.server_threads)
-    workers: list[tuple[subprocess.Popen, object]] = []
+    server, server_url, out["model_server"] = start_model_server(args.slots, args.server_threads)
+    workers: list[Process] = []
     try:
         print(f"[A] model server up: {out['model_server']}", flush=True)
         Settings.load(folder).updated(
@@ -294,12 +293,9 @@ def part_a(args, pg_url: str, redis_url: str, tmp: Path, env: dict) -> dict:
         bases = []
         for i in range(2):  # one after the other: the first builds what the second then finds done
             port = free_port()
-            log = tempfile.TemporaryFile(dir=tmp)
-            proc = subprocess.Popen([*kbchat_exe(), "--kb", url, "serve", "--port", str(port)], env=env,
-                                    stdout=log, stderr=subprocess.STDOUT)
-            workers.append((proc, log))
             t = time.perf_counter()
-            wait_ready(f"http://127.0.0.1:{port}/health", proc, f"kbchat serve worker {i + 1}", log, READY_TIMEOUT_S)
+            workers.append(started([*kbchat_exe(), "--kb", url, "serve", "--port", str(port)],
+                                   f"http://127.0.0.1:{port}/health", f"kbchat serve worker {i + 1}", env, READY_TIMEOUT_S))
             bases.append(f"http://127.0.0.1:{port}")
             print(f"[A] worker {i + 1} up on {bases[-1]} ({time.perf_counter() - t:.0f} s)", flush=True)
 
@@ -334,11 +330,9 @@ def part_a(args, pg_url: str, redis_url: str, tmp: Path, env: dict) -> dict:
                 print(f"[A] {'FAQ fast path' if kind == 'fast' else 'written answers'}, {label}: {_line(r)}", flush=True)
                 print(f"      {_cpu(r)}", flush=True)
     finally:
-        for proc, log in workers:
-            stop(proc)
-            log.close()
-        stop(server)
-        server_log.close()
+        for worker in workers:
+            worker.close()
+        server.close()
     return out
 
 
@@ -442,7 +436,8 @@ def synthetic(real: np.ndarray, n: int, cos: float, seed: int = 18) -> tuple[np.
 
 def part_b(args, pg_url: str, tmp: Path) -> dict:
     from rag.embed import Embedder
-    from rag.index import HNSW_EF_SEARCH, HNSW_M, HNSW_EF_CONSTRUCTION, VectorIndex
+    from rag.index import VectorIndex
+    from rag.vectors import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M
     from rag.pgindex import PgVectorIndex
 
     out: dict = {"n": args.chunks}

@@ -13,10 +13,8 @@ server writes one answer at a time, so that rate is its ceiling. p50/p95 include
 
 from __future__ import annotations
 
-import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from kb.bot import BotRecords  # noqa: E402
 from kb.ingest import ingest  # noqa: E402
 from kb.settings import Settings  # noqa: E402
+from kb.process import NotReady, Process  # noqa: E402
 from kb.store import Store  # noqa: E402
 
 FAQ = ["What are your opening hours?", "Where is Copper Kiln Pottery Studio located?", "How can I contact the studio?",
@@ -50,33 +49,16 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
 
 
-def wait_ready(url: str, proc: subprocess.Popen, what: str, log=None, timeout: float = 300) -> None:
-    """Poll `url` until it answers 200 (models load first); exit with the process's output (its
-    `log` file, else its stderr pipe) if it ended or never got there."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and proc.poll() is None:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    if log is not None:
-        log.seek(0)
-    output = (log or proc.stderr).read().decode(errors="replace")[-3000:] if (log or proc.stderr) else ""
-    state = f"ended with {proc.returncode}" if proc.poll() is not None else f"not ready within {timeout:.0f} s"
-    raise SystemExit(f"{what} {state}:\n{output}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """End a server this bench started: SIGTERM, then SIGKILL if it does not go within a minute."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def started(command: list[str], health: str, what: str, env: dict | None = None, timeout: float = 300) -> Process:
+    """A server this bench starts (kb.process), once `health` answers 200 (models load first);
+    exit with its output if it ended or never got there. Stop it with .close()."""
+    server = Process(command, env=env)
+    try:
+        server.require_healthy(health, timeout, what=what)
+    except NotReady as e:
+        server.close()
+        raise SystemExit(str(e)) from None
+    return server
 
 
 def load(client: httpx.Client, key: str, questions: list[str], n: int, concurrency: int) -> tuple[float, list[float]]:
@@ -127,17 +109,16 @@ def main() -> None:
             key = records.public_key()
         port = free_port()
         exe = Path(sys.executable).parent / "kbchat"
-        server = subprocess.Popen([str(exe), "--kb", str(kb), "serve", "--port", str(port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
+        server = started([str(exe), "--kb", str(kb), "serve", "--port", str(port)],
+                         f"http://127.0.0.1:{port}/health", "kbchat serve")
         try:
-            wait_ready(f"http://127.0.0.1:{port}/health", server, "kbchat serve")
             with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
                 load(client, key, FAQ, 8, 2)  # warm up
                 load(client, key, GENERATED[:1], 1, 1)
                 faq_rps, faq_ms = load(client, key, FAQ, 200, 8)
                 gen_rps, gen_ms = load(client, key, GENERATED, 12, 3)
         finally:
-            stop(server)
+            server.close()
         faq_base = baseline(kb, FAQ, 50)
         gen_base = baseline(kb, GENERATED, 4)
     print("\n== kbchat serve on loopback, sample_data ==")

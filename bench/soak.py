@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from serve import free_port, percentile, stop, wait_ready  # noqa: E402
+from serve import free_port, percentile, started  # noqa: E402
 
 from kb.bot import BotRecords  # noqa: E402
 from kb.ingest import ingest  # noqa: E402
@@ -59,8 +57,8 @@ def main() -> None:
             records.ensure_keys()
             key = records.public_key()
         port = free_port()
-        server = subprocess.Popen([str(Path(sys.executable).parent / "kbchat"), "--kb", str(kb), "serve", "--port", str(port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
+        server = started([str(Path(sys.executable).parent / "kbchat"), "--kb", str(kb), "serve", "--port", str(port)],
+                         f"http://127.0.0.1:{port}/health", "kbchat serve")
         proc = psutil.Process(server.pid)
         counts = {"answers": 0, "busy": 0, "errors": 0}
         latencies: list[float] = []
@@ -101,17 +99,16 @@ def main() -> None:
                     i += 1
 
         try:
-            wait_ready(f"http://127.0.0.1:{port}/health", server, "kbchat serve")
-            started = time.perf_counter()
+            began = time.perf_counter()
             threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
-            seconds = time.perf_counter() - started
+            seconds = time.perf_counter() - began
             rss["end"] = proc.memory_info().rss / 1e6
         finally:
-            stop(server)
+            server.close()
     print(f"\n== kbchat serve soak, {args.profile} profile (rag_writer {args.writer}), {args.clients} clients ==")
     print(f"answers {counts['answers']}, busy replies {counts['busy']}, errors {counts['errors']} in {seconds:.0f} s "
           f"({counts['answers'] / seconds:.1f} answers/s; p50 {statistics.median(latencies):.0f} ms, "

@@ -28,7 +28,7 @@ from retrieval import eval_rows  # noqa: E402
 from kb.settings import Settings  # noqa: E402
 from kb.store import Store  # noqa: E402
 from tuning import adapters  # noqa: E402
-from tuning.data import normalize  # noqa: E402
+from kb.records import question_key as normalize  # noqa: E402
 
 
 def make_path(name: str, store: Store, settings: Settings):

@@ -21,7 +21,7 @@ from typing import Callable
 
 from compare import metrics
 from compare.paths import Paths
-from compare.questions import EvalQuestion
+from rag.questions import EvalQuestion
 from kb.records import Turn, question_key
 from kb.settings import Settings
 from kb.store import Store
@@ -94,9 +94,7 @@ def default_workers(paths: Paths | None = None) -> int:
     on all cores, and on 2 cores 24 sample questions on rag and base took 80-88 s with one worker
     against 99 s with two. On transformers (a model folder) two workers gave 1.45x the answers per
     second of one, with the same answers: decoding one token at a time does not keep two threads busy."""
-    from rag.generate import TransformersEngine
-
-    on_torch = any(isinstance(getattr(getattr(p, "generator", None), "engine", None), TransformersEngine) for p in paths or [])
+    on_torch = any(p.info().on_torch for p in paths or [])
     return 2 if on_torch and (os.cpu_count() or 1) >= 2 else 1
 
 
@@ -196,7 +194,7 @@ def summarize(questions: list[EvalQuestion], answers: dict[str, list[dict]], pat
     ranks: dict[int, list] = {}  # by retriever: rag and rag+tuned share one, so search once
     out_paths: dict[str, dict] = {}
     for path in paths:
-        retriever = getattr(path, "retriever", None)
+        retriever = path.info().retriever
         if retriever is not None and id(retriever) not in ranks:
             ranks[id(retriever)] = retrieval_ranks(questions, retriever, store)
         out_paths[path.name] = path_metrics(questions, scored[path.name], ranks.get(id(retriever)) if retriever else None)
@@ -210,7 +208,7 @@ def summarize(questions: list[EvalQuestion], answers: dict[str, list[dict]], pat
         "semantic_model": semantic_model,
         "profile": settings.profile_in_use,  # kb.settings.PROFILES, or "custom"
         # the model (engine, threads) each path answered with
-        "models": {p.name: p.generator.model_id for p in paths if getattr(p, "generator", None) is not None},
+        "models": {p.name: p.info().model_id for p in paths},
         "training_overlap": training_overlap(questions, paths),
         "calibration_overlap": calibration_overlap(questions, paths),
         "paths": out_paths,
@@ -335,7 +333,7 @@ def comparisons(questions: list[EvalQuestion], scored: dict[str, list[dict]]) ->
 def training_overlap(questions: list[EvalQuestion], paths: Paths) -> dict:
     """Which evaluation questions the fine-tuned model was trained on. Word-for-word FAQ questions
     are trained on by design (they measure memorization) and are not counted."""
-    adapter = next((p.adapter for p in paths if getattr(p, "adapter", None) is not None), None)
+    adapter = next((a for a in (p.info().adapter for p in paths) if a is not None), None)
     if adapter is None:
         return {"adapter": None, "checked": False, "n_in_training": 0, "questions": []}
     trained = {question_key(t) for t in adapter.trained_questions}
@@ -387,7 +385,7 @@ def _partial_file(store: Store | None, settings: Settings, questions: list[EvalQ
     h.update(json.dumps(asdict(settings), sort_keys=True, default=str).encode())
     h.update(str(store.revision).encode())
     for path in paths:
-        adapter = getattr(path, "adapter", None)
+        adapter = path.info().adapter
         h.update(f"{path.name}:{adapter.id if adapter else ''}".encode())
     return Path(store.dir) / PARTIAL_DIR / f"partial-{h.hexdigest()[:16]}.jsonl"
 

@@ -1,8 +1,7 @@
 """Every answer path behind one interface, built once and sharing what they can.
 
-A path has a `name`, `answer(question, history=()) -> Answer` and `stream(question, history=())`
-(text pieces, then the Answer); `history` is the chat's earlier turns (kb.records.Turn). The comparison, the evaluation, the CLI, the app and the API take the list `build()`
-returns and never branch on which path is which. A path that cannot run here (no fine-tuned model
+Every path follows rag.path.AnswerPath (answer, stream, info). The comparison, the evaluation, the
+CLI, the app and the API take the list `build()` returns and never branch on which path is which. A path that cannot run here (no fine-tuned model
 yet, no documents) is listed in `Paths.unavailable` with the reason in plain words.
 
     >>> paths = build(store, settings, ["rag", "tuned"])             # doctest: +SKIP
@@ -12,14 +11,13 @@ yet, no documents) is listed in `Paths.unavailable` with the reason in plain wor
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Protocol
+from typing import Callable
 
 from kb.errors import BadInput, KbchatError
-from kb.records import Answer, Turn
 from kb.settings import Settings
 from kb.store import Store
+from rag.path import NAMES, AnswerPath
 
-NAMES = ("rag", "base", "tuned", "rag+tuned")
 # What each path is, in an owner's words (reports and screens use these in sentences).
 DESCRIPTIONS = {
     "rag": "answers from your documents (RAG)",
@@ -27,14 +25,6 @@ DESCRIPTIONS = {
     "tuned": "the fine-tuned model",
     "rag+tuned": "the fine-tuned model reading your documents",
 }
-
-
-class AnswerPath(Protocol):
-    name: str
-
-    def answer(self, question: str, history: list[Turn] = ()) -> Answer: ...
-
-    def stream(self, question: str, history: list[Turn] = ()) -> Iterator[str | Answer]: ...
 
 
 @dataclass
@@ -56,7 +46,10 @@ class Paths:
 
     def retriever(self):
         """The retriever the documents paths share (None when no path retrieves)."""
-        return next((p.retriever for p in self.available if getattr(p, "retriever", None)), None)
+        return next((r for r in (p.info().retriever for p in self.available) if r is not None), None)
+
+    def get(self, name: str) -> AnswerPath | None:
+        return next((p for p in self.available if p.name == name), None)
 
 
 def parse_names(text: str | None) -> list[str]:

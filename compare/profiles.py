@@ -20,7 +20,7 @@ from typing import Callable
 
 from compare import evaluate
 from compare.paths import build
-from compare.questions import EvalQuestion
+from rag.questions import EvalQuestion
 from kb.settings import PROFILES, Settings
 from kb.store import Store
 

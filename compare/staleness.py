@@ -95,10 +95,11 @@ def change_price(store: Store, chunk: Chunk, old: str, new: str) -> None:
 
 def _how(path, says_new: bool, says_old: bool, index_s: float, answer_s: float) -> str:
     """How the path took the change, in words that follow "gave the new one (...)" in the report."""
-    adapter = getattr(path, "adapter", None)
+    info = path.info()
+    adapter = info.adapter
     if says_new and not says_old:
         answered = f"answered in {_seconds(answer_s)}"
-        if getattr(path, "retriever", None) is not None:
+        if info.retriever is not None:
             return f"re-indexed in {_seconds(index_s)}, {answered}"
         return answered
     if adapter is not None:

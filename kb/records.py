@@ -145,6 +145,10 @@ METHOD_WORDS = {
 }
 
 
+# The answer paths, by name (Answer.path): compare.paths builds them, settings and interfaces name them.
+PATH_NAMES = ("rag", "base", "tuned", "rag+tuned")
+
+
 @dataclass
 class Answer:
     """What every answer path returns (rag, base, tuned, rag+tuned), so comparison, UI and API

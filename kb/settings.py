@@ -22,6 +22,7 @@ from pathlib import Path
 
 from kb.errors import BadInput
 from kb.files import atomic_write
+from kb.records import PATH_NAMES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -213,8 +214,9 @@ class Settings:
                            f"a few sentences ({TONE_INSTRUCTIONS_MAX} characters at most).")
         if self.model_profile not in PROFILES:
             raise BadInput(f"Setting 'model_profile' must be {' or '.join(PROFILES)}, not {self.model_profile!r}.")
-        if self.visitor_path not in ("rag", "base", "tuned", "rag+tuned"):
-            raise BadInput(f"Setting 'visitor_path' must be rag, base, tuned or rag+tuned, not {self.visitor_path!r}.")
+        if self.visitor_path not in PATH_NAMES:
+            raise BadInput(f"Setting 'visitor_path' must be {', '.join(PATH_NAMES[:-1])} or {PATH_NAMES[-1]}, "
+                           f"not {self.visitor_path!r}.")
         for origin in self.allowed_origins:
             if origin != "*" and not re.fullmatch(r"https?://[^/\s:]+(:(\d+|\*))?", origin):
                 raise BadInput(f"Allowed origin {origin!r} must look like https://www.example.com (no path), "

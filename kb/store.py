@@ -245,6 +245,16 @@ class Store:
         )
         return "updated" if existed else "added"
 
+    def faq_pairs(self) -> list[FaqPair]:
+        """The FAQ pairs, located by file name as well as row, since a knowledge base may hold
+        several FAQ files and "row 12" alone does not say which."""
+        pairs = []
+        for chunk in self.faqs():
+            name = chunk.source.rstrip("/").rsplit("/", 1)[-1] or chunk.source
+            location = f"{name} {chunk.faq.location}".strip()
+            pairs.append(FaqPair(chunk.faq.question, chunk.faq.answer, location))
+        return pairs
+
     def remove_source(self, uri: str) -> int:
         """Delete a source and its chunks; returns how many chunks went."""
         with self._transaction():

@@ -1,9 +1,8 @@
 """The retrieval answer paths: `rag` (sources, then the model writes from them) and `base` (the same
 model with no sources: the control every comparison needs).
 
-Every path has a `name`, `answer(question) -> Answer` and `stream(question)`, which yields the
-answer's text pieces as they are ready and then, last, the finished `Answer`; the pieces joined are
-exactly `Answer.text`.
+Both follow rag.path.AnswerPath: `answer`, `stream` (the answer's text pieces as they are ready,
+then the finished `Answer`) and `info`.
 
 How `rag` answers: retrieve -> decide -> write -> check -> cite.
 1. Retrieve. The curated FAQ asked the same way (rag.retrieve.faq_candidate) and the `top_k` best
@@ -46,6 +45,7 @@ from rag import facts, followup
 from rag.decide import Thresholds, decide, is_decline, written
 from rag.generate import Generator
 from rag.grounding import defang, terms, units, unsaid
+from rag.path import PathInfo
 from rag.retrieve import Retriever
 
 SNIPPET_CHARS = 300
@@ -159,6 +159,9 @@ class RagPath:
 
     def answer(self, question: str, history: list[Turn] = ()) -> Answer:
         return last_answer(self.stream(question, history))
+
+    def info(self) -> PathInfo:
+        return PathInfo(self.name, self.generator, self.retriever)
 
     def thresholds(self) -> Thresholds:
         """What the decision holds the scores against: the knowledge base's calibrated (or set)
@@ -365,6 +368,9 @@ class BasePath:
 
     def answer(self, question: str, history: list[Turn] = ()) -> Answer:
         return last_answer(self.stream(question, history))
+
+    def info(self) -> PathInfo:
+        return PathInfo(self.name, self.generator)
 
     def system(self) -> str:
         tone = self.settings.tone_prompt

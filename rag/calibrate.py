@@ -7,7 +7,7 @@ passages than a general shop's). So neither threshold is a constant: each is mea
 knowledge base provides, never on an evaluation set.
 
 - faq_threshold: every curated question, as written and reworded by the fine-tuning's rules
-  (tuning.data.reword), and the built-in out-of-scope questions go through the fast path's decision at
+  (kb.reword), and the built-in out-of-scope questions go through the fast path's decision at
   every candidate threshold. The threshold is the lowest at which the curated answers given are
   still right for FAQ_PRECISION of them (an out-of-scope question answered is a wrong one), and
   never below the best out-of-scope match.
@@ -95,15 +95,15 @@ def save(store, calibration: Calibration) -> None:
 
 
 def measure(retriever) -> Calibration:
-    from compare.questions import CALIBRATION_OUT_OF_SCOPE, document_questions, evaluation_rewording
-    from tuning.data import reword
+    from kb.reword import evaluation_rewording, reword
+    from rag.questions import CALIBRATION_OUT_OF_SCOPE, document_questions
 
     store = retriever.store
     chunks = store.chunks()
     faqs = [c.faq for c in chunks if c.faq]
     curated = {question_key(f.question) for f in faqs}
     # (question, the curated question it asks): each curated question as written, and reworded
-    # (never the rewording the evaluation asks: compare.questions).
+    # (never the rewording the evaluation asks: kb.reword.evaluation_rewording).
     rewordings: list[tuple[str, str]] = [(f.question, question_key(f.question)) for f in faqs]
     for f in faqs:
         asked_by_evaluation = question_key(evaluation_rewording(f.question, curated) or "")

@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -33,38 +32,11 @@ import numpy as np
 from kb.files import atomic_write
 from kb.records import Chunk
 from kb.store import Store
+from rag.vectors import (HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, HNSW_THRESHOLD, SyncReport, VectorIndexBase,
+                         passage_text, sync_message)
 
-HNSW_THRESHOLD = 20_000  # flat search of 20k x 384 floats is ~3 ms on 2 cores; past that HNSW pays off
-HNSW_M = 32  # graph degree: recall above 0.95 on MiniLM vectors, ~1.3x the memory of the vectors
-HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 128  # the recall/latency knob at query time
 TOMBSTONE_LIMIT = 0.2  # HNSW cannot delete; rebuild the graph once this share of it is deleted chunks
 FORMAT_VERSION = 1
-
-
-def passage_text(chunk: Chunk) -> str | None:
-    return chunk.text
-
-
-def faq_question(chunk: Chunk) -> str | None:
-    """The curated question of an FAQ chunk (one of the texts the FAQ fast path matches)."""
-    return chunk.faq.question if chunk.faq else None
-
-
-def faq_answer(chunk: Chunk) -> str | None:
-    """The curated answer of an FAQ chunk (the FAQ fast path matches it too); None when empty."""
-    return chunk.faq.answer if chunk.faq and chunk.faq.answer.strip() else None
-
-
-def open_index(store: Store, name: str = "passages", text_of: Callable[[Chunk], str | None] = passage_text,
-               hnsw_threshold: int = HNSW_THRESHOLD, label: str = ""):
-    """The vector index of a knowledge base: FAISS files in its folder, or a pgvector table when
-    its store is in PostgreSQL (rag.pgindex). Both have the same methods."""
-    if store.db.kind == "postgres":
-        from rag.pgindex import PgVectorIndex
-
-        return PgVectorIndex(store, name, text_of, hnsw_threshold, label)
-    return VectorIndex(store.dir, name, text_of, hnsw_threshold, label)
 
 
 def faiss_key(chunk_id: str) -> int:
@@ -73,31 +45,7 @@ def faiss_key(chunk_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(chunk_id.encode(), digest_size=8).digest(), "little") >> 1
 
 
-@dataclass
-class SyncReport:
-    added: int = 0
-    removed: int = 0
-    rebuilt: bool = False  # every vector was embedded again (no usable saved index, or another model)
-    message: str = ""  # plain words for the user; empty when nothing changed
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.added or self.removed or self.rebuilt)
-
-
-def sync_message(what: str, report: SyncReport, because: str = "", first: bool = False) -> str:
-    """What a sync did, in plain words ("" when nothing changed). `because`: why every vector
-    was embedded again; `first`: the index did not exist before."""
-    if because:
-        return f"Rebuilt the {what} because {because}: embedded {report.added}."
-    if not report.changed:
-        return ""
-    if first:
-        return f"Built the {what}: embedded {report.added}."
-    return f"Updated the {what}: embedded {report.added} new, removed {report.removed}."
-
-
-class VectorIndex:
+class VectorIndex(VectorIndexBase):
     """Unit vectors of chunks, keyed by chunk id, searched by inner product (= cosine)."""
 
     def __init__(

@@ -21,12 +21,12 @@ import numpy as np
 
 from kb.records import Chunk
 from kb.store import Store
-from rag.index import HNSW_EF_CONSTRUCTION, HNSW_M, HNSW_THRESHOLD, SyncReport, passage_text, sync_message
+from rag.vectors import HNSW_EF_CONSTRUCTION, HNSW_M, HNSW_THRESHOLD, SyncReport, VectorIndexBase, passage_text, sync_message
 
 INSERT_BATCH = 2000  # chunks embedded and written per step: a crash loses at most one step's work
 
 
-class PgVectorIndex:
+class PgVectorIndex(VectorIndexBase):
     """Unit vectors of chunks in a pgvector table, searched by inner product (= cosine)."""
 
     def __init__(self, store: Store, name: str = "passages", text_of: Callable[[Chunk], str | None] = passage_text,

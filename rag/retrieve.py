@@ -19,6 +19,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -29,8 +30,10 @@ from kb.settings import Settings
 from kb.store import Store
 from rag.embed import Embedder
 from rag.grounding import numbers, terms
-from rag.index import HNSW_THRESHOLD, SyncReport, faq_answer, faq_question, open_index
+from rag.index import VectorIndex
 from rag.lexical import Lexical, lexical_for
+from rag.pgindex import PgVectorIndex
+from rag.vectors import HNSW_THRESHOLD, SyncReport, VectorIndexBase, faq_answer, faq_question, passage_text
 
 # The default of the `lexical_weight` setting, and how it was chosen: 0.15 (0 is dense only). Swept
 # 0.1-0.3: 0.15 ties 0.1 on sample_data FAQ and doc-only top-1, beats it on covidqa (0.775 vs 0.762),
@@ -40,6 +43,15 @@ LEXICAL_WEIGHT = Settings().lexical_weight
 CANDIDATES = 50  # from each of dense and BM25; the fused top-k is re-ranked within their union
 FAQ_CANDIDATES = 10  # from each of the curated-question and curated-answer indexes
 QUERIES_KEPT = 4  # embeddings of the last texts asked about (a follow-up asks about three)
+
+
+def open_index(store: Store, name: str = "passages", text_of: Callable[[Chunk], str | None] = passage_text,
+               hnsw_threshold: int = HNSW_THRESHOLD, label: str = "") -> VectorIndexBase:
+    """The vector index of a knowledge base: FAISS files in its folder (rag.index), or a pgvector
+    table when its store is in PostgreSQL (rag.pgindex)."""
+    if store.db.kind == "postgres":
+        return PgVectorIndex(store, name, text_of, hnsw_threshold, label)
+    return VectorIndex(store.dir, name, text_of, hnsw_threshold, label)
 
 
 @dataclass

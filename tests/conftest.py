@@ -132,27 +132,17 @@ def kbchat_exe() -> list[str]:
 def kbchat_server(kb: Path, model_cache: Path, command: str, health: str, *args: str):
     """`kbchat --kb KB COMMAND --port P ARGS...` (serve or ui) in its own process, until the block
     ends; yields its base address once `health` answers."""
-    import subprocess
-
-    import tempfile
+    from kb.process import Process
 
     port = free_port()
     env = {**os.environ, "KBCHAT_CACHE": str(model_cache)}
-    with tempfile.TemporaryFile() as log:  # a file, not a pipe: a pipe nobody reads fills and blocks the server
-        proc = subprocess.Popen([*kbchat_command(), "--kb", str(kb), command, "--port", str(port), *args], env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_for_http(base + health, proc, log=log)
-            yield base
-        finally:
-            proc.terminate()  # kbchat ui and serve end their children and jobs on SIGTERM
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                pytest.fail(f"kbchat {command} did not end within 60 s of SIGTERM")
+    base = f"http://127.0.0.1:{port}"
+    with Process([*kbchat_command(), "--kb", str(kb), command, "--port", str(port), *args], env=env) as server:
+        wait_for_http(base + health, server)
+        yield base
+        server.stop(grace_s=60)  # kbchat ui and serve end their children and jobs on SIGTERM
+        if server.killed:
+            pytest.fail(f"kbchat {command} did not end within 60 s of SIGTERM")
 
 
 @pytest.fixture(scope="session")
@@ -243,26 +233,15 @@ def browser():
     driver.quit()
 
 
-def wait_for_http(url: str, proc, timeout: float = 120, log=None) -> None:
-    """Wait until a server we started answers `url` with 200; fail with its output if it died."""
-    import time
+def wait_for_http(url: str, server, timeout: float = 120) -> None:
+    """Wait until a server we started (kb.process.Process) answers `url` with 200; fail with its
+    output if it stopped or never did."""
+    from kb.process import NotReady
 
-    import httpx
-
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None:
-            if log is not None:
-                log.seek(0)
-            out = (log or proc.stdout).read().decode(errors="replace") if (log or proc.stdout) else ""
-            pytest.fail(f"the server stopped: {out[-2000:]}")
-        time.sleep(0.5)
-    pytest.fail(f"no answer from {url} within {timeout:.0f} s")
+    try:
+        server.require_healthy(url, timeout)
+    except NotReady as e:
+        pytest.fail(str(e))
 
 
 # -- real shared services (tests/services.py) -----------------------------------------------------

@@ -166,7 +166,7 @@ def test_thresholds_are_calibrated_on_the_knowledge_base_and_kept_until_it_chang
 def test_the_other_profile_is_measured_on_a_copy_and_the_owners_kb_is_untouched(rag, quality_kb):
     from compare import evaluate, profiles
     from compare.paths import build
-    from compare.questions import EvalQuestion
+    from rag.questions import EvalQuestion
 
     asked = [EvalQuestion("What is the largest piece your kilns can fire?", expected=["18 inches"]),
              EvalQuestion("Do you sell gift cards?", expected=["gift card"]),

@@ -242,7 +242,7 @@ def test_fifty_concurrent_fast_path_chats_succeed(client, keys):
 
 def test_a_busy_model_answers_503_after_the_wait_instead_of_piling_up(client, keys):
     assert client.put("/api/admin/settings", json={"answer_timeout_s": 0.2}, headers=_admin(keys)).status_code == 200
-    lock = client.app.state.bot.answer_lock
+    lock = client.app.state.bot.live.lock
     lock.acquire()  # another answer is being written
     try:
         busy = _chat(client, keys, FAQ_QUESTION, session="session-busy")

@@ -219,7 +219,7 @@ def report_kb(tmp_path_factory, model_cache):
     """A knowledge base with one finished evaluation report (real models, four questions, rag)."""
     from compare.evaluate import evaluate
     from compare.paths import build
-    from compare.questions import EvalQuestion, facts
+    from rag.questions import EvalQuestion, facts
     from compare.report import write_report
     from kb.settings import Settings
     from kb.store import Store

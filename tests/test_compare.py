@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import sample_kb
 
-from compare import evaluate, questions, staleness
+from compare import evaluate, staleness
+from rag import questions
 from compare.paths import NAMES, availability, build, parse_names
 from compare.report import write_report
 from kb.errors import BadInput, NotFound
@@ -21,7 +22,7 @@ from kb.ingest import ingest
 from kb.records import Answer, question_key
 from kb.settings import Settings
 from kb.store import Store
-from tuning.data import split_for_training, store_pairs
+from tuning.data import split_for_training
 from tuning.train import TuneSettings
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
@@ -75,8 +76,8 @@ def test_questions_made_from_the_knowledge_base_were_never_trained_on(tmp_path):
     with Store(tmp_path / "kb") as store:
         assert not [r for r in ingest(store, [str(SAMPLE)], Settings()) if r.failed]
         made = questions.from_knowledge_base(store)
-        training = split_for_training(store_pairs(store), TuneSettings().n_rewordings, TuneSettings().n_validation)
-        faq_questions = {p.question for p in store_pairs(store)}
+        training = split_for_training(store.faq_pairs(), TuneSettings().n_rewordings, TuneSettings().n_validation)
+        faq_questions = {p.question for p in store.faq_pairs()}
     kinds = {q.kind for q in made}
     assert kinds == {"verbatim", "reworded", "document", "out_of_scope"}
     assert {q.question for q in made if q.kind == "verbatim"} == faq_questions

@@ -13,7 +13,8 @@ import pytest
 from conftest import sample_kb
 from fastapi.testclient import TestClient
 
-from compare import evaluate, questions
+from compare import evaluate
+from rag import questions
 from compare.paths import build
 from kb.bot import BotRecords
 from kb.errors import BadInput

@@ -6,17 +6,16 @@ refuses gets one plain sentence."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import tempfile
 
 import pytest
 from conftest import free_port, sample_kb, wait_for_http
 
 from compare.evaluate import evaluate
 from compare.paths import build
-from compare.questions import load as load_questions
+from rag.questions import load as load_questions
 from kb.errors import BadInput
+from kb.process import Process
 from kb.settings import Settings
 from kb.store import Store
 from rag.answer import RagPath
@@ -33,20 +32,11 @@ def model_server(model_cache):
 
     gguf = llama_file(smollm2_path())
     port = free_port()
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias",
-                                 "smollm2", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"],
-                                stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_for_http(f"http://127.0.0.1:{port}/v1/models", proc, log=log)
-            yield f"http://127.0.0.1:{port}/v1"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with Process([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "smollm2",
+                  "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"]) as server:
+        wait_for_http(f"http://127.0.0.1:{port}/v1/models", server)
+        yield f"http://127.0.0.1:{port}/v1"
+        server.stop(grace_s=30)
 
 
 @pytest.fixture(scope="module")

@@ -118,31 +118,33 @@ def test_a_stop_at_any_moment_of_a_jobs_start_ends_as_stopped_without_a_tracebac
 
 def test_sigterm_ends_the_app_its_streamlit_and_its_jobs(tmp_path, model_cache):
     import os
-    import subprocess
 
     import psutil
     from conftest import free_port, kbchat_command, wait_for_http
 
+    from kb.process import Process
+
     kb = sample_kb(tmp_path, 3)
     port = free_port()
-    with open(tmp_path / "ui.log", "wb") as log:
-        app = subprocess.Popen([*kbchat_command(), "--kb", str(kb), "ui", "--port", str(port), "--no-browser"],
-                               stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "KBCHAT_CACHE": str(model_cache)})
+    server = Process([*kbchat_command(), "--kb", str(kb), "ui", "--port", str(port), "--no-browser"],
+                     env={**os.environ, "KBCHAT_CACHE": str(model_cache)})
+    app = server.proc
     started: list[psutil.Process] = []
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/_stcore/health", app)
+        wait_for_http(f"http://127.0.0.1:{port}/_stcore/health", server)
         started = psutil.Process(app.pid).children(recursive=True)
         assert any("streamlit" in " ".join(p.cmdline()) for p in started)
         job = jobs.start(kb, "slow", ["ask", "--path", "base", "Tell me a very long story about clay."])
         started.append(psutil.Process(job.pid))
         app.send_signal(signal.SIGTERM)
-        assert app.wait(120) == 0, (tmp_path / "ui.log").read_text()
+        assert app.wait(120) == 0, server.output()
         gone, alive = psutil.wait_procs(started, timeout=60)
         assert not alive, [p.cmdline() for p in alive]
         assert jobs.status(kb, "slow").stopped
-        assert "Stopped the app's background work: slow." in (tmp_path / "ui.log").read_text()
+        assert "Stopped the app's background work: slow." in server.output()
     finally:
         for p in [psutil.Process(app.pid) if app.poll() is None else None, *started]:
             if p is not None:
                 with contextlib.suppress(psutil.Error):
                     p.kill()
+        server.close()

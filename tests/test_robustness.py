@@ -194,6 +194,7 @@ def test_kill_9_of_the_server_while_it_writes_conversations_and_leads_loses_noth
     from conftest import free_port, kbchat_server, sample_kb, wait_for_http
 
     from kb.bot import BotRecords
+    from kb.process import Process
     from kb.settings import Settings
 
     kb = sample_kb(tmp_path, 8)
@@ -203,9 +204,8 @@ def test_kill_9_of_the_server_while_it_writes_conversations_and_leads_loses_noth
         key = records.public_key()
     port = free_port()
     env = {**os.environ, "KBCHAT_CACHE": str(model_cache)}
-    log = open(tmp_path / "serve.log", "wb")
-    proc = subprocess.Popen([*kbchat_exe, "--kb", str(kb), "serve", "--port", str(port)], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    server = Process([*kbchat_exe, "--kb", str(kb), "serve", "--port", str(port)], env=env)
+    proc = server.proc
     base = f"http://127.0.0.1:{port}"
     stop = threading.Event()
 
@@ -225,7 +225,7 @@ def test_kill_9_of_the_server_while_it_writes_conversations_and_leads_loses_noth
                     return  # the server is gone
 
     try:
-        wait_for_http(base + "/health", proc)
+        wait_for_http(base + "/health", server)
         threads = [threading.Thread(target=visitor, args=(n,), daemon=True) for n in range(4)]
         for t in threads:
             t.start()
@@ -234,7 +234,7 @@ def test_kill_9_of_the_server_while_it_writes_conversations_and_leads_loses_noth
             with BotRecords(kb) as records:
                 if len(records.leads()) >= 30:
                     break
-            assert time.time() < deadline and proc.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+            assert time.time() < deadline and proc.poll() is None, server.output(2000)
             time.sleep(0.1)
         proc.kill()  # SIGKILL: no chance to clean up
         proc.wait()
@@ -242,7 +242,7 @@ def test_kill_9_of_the_server_while_it_writes_conversations_and_leads_loses_noth
         stop.set()
         if proc.poll() is None:
             proc.kill()
-        log.close()
+        server.close()
     for t in threads:
         t.join(30)
     with sqlite3.connect(kb / "kbchat.db") as db:

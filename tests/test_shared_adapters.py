@@ -10,14 +10,13 @@ import csv
 import os
 import shutil
 import socket
-import subprocess
-import tempfile
 from pathlib import Path
 
 import httpx
 import pytest
 from conftest import Cli, free_port, kbchat_command, wait_for_http
 
+from kb.process import Process
 from kb.errors import ModelMissing
 from kb.ingest import ingest
 from kb.settings import Settings
@@ -78,22 +77,16 @@ def shared_server(businesses, model_cache):
         pytest.fail(str(e), pytrace=False)
     port = free_port()
     kbs = [str(kb) for kb, _ in businesses.values()]
-    with pytest.MonkeyPatch.context() as keyed, tempfile.TemporaryFile() as log:
+    with pytest.MonkeyPatch.context() as keyed:
         keyed.setenv(KEY_ENV, SERVER_KEY)  # the server asks every request for it; kbchat sends it
         env = {**os.environ, "KBCHAT_CACHE": str(model_cache)}
-        proc = subprocess.Popen([*kbchat_command(), "model-server", "--kb", kbs[0], "--kb", kbs[1], "--port", str(port)],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
-        try:
-            wait_for_http(base + "/health", proc, log=log)
+        with Process([*kbchat_command(), "model-server", "--kb", kbs[0], "--kb", kbs[1], "--port", str(port)],
+                     env=env) as server:
+            wait_for_http(base + "/health", server)
             yield base + "/v1"
-        finally:
-            proc.terminate()  # kbchat ends llama-server with it
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            server.stop(grace_s=30)  # kbchat ends llama-server with it
+            if server.killed:
                 pytest.fail("kbchat model-server did not end within 30 s of SIGTERM")
         with pytest.raises(httpx.TransportError):  # llama-server went with it
             httpx.get(base + "/health", timeout=2)

@@ -147,6 +147,33 @@ def test_tuned_paths_answer_and_warn_when_the_faq_changed(trained, tmp_path):
         assert any("older version of your FAQ" in n for n in stale.notes)
 
 
+def test_a_running_chat_server_answers_with_the_new_adapter_after_a_tune(trained, tmp_path):
+    """`kbchat serve` rebuilt its paths only when the settings changed: after kbchat tune (a new
+    adapter, made active) the website went on answering with the old one until restarted."""
+    from fastapi.testclient import TestClient
+
+    from kb.bot import BotRecords
+    from ui.api import create_app
+
+    kb, info = trained
+    kb = Path(shutil.copytree(kb, tmp_path / "kb"))
+    Settings(max_new_tokens=8, visitor_path="tuned").save(kb)
+    with TestClient(create_app(kb)) as client:
+        with BotRecords(kb) as records:
+            key = {"X-Bot-Key": records.public_key()}
+        assert client.get("/health").json()["fine_tuned_model"] == info.id
+        # What kbchat tune leaves behind: a new version, published and made active.
+        new_id = "v2-" + info.id.split("-", 1)[1]
+        folder = Path(shutil.copytree(info.path, kb / adapters.DIR / new_id))
+        meta = json.loads((folder / adapters.META).read_text())
+        (folder / adapters.META).write_text(json.dumps({**meta, "id": new_id}))
+        adapters.activate(kb, new_id)
+        answer = client.post("/api/chat", json={"question": "Where are you?", "session_id": "session-after-tune"},
+                             headers=key)
+        assert answer.status_code == 200 and answer.json()["path"] == "tuned"
+        assert client.get("/health").json()["fine_tuned_model"] == new_id
+
+
 def test_only_the_last_two_tuned_models_stay_in_memory(trained, tmp_path):
     import dataclasses
     import gc

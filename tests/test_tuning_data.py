@@ -12,14 +12,12 @@ import pytest
 
 from kb.errors import BadInput
 from kb.records import FaqPair
+from kb.reword import normalize, reword
 from tuning.data import (
     MIN_PAIRS,
     check_pairs,
     load_extra_pairs,
-    normalize,
-    reword,
     split_for_training,
-    store_pairs,
 )
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
@@ -104,7 +102,7 @@ def test_store_pairs_name_the_file(store, sample_pairs):
     doc = readers.read(path.read_bytes(), path.name)
     uri = str(path.resolve())
     store.replace_source(Source(uri, "faq", "faq.csv", "x", 1, "2025-01-01T00:00:00+00:00"), chunk_document(doc, uri, 800, 100))
-    pairs = store_pairs(store)
+    pairs = store.faq_pairs()
     assert {(p.question, p.answer, p.location) for p in pairs} == {(p.question, p.answer, p.location) for p in sample_pairs}
 
 

@@ -4,6 +4,7 @@ record as rag and carry a visible warning when the FAQ changed after the adapter
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Iterator
 
 from kb.records import Answer
@@ -11,6 +12,7 @@ from kb.settings import Settings
 from kb.store import Store
 from rag.answer import BasePath, RagPath
 from rag.generate import Generator
+from rag.path import PathInfo
 from tuning import adapters
 from tuning.train import SYSTEM
 
@@ -45,6 +47,9 @@ class _NotesStaleness:
             if isinstance(item, Answer) and stale:
                 item.notes.append(stale)
             yield item
+
+    def info(self) -> PathInfo:
+        return replace(super().info(), adapter=self.adapter)
 
 
 class TunedPath(_NotesStaleness, BasePath):

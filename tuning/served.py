@@ -155,24 +155,6 @@ def llama_server() -> Path:
     return Path(found)
 
 
-def wait_until_ready(url: str, proc, poll_s: float = 0.25) -> bool:
-    """Wait until the llama-server `proc` started at `url` has loaded its model (GET /health says
-    200; 503 while loading). False when it stopped first."""
-    import time
-
-    import httpx
-
-    health = url.rstrip("/").removesuffix("/v1") + "/health"
-    while proc.poll() is None:
-        try:
-            if httpx.get(health, timeout=2).status_code == 200:
-                return True
-        except httpx.TransportError:
-            pass
-        time.sleep(poll_s)
-    return False
-
-
 @dataclass
 class Plan:
     command: list[str]

@@ -29,7 +29,8 @@ from kb.records import FaqPair
 from kb.settings import Settings
 from kb.store import Store, now_iso
 from tuning import adapters
-from tuning.data import DataReport, Example, TrainingSet, check_pairs, split_for_training, store_pairs
+from kb.reword import TRAINING_REWORDINGS
+from tuning.data import DataReport, Example, TrainingSet, check_pairs, split_for_training
 
 SYSTEM = "You answer customers of this business."  # short: every token of it is in every training example
 
@@ -56,7 +57,7 @@ class TuneSettings:
     patience: int = 1  # stop at the first epoch that does not improve validation loss
     # Data. Several rewordings per question are what lets a fine-tune learn a fact (Ovadia et al.
     # 2023); one per pair is held out so validation measures unseen wordings.
-    n_rewordings: int = 3  # 2 trained + 1 held out per pair; keeps the sample FAQ run under 10 min on 2 cores
+    n_rewordings: int = TRAINING_REWORDINGS  # 2 trained + 1 held out per pair; keeps the sample FAQ run under 10 min on 2 cores
     n_validation: int = 1
     max_tokens: int = 384  # a pair longer than this (question + answer) is left out, not cut
     seed: int = 0  # the same data and settings give the same adapter
@@ -143,7 +144,7 @@ def native_bf16(device: str) -> bool:
 
 def prepare(store: Store, settings: TuneSettings, extra: list[FaqPair] | None = None, tokenizer=None) -> tuple[DataReport, TrainingSet]:
     """The checked pairs and the training/validation split a run would use."""
-    pairs = store_pairs(store) + list(extra or [])
+    pairs = store.faq_pairs() + list(extra or [])
     if not pairs:
         raise BadInput("The knowledge base has no FAQ pairs to learn from. Ingest an FAQ spreadsheet first (kbchat ingest faq.csv).")
     count = (lambda t: len(tokenizer(t, add_special_tokens=False)["input_ids"])) if tokenizer else None

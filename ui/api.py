@@ -3,7 +3,7 @@
 Public endpoints (the widget on the owner's site) need the bot's public key in `X-Bot-Key` and a
 page origin the owner allowed; admin endpoints need the admin token as `Authorization: Bearer ...`.
 
-    GET  /health                 is the server up, how many documents, which paths
+    GET  /health                 is the server up, how many documents, which paths, which fine-tuned model
     GET  /widget.js              the widget; embed with <script src=".../widget.js" data-bot="KEY" async>
     GET  /preview                a page with the widget on it (the app's live preview)
     GET  /chat                   the assistant as a full page: a link to share or put behind a Help button
@@ -62,7 +62,6 @@ from ui.ratelimit import RateLimits
 
 log = logging.getLogger("kbchat.api")
 WIDGET = Path(__file__).parent / "widget" / "widget.js"
-SETTINGS_RECHECK_S = 1.0  # how soon every worker of a shared (PostgreSQL) bot follows a settings change
 MAX_BODY_BYTES = 32 * 1024  # a question, a lead: a few KB at most
 PUBLIC_PREFIXES = ("/api/chat", "/api/config", "/api/feedback", "/api/lead", "/api/handoff")
 BUSY = "The chat is busy answering other visitors. Please try again in a moment."
@@ -116,62 +115,34 @@ class LeadIn(BaseModel):
 
 # -- the bot: store, paths, locks, limits ---------------------------------------------------------
 class Bot:
-    """Everything the endpoints share, made once at start-up."""
+    """Everything the endpoints share, made once at start-up. The answer paths are live
+    (compare.live): they follow settings.toml and the active fine-tuned model without a restart."""
 
     def __init__(self, kb_dir: Path):
+        from compare.live import LivePaths
+
         self.kb_dir = kb_dir
         self.store = Store(kb_dir, create=False)
-        self._stamp_read = (-SETTINGS_RECHECK_S, ())  # (when, stamp) for a knowledge base in a database
         self.records = BotRecords(kb_dir)
         self.records.ensure_keys()  # kbchat serve made them already and showed the admin token
-        self._settings_stamp = self._stamp()
-        self._settings = Settings.load(kb_dir)
-        self.records.keep_for(self._settings.retention_days)  # the retention setting, at start and then hourly
-        self.paths = self._build(self._settings)
-        self.answer_lock = threading.Lock()
+        self.live = LivePaths(self.store)
         # Rate limits in this worker, or in Redis (the redis_url setting) for all workers of this bot.
         self.limiter = RateLimits(hashlib.sha256(describe(kb_dir).encode()).hexdigest()[:12])
-        self.limiter.use(self._settings.redis_url)
+        self.records.keep_for(self.settings.retention_days)  # the retention setting, at start and then hourly
+        self.live.paths()
 
     @property
     def settings(self) -> Settings:
-        """The settings, read again when settings.toml changed (kbchat settings, the app), so a
-        running server follows the owner's changes without a restart. The answer paths follow as
-        soon as no answer is being written (never waiting here: the event loop calls this)."""
-        stamp = self._stamp()
-        if stamp != self._settings_stamp:
-            try:
-                self._settings = Settings.load(self.kb_dir)
-            except KbchatError as e:  # a broken file: keep serving with the last good settings
-                log.warning("settings not reloaded: %s", e)
-                self._settings_stamp = stamp
-                return self._settings
-            self.limiter.use(self._settings.redis_url)
-            if self.answer_lock.acquire(blocking=False):
-                try:
-                    self.paths = self._build(self._settings)
-                    self._settings_stamp = stamp
-                finally:
-                    self.answer_lock.release()
-        return self._settings
+        """The settings as saved now (kbchat settings, the app); the limiter follows them too."""
+        settings = self.live.settings
+        self.limiter.use(settings.redis_url)
+        return settings
 
-    def _stamp(self, fresh: bool = False) -> tuple:
-        """A stat() of settings.toml for a folder, each time; a database round trip for a shared
-        store, at most once a second (the event loop asks several times per request)."""
-        if self.store.db.kind != "postgres":
-            return Settings.stamp(self.kb_dir)
-        now = time.monotonic()
-        if fresh or now - self._stamp_read[0] >= SETTINGS_RECHECK_S:
-            self._stamp_read = (now, Settings.stamp(self.kb_dir))
-        return self._stamp_read[1]
-
-    def _build(self, settings: Settings):
-        from compare.paths import build
-
-        paths = build(self.store, settings)
-        for name, reason in paths.unavailable.items():
-            log.info("path %s not available: %s", name, reason)
-        return paths
+    @property
+    def paths(self):
+        """The answer paths for the settings and adapter as they are now; a change waits for the
+        answer being written (never waiting here: the event loop calls this)."""
+        return self.live.paths(wait=False)
 
     def close(self) -> None:
         self.records.close()
@@ -179,28 +150,26 @@ class Bot:
 
     def path(self, name: str | None):
         name = name or self.settings.visitor_path
-        for p in self.paths:
+        paths = self.paths
+        for p in paths:
             if p.name == name:
                 return p
-        reason = self.paths.unavailable.get(name, f"there is no answer path called {name!r}")
-        raise ApiError(400 if name not in self.paths.unavailable else 503, f"That answer path cannot answer now: {reason}")
+        reason = paths.unavailable.get(name, f"there is no answer path called {name!r}")
+        raise ApiError(400 if name not in paths.unavailable else 503, f"That answer path cannot answer now: {reason}")
 
     def update_settings(self, changes: dict) -> Settings:
-        settings = self.settings.updated(**changes)
-        with self.answer_lock:  # no answer is half-way through when the paths change
-            paths = self._build(settings)
-            settings.save(self.kb_dir)
-            self._settings, self.paths, self._settings_stamp = settings, paths, self._stamp(fresh=True)
-            self.limiter.use(settings.redis_url)
+        settings = self.live.update_settings(changes)
+        self.limiter.use(settings.redis_url)
         return settings
 
-    def save_answer(self, question: str, answer: str) -> dict:
-        """The team's reply kept as a curated FAQ answer (kb.corrections), used by the chat at once."""
-        from kb.corrections import add_answer
+    def team_reply(self, session: str, text: str, save_as_faq: str | None) -> dict:
+        """The team answers a visitor (kb.inbox), the reply kept as the FAQ answer when asked."""
+        from kb.inbox import team_reply
 
-        with self.answer_lock:  # the store changes (the paths follow its revision): not while one answers
-            result = add_answer(self.store, self.settings, question, answer)
-        return {"question": " ".join(question.split()), "status": result.status}
+        with self.live.lock:  # the store may change (the paths follow its revision): not while one answers
+            reply = team_reply(self.records, self.store, self.settings, session, text, save_as_faq)
+        saved = {"question": reply.faq_question, "status": reply.saved.status} if reply.saved else None
+        return {"message": dataclasses.asdict(reply.message), "saved_as_faq": saved}
 
     def check_rate(self, ip: str, session: str) -> None:
         from limits import RateLimitItemPerMinute
@@ -220,7 +189,7 @@ class Bot:
 
     def turn(self) -> "_Turn":
         """Wait for the model (at most answer_timeout_s, else 503 busy) and hold it."""
-        return _Turn(self.answer_lock, self.settings.answer_timeout_s)
+        return _Turn(self.live.lock, self.settings.answer_timeout_s)
 
 
 class _Turn:
@@ -339,7 +308,10 @@ def create_app(kb_dir: str | Path) -> FastAPI:
     # -- public ---------------------------------------------------------------------------------
     @app.get("/health")
     def health(b: Bot = Depends(bot)):
-        return {"status": "ok", "documents": len(b.store.sources()), "paths": b.paths.names}
+        paths = b.paths
+        adapter = next((a for a in (p.info().adapter for p in paths) if a is not None), None)
+        return {"status": "ok", "documents": len(b.store.sources()), "paths": paths.names,
+                "fine_tuned_model": adapter.id if adapter else None}
 
     @app.get("/widget.js")
     def widget():
@@ -486,11 +458,7 @@ def create_app(kb_dir: str | Path) -> FastAPI:
     async def reply(body: ReplyIn, b: Bot = Depends(admin)):
         import anyio
 
-        message = b.records.add_message(body.session_id, "team", body.text)
-        saved = None
-        if body.save_as_faq:
-            saved = await anyio.to_thread.run_sync(b.save_answer, body.save_as_faq, body.text)
-        return {"message": dataclasses.asdict(message), "saved_as_faq": saved}
+        return await anyio.to_thread.run_sync(b.team_reply, body.session_id, body.text, body.save_as_faq)
 
     @app.post("/api/admin/handoffs/release")
     def release(body: SessionIn, b: Bot = Depends(admin)):

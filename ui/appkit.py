@@ -7,7 +7,6 @@ The knowledge base folder comes from $KBCHAT_HOME (`kbchat ui` sets it from --kb
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -75,36 +74,24 @@ def require_password() -> None:
     st.stop()
 
 
-@st.cache_resource(show_spinner=False, max_entries=1)
-def _retriever(folder: str, settings_json: str):
-    from rag.retrieve import Retriever
+@st.cache_resource(show_spinner=False)
+def _live(folder: str):
+    from compare.live import LivePaths
 
-    return Retriever(_store(folder), Settings.from_dict(json.loads(settings_json)))
+    return LivePaths(_store(folder))
 
 
 def retriever():
     """The search index of this knowledge base: one object for the Knowledge page and the answer
     paths, so passages added on one page are not embedded again for the other."""
-    return _retriever(str(kb_dir()), _settings_json())
-
-
-def _settings_json() -> str:
-    return json.dumps(settings().to_dict(), default=list)
-
-
-@st.cache_resource(show_spinner="Loading the models (only the first time)...", max_entries=1)
-def _paths(folder: str, settings_json: str, adapter: str | None):
-    from compare.paths import build
-
-    return build(_store(folder), Settings.from_dict(json.loads(settings_json)), retriever=_retriever(folder, settings_json))
+    return _live(str(kb_dir())).retriever()
 
 
 def paths():
     """Every answer path that can run, sharing one copy of each model; rebuilt when the settings or
-    the active fine-tuned model change."""
-    from tuning.adapters import active_id
-
-    return _paths(str(kb_dir()), _settings_json(), active_id(kb_dir()))
+    the active fine-tuned model change (compare.live, as for the website's API)."""
+    with st.spinner("Loading the models (only the first time)..."):
+        return _live(str(kb_dir())).paths()
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_$<>\[\]|~#])")

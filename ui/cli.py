@@ -17,6 +17,7 @@ import click
 
 from kb.errors import BadInput, KbchatError
 from kb.location import describe
+from kb.records import PATH_NAMES
 from ui import jobs
 from ui.places import duration, place, plural, split_uri
 
@@ -267,12 +268,11 @@ def _search(ctx: click.Context, query: str, k: int, quiet: bool = False):
 
 
 # -- ask -------------------------------------------------------------------------------------------
-PATHS = ("rag", "base", "tuned", "rag+tuned")  # compare.paths.NAMES, without importing the library at start-up
 
 
 @cli.command()
 @click.argument("question")
-@click.option("--path", "path_name", type=click.Choice(PATHS), default="rag", show_default=True,
+@click.option("--path", "path_name", type=click.Choice(PATH_NAMES), default="rag", show_default=True,
               help="rag: answer from your documents. base: the model alone, without them (for comparison). "
                    "tuned: the model fine-tuned on your FAQ (kbchat tune). rag+tuned: the fine-tuned model reading your documents.")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer record as one JSON object.")
@@ -384,7 +384,7 @@ def _print_answer_details(answer) -> None:
 
 
 # -- comparison and evaluation --------------------------------------------------------------------
-_PATHS_HELP = "Comma-separated answer paths: rag, base, tuned, rag+tuned (default: all that can run)."
+_PATHS_HELP = f"Comma-separated answer paths: {', '.join(PATH_NAMES)} (default: all that can run)."
 
 
 @cli.command()
@@ -484,7 +484,8 @@ def eval_command(ctx: click.Context, questions_file: str | None, path_names: str
     """
     from tqdm import tqdm
 
-    from compare import evaluate, profiles, questions as question_sets
+    from compare import evaluate, profiles
+    from rag import questions as question_sets
     from compare import staleness as staleness_test
     from compare.paths import parse_names
 
@@ -713,10 +714,9 @@ def model_server(ctx: click.Context, kb_dirs: tuple[str, ...], host: str, port: 
     """
     import shlex
     import socket
-    import subprocess
-    import tempfile
 
     from kb.location import resolve
+    from kb.process import Process
     from rag.remote import KEY_ENV
     from tuning import served
 
@@ -745,23 +745,21 @@ def model_server(ctx: click.Context, kb_dirs: tuple[str, ...], host: str, port: 
         except OSError as e:
             raise KbchatError(f"kbchat cannot listen on {host} port {port} ({e.strerror}): another server may use it, or the "
                               "address is not this machine's. Choose another with --port or --host.") from None
-    # Its log goes to a file, not a pipe: a pipe nobody reads fills and blocks the server.
     env = {**os.environ, "LLAMA_API_KEY": key} if key else None  # in the environment, not on its command line
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(plan.command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    health = plan.local_url.rstrip("/").removesuffix("/v1") + "/health"
+    with Process(plan.command, env=env) as server:
         signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop ends the server too
         code = 0
         try:
-            if served.wait_until_ready(plan.local_url, proc):
+            if server.wait_healthy(health):
                 click.secho(f"The model server is ready at {plan.url} (Ctrl-C stops it).", fg="green")
-            code = proc.wait()
+            code = server.wait()
         except KeyboardInterrupt:
             pass
         finally:
-            _end(proc)
+            server.stop()
         if code:
-            log.seek(0)
-            last = log.read().decode(errors="replace").strip().splitlines()[-3:]
+            last = server.output().strip().splitlines()[-3:]
             raise KbchatError(f"llama-server stopped (exit status {code}): {' / '.join(last) or 'no message'}")
 
 
@@ -902,8 +900,9 @@ def visitor_erase(ctx: click.Context, session_id: str | None, email: str | None,
 def ui(ctx: click.Context, port: int, host: str, browser: bool) -> None:
     """Open the kbchat app: your documents, both answer paths side by side, fine-tuning, evaluation,
     the website widget and what your visitors ask."""
-    import subprocess
     import sys
+
+    from kb.process import Process
 
     app = Path(__file__).with_name("app.py")
     env = {**os.environ, "KBCHAT_HOME": str(ctx.obj.resolve())}
@@ -924,17 +923,17 @@ def ui(ctx: click.Context, port: int, host: str, browser: bool) -> None:
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port), "--server.address", host,
            "--server.headless", "true", "--browser.gatherUsageStats", "false", "--theme.base", "light",
            "--server.maxUploadSize", str(upload_mb), "--client.toolbarMode", "minimal"]
-    proc = subprocess.Popen(cmd, env=env)
+    app_process = Process(cmd, env=env, capture=False)
     signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop ends the app and its jobs too
     code = 0
     try:
         if browser:
-            _open_when_ready(url, proc)
-        code = proc.wait()
+            _open_when_ready(url, app_process)
+        code = app_process.wait()
     except KeyboardInterrupt:
         pass
     finally:
-        _end(proc)
+        app_process.close()
         stopped = jobs.stop_all(ctx.obj.resolve())
         if stopped:
             click.echo(f"Stopped the app's background work: {', '.join(stopped)}.", err=True)
@@ -960,33 +959,17 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _end(proc, grace_s: float = 5.0) -> None:
-    """End a child process: asked first (SIGTERM), killed if it has not ended after `grace_s`."""
-    import subprocess
-
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _open_when_ready(url: str, proc) -> None:
-    import time
-    import urllib.request
+def _open_when_ready(url: str, app_process) -> None:
+    """Open the app in the browser once it answers (not at all if it does not within a minute)."""
     import webbrowser
 
-    for _ in range(120):
-        if proc.poll() is not None:
-            return
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1):
-                webbrowser.open(url)
-                return
-        except OSError:
-            time.sleep(0.5)
+    from kb.process import NotReady
+
+    try:
+        if app_process.wait_healthy(f"{url}/_stcore/health", timeout=60):
+            webbrowser.open(url)
+    except NotReady:
+        pass
 
 
 # -- demo -----------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from compare import questions as question_sets
+from rag import questions as question_sets
 from compare.paths import availability
 from compare.report import (CHART_CAPTIONS, CHARTS, KIND_WORDS, METRICS, PROFILE_WORDS, SHORT_WORDS, charts,
                             evaluated, metric_text, profile_models, profile_rows, verdict)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from kb import corrections
 from kb.bot import BotRecords, Handoff
+from kb.inbox import team_reply
 from ui.appkit import friendly, kb_dir, local_time, md, settings, store
 from ui.places import plural
 
@@ -23,12 +23,11 @@ def _label(h: Handoff) -> str:
 
 def _send(session: str, text: str, faq_question: str | None) -> None:
     with BotRecords(kb_dir()) as records:
-        records.add_message(session, "team", text)
+        reply = team_reply(records, store(), settings(), session, text, faq_question)
     st.session_state["inbox_sent"] = "Sent. The visitor sees it in their chat window while their page is open."
-    if faq_question:
-        result = corrections.add_answer(store(), settings(), faq_question, text)
-        st.session_state["inbox_sent"] += (f" Also saved as the FAQ answer to \u201c{' '.join(faq_question.split())}\u201d "
-                                           f"({result.status}): the assistant gives it from now on.")
+    if reply.saved:
+        st.session_state["inbox_sent"] += (f" Also saved as the FAQ answer to \u201c{reply.faq_question}\u201d "
+                                           f"({reply.saved.status}): the assistant gives it from now on.")
 
 
 def _hand_back(session: str) -> None:

@@ -5,7 +5,7 @@ calls it and says what happened in plain words."""
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import streamlit as st
 

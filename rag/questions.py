@@ -31,6 +31,7 @@ from pathlib import Path
 
 from kb.errors import BadInput, NotFound
 from kb.records import Chunk, question_key
+from kb.reword import evaluation_rewording
 from kb.store import Store
 from rag.grounding import units
 
@@ -210,10 +211,8 @@ def from_knowledge_base(store: Store, n_rewordings: int | None = None) -> list[E
     """An evaluation set made from the knowledge base (see the module doc). `n_rewordings` is how
     many rewordings per question training draws (default: the tuning default); the reworded
     questions here are the next one after those."""
-    from tuning.data import store_pairs
-
     store.require_documents()
-    pairs = store_pairs(store)
+    pairs = store.faq_pairs()
     faq_keys = {question_key(p.question) for p in pairs}
     out = [EvalQuestion(p.question, "verbatim", True, p.answer, facts(p.answer), p.question) for p in pairs]
     for p in pairs:
@@ -253,17 +252,6 @@ def document_chats(chunks: list[Chunk], limit: int = MAX_DOCUMENT_CHATS) -> list
                 EvalQuestion(f"And the {then}?", "document", True, other, facts(other), chat=chat, turn=1),
                 EvalQuestion(OUT_OF_SCOPE[n % len(OUT_OF_SCOPE)], "out_of_scope", False, chat=chat, turn=2, switch=True)]
     return out
-
-
-def evaluation_rewording(question: str, faq_keys: set[str], n_rewordings: int | None = None) -> str | None:
-    """The rewording of an FAQ question the evaluation asks: the first one after the
-    `n_rewordings` that training draws, that is no curated question itself."""
-    from tuning.data import reword
-    from tuning.train import TuneSettings
-
-    skip = TuneSettings().n_rewordings if n_rewordings is None else n_rewordings
-    fresh = [q for q in reword(question, skip + 3)[skip:] if question_key(q) not in faq_keys]
-    return fresh[0] if fresh else None
 
 
 def document_questions(chunks: list[Chunk], limit: int = MAX_DOCUMENT_QUESTIONS, part: str = "all") -> list[EvalQuestion]:
