@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 from compare import evaluate, profiles  # noqa: E402
 from rag import questions  # noqa: E402
 from compare.paths import NAMES, build, parse_names  # noqa: E402
-from compare.report import verdict, write_report  # noqa: E402
+from compare.report import write_report  # noqa: E402
+from compare.verdict import verdict  # noqa: E402
 from kb.ingest import ingest  # noqa: E402
 from kb.settings import Settings  # noqa: E402
 from kb.store import Store  # noqa: E402

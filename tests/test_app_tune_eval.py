@@ -240,7 +240,7 @@ def report_kb(tmp_path_factory, model_cache):
 
 
 def test_a_finished_evaluation_shows_the_verdict_charts_and_report(monkeypatch, report_kb):
-    from compare.report import verdict
+    from compare.verdict import verdict
 
     kb, result = report_kb
     at = open_page(monkeypatch, kb, "evaluate")
@@ -273,7 +273,7 @@ def test_an_evaluation_runs_in_the_background_and_stops_keeping_the_last_report(
         job = jobs.status(kb, "eval")
         assert job.args[:3] == ["eval", "--paths", "rag"]
         assert job.args[3] == "--report" and Path(job.args[4]).parent == kb / "reports"
-        assert job.args[5:] == ["--progress", str(kb / "eval" / "progress.json"), "--limit", "20"]
+        assert job.args[5:] == ["--limit", "20"]  # no hidden flag: the run keeps its progress in the knowledge base
         assert at.progress and not [b for b in at.button if b.label == "Run the evaluation"]
         button(at, "Stop").click()
         at.run()
@@ -288,7 +288,8 @@ def test_an_evaluation_runs_in_the_background_and_stops_keeping_the_last_report(
 
 
 def test_measured_profiles_are_shown_and_one_click_switches_the_profile(monkeypatch, report_kb, tmp_path):
-    from compare.report import metric_text, write_report
+    from compare.report import write_report
+    from compare.results import metric_text
     from kb.settings import Settings
 
     kb, result = report_kb

@@ -8,7 +8,9 @@ import re
 
 import pytest
 
-from compare.report import charts, verdict, write_report
+from compare.charts import charts
+from compare.report import write_report
+from compare.verdict import verdict
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHART_FILES = ("accuracy.png", "latency.png", "memorization.png", "refusals.png")

@@ -469,11 +469,10 @@ def _rich_escape(text: str) -> str:
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N questions (a quick look).")
 @click.option("--workers", type=click.IntRange(1, 16), default=None,
               help="Questions answered at a time, one CPU core each (default: 2 when there are 2 or more cores).")
-@click.option("--progress", "progress_file", hidden=True, help="Keep {done, total, path} in this JSON file (for the app).")
 @click.pass_context
 def eval_command(ctx: click.Context, questions_file: str | None, path_names: str | None, as_json: bool,
-                 report_dir: str | None, staleness: bool, with_profiles: bool, limit: int | None, workers: int | None,
-                 progress_file: str | None) -> None:
+                 report_dir: str | None, staleness: bool, with_profiles: bool, limit: int | None, workers: int | None
+                 ) -> None:
     """Measure which answer path answers your customers best.
 
     Without QUESTIONS.jsonl, the questions are made from your knowledge base: every FAQ question
@@ -484,94 +483,39 @@ def eval_command(ctx: click.Context, questions_file: str | None, path_names: str
     """
     from tqdm import tqdm
 
-    from compare import evaluate, profiles
-    from rag import questions as question_sets
-    from compare import staleness as staleness_test
     from compare.paths import parse_names
+    from compare.run import run
 
     names = parse_names(path_names)
     settings = _settings(ctx)
-    if report_dir:  # before the long run, not after it
-        _writable_folder(Path(report_dir))
+    bar = tqdm(unit="answer", dynamic_ncols=True, disable=None)
+
+    def on_progress(progress) -> None:
+        bar.set_description(progress.path)
+        bar.total, bar.n = progress.total, progress.done
+        bar.refresh()
+
     with _store(ctx, create=False) as store:
-        if questions_file:
-            chosen = question_sets.load(questions_file)
-        else:
-            chosen = question_sets.from_knowledge_base(store)
-        chosen = chosen[:limit] if limit else chosen
-        paths = _paths(store, settings, names, quiet=as_json)
-        if not paths:
-            raise KbchatError("No answer path can run: " + " ".join(paths.unavailable.values()))
-        for name, reason in paths.unavailable.items():
-            if not as_json:
-                click.secho(f"{name}: not evaluated. {reason}", fg="yellow", err=True)
-        bar = tqdm(total=len(chosen) * len(paths), unit="answer", dynamic_ncols=True, disable=None)
-
-        def on_answer(path, done, total):
-            bar.set_description(path)
-            bar.n = done
-            bar.refresh()
-            if progress_file:
-                _write_progress(progress_file, {"done": done, "total": total, "path": path, "stage": "answering"})
-
         try:
-            result = evaluate.evaluate(chosen, paths, store, settings, on_answer, questions_file,
-                                       workers=workers or evaluate.default_workers(paths))
+            result, html = run(store, settings, names, questions_file, limit, staleness, with_profiles, workers,
+                               report_dir, on_progress,
+                               on_message=None if as_json else lambda m: click.secho(m, fg="yellow", err=True))
         finally:
             bar.close()
-        if staleness:
-            if progress_file:
-                _write_progress(progress_file, {"done": len(chosen) * len(paths), "total": len(chosen) * len(paths),
-                                                "path": "", "stage": "staleness"})
-            result["staleness"] = staleness_test.run(
-                store, settings, paths.names, on_step=None if as_json else lambda m: click.echo(m, err=True))
-        if with_profiles:
-            if not as_json:
-                click.echo("Measuring the other model profile on a copy of the knowledge base…", err=True)
-
-            def on_profile_answer(path, done, total):
-                if progress_file:
-                    _write_progress(progress_file, {"done": done, "total": total, "path": path, "stage": "profiles"})
-
-            result["profiles"] = profiles.run(store, settings, chosen, result, on_profile_answer,
-                                              workers=workers or evaluate.default_workers(paths))
-    if report_dir:
-        from compare.report import write_report
-
-        html = write_report(result, report_dir)
-        if not as_json:
-            click.secho(f"Report: {html}", fg="green")
+    if html and not as_json:
+        click.secho(f"Report: {html}", fg="green")
     if as_json:
         _echo_json(result)
         return
     _print_evaluation(result)
 
 
-def _write_progress(file: str, data: dict) -> None:
-    from kb.files import atomic_write
-
-    atomic_write(Path(file), lambda f: f.write(json.dumps(data).encode()))
-
-
-def _writable_folder(folder: Path) -> None:
-    from kb.errors import BadInput
-
-    if folder.exists() and not folder.is_dir():
-        raise BadInput(f"{folder} is a file; --report needs a folder for the report, its JSON and charts.")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".kbchat-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise BadInput(f"The report cannot be written to {folder} ({e.strerror or e}). Choose another folder with --report.") from None
-
-
 def _print_evaluation(result: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from compare.report import METRICS, metric_text, verdict
+    from compare.results import METRICS, metric_text
+    from compare.verdict import verdict
 
     evaluated = {name: m for name, m in result["paths"].items() if "unavailable" not in m}
     table = Table(title=f"{result['n_questions']} questions")

@@ -1,8 +1,9 @@
 """Evaluate: ask every answer path the same questions in the background (`kbchat eval`), watch it go,
 and read the report: the verdict, the scores in plain words, the charts and every answer side by side.
 
-The run is a job (ui.jobs) that writes a report folder under `reports/`; the live part reads the
-progress file it keeps every 2 seconds in a fragment. A stopped run keeps its answers and picks up
+The run is a job (ui.jobs, running compare.run) that writes a report folder under `reports/`; the
+live part reads the progress the run keeps in the knowledge base (compare.run.read_progress) every
+2 seconds in a fragment. A stopped run keeps its answers and picks up
 where it stopped when it is run again with the same choices.
 """
 
@@ -18,12 +19,15 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from rag import questions as question_sets
 from compare.paths import availability
-from compare.report import (CHART_CAPTIONS, CHARTS, KIND_WORDS, METRICS, PROFILE_WORDS, SHORT_WORDS, charts,
-                            evaluated, metric_text, profile_models, profile_rows, verdict)
+from compare.charts import charts
+from compare.results import (CHART_CAPTIONS, CHARTS, KIND_WORDS, METRICS, PROFILE_WORDS, SHORT_WORDS, evaluated,
+                             metric_text, profile_models, profile_rows)
+from compare.run import progress_file, read_progress
+from compare.verdict import verdict
 from kb.errors import KbchatError
 from kb.settings import PROFILES, Settings
+from rag import questions as question_sets
 from ui import appkit, jobs
 from ui.appkit import local_time, md
 
@@ -119,10 +123,9 @@ def run_controls(kb: Path, files: list[str] | None, names: list[str]) -> None:
         st.caption("Choose at least one answer path.")
     if st.button("Run the evaluation", type="primary", disabled=not ready, key="eval_run"):
         report_dir = kb / "reports" / time.strftime("%Y%m%d-%H%M%S")
-        progress_file = kb / "eval" / "progress.json"
-        progress_file.unlink(missing_ok=True)  # the last run's numbers would show until the first answer
+        progress_file(kb).unlink(missing_ok=True)  # the last run's numbers would show until its first answer
         args = ["eval", *files, "--paths", ",".join(names), "--report", str(report_dir),
-                "--progress", str(progress_file), *(["--staleness"] if stale else []),
+                *(["--staleness"] if stale else []),
                 *(["--profiles"] if profiles else []),
                 *(["--limit", str(QUICK)] if quick else [])]
         with appkit.friendly():
@@ -134,7 +137,7 @@ def live(kb: Path, was_running: bool) -> None:
     """The run's state; refreshes itself every 2 s while a run goes on."""
 
     def running(job) -> None:
-        _show_progress(kb / "eval" / "progress.json")
+        _show_progress(kb)
         if st.button("Stop", key="eval_stop", help="The answers so far are kept: run again with the same "
                                                   "choices and it picks up where it stopped."):
             jobs.stop(kb, JOB)
@@ -152,22 +155,20 @@ def live(kb: Path, was_running: bool) -> None:
     appkit.job_panel(kb, JOB, was_running, running, ended)
 
 
-def _show_progress(file: Path) -> None:
-    try:
-        p = json.loads(file.read_text())
-    except (OSError, ValueError):
+def _show_progress(kb: Path) -> None:
+    p = read_progress(kb)
+    if p is None:
         st.progress(0.0, text="Loading the models and preparing the questions…")
         return
-    done, total = int(p.get("done") or 0), int(p.get("total") or 0)
-    if p.get("stage") == "profiles":
-        st.progress(done / total if total else 0.0, text=f"All answers in; now the other model profile, on a copy: "
-                                                         f"{done} of {total} answers")
+    share = p.done / p.total if p.total else 0.0
+    if p.stage == "profiles":
+        st.progress(share, text=f"All answers in; now the other model profile, on a copy: {p.done} of {p.total} answers")
         return
-    if p.get("stage") == "staleness":
+    if p.stage == "staleness":
         st.progress(1.0, text="All answers in; now the staleness test: changing a price on a copy and asking again…")
         return
-    now = f" · now: {appkit.path_words(p['path'])}" if p.get("path") else ""
-    st.progress(done / total if total else 0.0, text=f"{done} of {total} answers{now}")
+    now = f" · now: {appkit.path_words(p.path)}" if p.path else ""
+    st.progress(share, text=f"{p.done} of {p.total} answers{now}")
 
 
 # ---------------------------------------------------------------- the results
