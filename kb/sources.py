@@ -37,8 +37,8 @@ def uploads_folder(store: Store) -> Path:
 def kept_copy(store: Store, uri: str) -> bool:
     """True when kbchat keeps the file of this source itself (an upload, the owner's own answers):
     removing the source deletes it, or the next ingest or "fix this answer" would bring it back."""
-    path = Path(uri)
-    return path.parent == uploads_folder(store) or path == corrections.path(store.dir)
+    path = Path(uri).resolve()  # a source's uri is absolute; the folder given with --kb may be relative
+    return path.parent == uploads_folder(store).resolve() or path == corrections.path(store.dir).resolve()
 
 
 def remove(store: Store, name: str) -> Removed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from conftest import sample_kb
@@ -32,16 +33,19 @@ def test_an_owner_answer_is_saved_ingested_and_replaced(tmp_path):
         assert len(corrections.answers(kb)) == 2  # nothing half-written
 
 
-def test_removing_the_owner_answers_from_the_cli_deletes_them_as_the_app_does(tmp_path):
+def test_removing_the_owner_answers_from_the_cli_deletes_them_as_the_app_does(tmp_path, monkeypatch):
     """`kbchat remove owner_faq.csv` did not delete the file: the next answer the owner wrote
-    brought every removed answer back. The CLI and the Knowledge page now call kb.sources.remove."""
+    brought every removed answer back. The CLI and the Knowledge page now call kb.sources.remove.
+    The folder is given as the default `--kb` is, relative to where kbchat runs."""
     from conftest import Cli
 
     kb = sample_kb(tmp_path, 3)
     with Store(kb) as store:
         corrections.add_answer(store, Settings(), "Do you repair bicycles?", "No, only pottery.")
-    out = Cli(kb)("remove", corrections.FILE)
-    assert "deleted too" in out.output and not corrections.path(kb).exists()
+    monkeypatch.chdir(kb.parent)
+    out = Cli(Path(kb.name))("remove", corrections.FILE)
+    assert "(1 passage). The copy kbchat kept of it is deleted too." in out.output, out.output
+    assert not corrections.path(kb).exists()
     with Store(kb) as store:
         corrections.add_answer(store, Settings(), "Is there Wi-Fi?", "Yes, ask at the desk.")
         owner = [c.faq.question for c in store.faqs() if c.source == str(corrections.path(kb))]

@@ -186,7 +186,7 @@ def remove(ctx: click.Context, names: tuple[str, ...]) -> None:
         for name in names:
             removed = owner_sources.remove(store, name)
             kept = " The copy kbchat kept of it is deleted too." if removed.deleted_file else ""
-            click.echo(f"Removed {removed.uri} ({removed.passages} passages).{kept}")
+            click.echo(f"Removed {removed.uri} ({plural(removed.passages, 'passage')}).{kept}")
 
 
 @cli.command()
@@ -364,8 +364,6 @@ def _paths(store, settings, names, quiet: bool):
     from compare.paths import build
 
     return build(store, settings, names, on_message=None if quiet else lambda m: click.secho(m, fg="yellow", err=True))
-
-
 
 
 def _print_answer_details(answer) -> None:
