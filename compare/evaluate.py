@@ -333,7 +333,7 @@ def comparisons(questions: list[EvalQuestion], scored: dict[str, list[dict]]) ->
 def training_overlap(questions: list[EvalQuestion], paths: Paths) -> dict:
     """Which evaluation questions the fine-tuned model was trained on. Word-for-word FAQ questions
     are trained on by design (they measure memorization) and are not counted."""
-    adapter = next((a for a in (p.info().adapter for p in paths) if a is not None), None)
+    adapter = paths.adapter()
     if adapter is None:
         return {"adapter": None, "checked": False, "n_in_training": 0, "questions": []}
     trained = {question_key(t) for t in adapter.trained_questions}

@@ -30,14 +30,14 @@ class LivePaths:
     answers; the paths are rebuilt only while nobody holds it (a caller that cannot wait gets the
     paths it had, and the next call rebuilds)."""
 
-    def __init__(self, store: Store, retriever=None):
+    def __init__(self, store: Store):
         self.store = store
         self.lock = threading.Lock()
         self._read_at, self._state = -RECHECK_S, None  # (settings stamp, active adapter id), cached
         self._built_for: tuple | None = None
         self._settings = Settings.load(store.dir)
         self._settings_stamp = Settings.stamp(store.dir)
-        self._retriever, self._retriever_for = retriever, self._settings.to_dict() if retriever else None
+        self._retriever = None
         self._paths: Paths | None = None
 
     # -- what changes under a running process -------------------------------------------------------
@@ -63,14 +63,14 @@ class LivePaths:
             self._settings_stamp = stamp
         return self._settings
 
-    def retriever(self):
-        """The search index for the current settings: one object for the paths and whoever shows or
-        syncs the index (the Knowledge page), so nothing is embedded twice."""
+    def retriever(self, settings: Settings | None = None):
+        """The search index for the settings (those saved now by default): one object for the paths
+        and whoever shows or syncs the index (the Knowledge page), so nothing is embedded twice."""
         from rag.retrieve import Retriever
 
-        wanted = self.settings.to_dict()
-        if self._retriever is None or self._retriever_for != wanted:
-            self._retriever, self._retriever_for = Retriever(self.store, self.settings), wanted
+        settings = settings or self.settings
+        if self._retriever is None or self._retriever.settings != settings:
+            self._retriever = Retriever(self.store, settings)
         return self._retriever
 
     def paths(self, wait: bool = True) -> Paths:
@@ -96,8 +96,7 @@ class LivePaths:
         return settings
 
     def _build(self, settings: Settings) -> Paths:
-        self._settings = settings
-        paths = build(self.store, settings, retriever=self.retriever())
+        paths = build(self.store, settings, retriever=self.retriever(settings))
         for name, reason in paths.unavailable.items():
             log.info("path %s not available: %s", name, reason)
         return paths

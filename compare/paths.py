@@ -48,6 +48,10 @@ class Paths:
         """The retriever the documents paths share (None when no path retrieves)."""
         return next((r for r in (p.info().retriever for p in self.available) if r is not None), None)
 
+    def adapter(self):
+        """The fine-tuned model the tuned paths share (tuning.adapters.AdapterInfo; None without one)."""
+        return next((a for a in (p.info().adapter for p in self.available) if a is not None), None)
+
     def get(self, name: str) -> AnswerPath | None:
         return next((p for p in self.available if p.name == name), None)
 

@@ -62,7 +62,7 @@ def check_report_folder(folder: Path) -> None:
         raise BadInput(f"The report cannot be written to {folder} ({e.strerror or e}). Choose another folder.") from None
 
 
-def run(store: Store, settings: Settings, names: list[str], questions_file: str | None = None,
+def run(store: Store, settings: Settings, names: list[str], *, questions_file: str | None = None,
         limit: int | None = None, with_staleness: bool = False, with_profiles: bool = False,
         workers: int | None = None, report_dir: str | Path | None = None,
         on_progress: Callable[[Progress], None] | None = None,

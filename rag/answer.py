@@ -322,8 +322,10 @@ class RagPath:
         # that fits it better, so an old topic does not leak into it ("Where can I park?").
         back = followup.refers_back(q)
         if not hits or self._fits_better(q, followup.topic_of(history), leaned[0], hits[0], tie=back):
-            return topic, self.retriever.faq_candidate(topic), followup.interleave(leaned, hits, k) if back else leaned
-        return q, None if back else faq, followup.interleave(hits, leaned, k) if back else hits
+            searched, faq, better, other = topic, self.retriever.faq_candidate(topic), leaned, hits
+        else:
+            searched, faq, better, other = q, None if back else faq, hits, leaned
+        return searched, faq, followup.interleave(better, other, k) if back else better
 
 
 def checks_answers(settings: Settings) -> bool:

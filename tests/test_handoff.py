@@ -121,6 +121,27 @@ def test_the_visitor_can_go_back_to_the_assistant(api):
     assert _ask(client, keys, "How much is the canvas studio apron?", session)[-1][0] == "answer"
 
 
+def test_the_team_reply_does_not_wait_for_an_answer_being_written(api):
+    """A plain reply only adds a message; only keeping it as an FAQ answer changes the store, which
+    waits until no answer is being written."""
+    import threading
+
+    client, keys = api
+    lock = client.app.state.bot.live.lock
+    result = {}
+    lock.acquire()  # an answer is being written
+    try:
+        sender = threading.Thread(target=lambda: result.update(sent=client.post(
+            "/api/admin/handoffs/reply", json={"session_id": "session-team-busy", "text": "One moment, please."},
+            headers=keys["admin"])))
+        sender.start()
+        sender.join(120)  # the state waited for: the reply is sent while the model is held
+        assert "sent" in result and result["sent"].status_code == 200, result
+    finally:
+        lock.release()
+        sender.join()
+
+
 def test_handoff_input_is_checked(api):
     client, keys = api
     assert client.post("/api/handoff", json={"session_id": "x"}).status_code == 401  # no key

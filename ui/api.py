@@ -34,13 +34,12 @@ is not made for parallel calls on a small CPU); a question waits for its turn at
 from __future__ import annotations
 
 import dataclasses
-import json
 import hashlib
+import json
 import logging
 import re
 import threading
-import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Iterator, Literal
 
@@ -166,7 +165,9 @@ class Bot:
         """The team answers a visitor (kb.inbox), the reply kept as the FAQ answer when asked."""
         from kb.inbox import team_reply
 
-        with self.live.lock:  # the store may change (the paths follow its revision): not while one answers
+        # Saved as an FAQ answer, the store changes (the paths follow its revision): not while one is
+        # written. A plain reply never waits for the model.
+        with self.live.lock if save_as_faq else nullcontext():
             reply = team_reply(self.records, self.store, self.settings, session, text, save_as_faq)
         saved = {"question": reply.faq_question, "status": reply.saved.status} if reply.saved else None
         return {"message": dataclasses.asdict(reply.message), "saved_as_faq": saved}
@@ -309,7 +310,7 @@ def create_app(kb_dir: str | Path) -> FastAPI:
     @app.get("/health")
     def health(b: Bot = Depends(bot)):
         paths = b.paths
-        adapter = next((a for a in (p.info().adapter for p in paths) if a is not None), None)
+        adapter = paths.adapter()
         return {"status": "ok", "documents": len(b.store.sources()), "paths": paths.names,
                 "fine_tuned_model": adapter.id if adapter else None}
 

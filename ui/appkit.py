@@ -90,7 +90,7 @@ def retriever():
 def paths():
     """Every answer path that can run, sharing one copy of each model; rebuilt when the settings or
     the active fine-tuned model change (compare.live, as for the website's API)."""
-    with st.spinner("Loading the models (only the first time)..."):
+    with st.spinner("Getting the models ready..."):
         return _live(str(kb_dir())).paths()
 
 

@@ -495,8 +495,9 @@ def eval_command(ctx: click.Context, questions_file: str | None, path_names: str
 
     with _store(ctx, create=False) as store:
         try:
-            result, html = run(store, settings, names, questions_file, limit, staleness, with_profiles, workers,
-                               report_dir, on_progress,
+            result, html = run(store, settings, names, questions_file=questions_file, limit=limit,
+                               with_staleness=staleness, with_profiles=with_profiles, workers=workers,
+                               report_dir=report_dir, on_progress=on_progress,
                                on_message=None if as_json else lambda m: click.secho(m, fg="yellow", err=True))
         finally:
             bar.close()
