@@ -26,7 +26,12 @@ class Process:
         self.command = [str(c) for c in command]
         self._log = tempfile.TemporaryFile() if capture else None
         out = {"stdout": self._log, "stderr": subprocess.STDOUT} if capture else {}
-        self.proc = subprocess.Popen(self.command, env=env, **out, **popen)
+        try:
+            self.proc = subprocess.Popen(self.command, env=env, **out, **popen)
+        except BaseException:  # no such program, say: its log file goes too
+            if self._log is not None:
+                self._log.close()
+            raise
         self.killed = False  # stop() had to kill it: it did not end when asked
 
     @property
