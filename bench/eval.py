@@ -86,20 +86,20 @@ def main() -> None:
             total_s = time.perf_counter() - start
             if args.profiles:
                 started = time.perf_counter()
-                result["profiles"] = profiles.run(store, settings, asked, result, workers=workers)
+                result.profiles = profiles.run(store, settings, asked, result, workers=workers)
                 print(f"other profile(s), rag path on a copy: {(time.perf_counter() - started) / 60:.1f} min")
-    evaluated = {n: m for n, m in result["paths"].items() if "unavailable" not in m}
-    print(f"\n== {result['n_questions']} questions, sample_data/eval_questions.jsonl ==")
+    evaluated = {n: result.paths[n] for n in result.evaluated()}
+    print(f"\n== {result.n_questions} questions, sample_data/eval_questions.jsonl ==")
     print(f"{'metric':22}" + "".join(f"{n:>12}" for n in evaluated))
     for key in ROWS:
-        cells = [m.get(key) for m in evaluated.values()]
+        cells = [m.value(key) for m in evaluated.values()]
         print(f"{key:22}" + "".join(f"{'-' if v is None else round(v, 3):>12}" for v in cells))
     print()
     for line in verdict(result):
         print(line)
     print(f"\nloading models and indexes: {load_s:.0f} s")
     for name, seconds in per_path.items():
-        print(f"{name:10} {seconds / 60:5.1f} min for {result['n_questions']} questions")
+        print(f"{name:10} {seconds / 60:5.1f} min for {result.n_questions} questions")
     print(f"workers: {workers} (questions answered at a time)")
     print(f"all paths: {total_s / 60:.1f} min (budget {BUDGET_S / 60:.0f} min on 2 cores; ratio {total_s / BUDGET_S:.2f})")
     if args.report:

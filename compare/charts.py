@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from compare.results import SHORT_WORDS, evaluated, kind_accuracy, metric
+from compare.result import EvalResult
+from compare.results import SHORT_WORDS, kind_accuracy
 
 
 def _bars(title: str, ylabel: str, names: list[str], series: dict[str, list[float | None]],
@@ -37,32 +38,32 @@ def _bars(title: str, ylabel: str, names: list[str], series: dict[str, list[floa
     return buf.getvalue()
 
 
-def _accuracy_chart(result: dict) -> bytes | None:
-    names = [n for n in evaluated(result) if metric(result, n, "fact_accuracy") is not None]
+def _accuracy_chart(result: EvalResult) -> bytes | None:
+    names = [n for n in result.evaluated() if result.metric(n, "fact_accuracy") is not None]
     if not names:
         return None
-    accs = [metric(result, n, "fact_accuracy") for n in names]
+    accs = [result.metric(n, "fact_accuracy") for n in names]
     errors = []
     for n, acc in zip(names, accs):
-        ci = metric(result, n, "fact_accuracy_ci")
+        ci = result.metric(n, "fact_accuracy_ci")
         errors.append((max(acc - ci[0], 0.0), max(ci[1] - acc, 0.0)) if ci and None not in ci else (0.0, 0.0))
     return _bars("Right fact given (bars: 95% confidence range)", "fact accuracy", names,
                  {"fact accuracy": accs}, errors=errors, ylim=(0, 1.05))
 
 
-def _latency_chart(result: dict) -> bytes | None:
+def _latency_chart(result: EvalResult) -> bytes | None:
     keys = ("latency_p50_ms", "latency_p95_ms")
-    names = [n for n in evaluated(result) if any(metric(result, n, k) is not None for k in keys)]
+    names = [n for n in result.evaluated() if any(result.metric(n, k) is not None for k in keys)]
     if not names:
         return None
-    series = {label: [None if (v := metric(result, n, k)) is None else v / 1000 for n in names]
+    series = {label: [None if (v := result.metric(n, k)) is None else v / 1000 for n in names]
               for label, k in zip(("typical (p50)", "slowest 1 in 20 (p95)"), keys)}
     return _bars("Time to answer", "seconds", names, series)
 
 
-def _memorization_chart(result: dict) -> bytes | None:
+def _memorization_chart(result: EvalResult) -> bytes | None:
     kinds = ("verbatim", "reworded")
-    names = [n for n in evaluated(result) if any(kind_accuracy(result, n, k) is not None for k in kinds)]
+    names = [n for n in result.evaluated() if any(kind_accuracy(result, n, k) is not None for k in kinds)]
     if not names:
         return None
     series = {label: [kind_accuracy(result, n, k) for n in names]
@@ -70,17 +71,17 @@ def _memorization_chart(result: dict) -> bytes | None:
     return _bars("FAQ questions: word for word vs reworded", "fact accuracy", names, series, ylim=(0, 1.05))
 
 
-def _refusals_chart(result: dict) -> bytes | None:
+def _refusals_chart(result: EvalResult) -> bytes | None:
     keys = ("refusal_accuracy", "hallucination_rate")
-    names = [n for n in evaluated(result) if any(metric(result, n, k) is not None for k in keys)]
+    names = [n for n in result.evaluated() if any(result.metric(n, k) is not None for k in keys)]
     if not names:
         return None
-    series = {label: [metric(result, n, k) for n in names]
+    series = {label: [result.metric(n, k) for n in names]
               for label, k in zip(("declined (good)", "made up an answer (bad)"), keys)}
     return _bars("Questions your documents do not cover", "share of questions", names, series, ylim=(0, 1.05))
 
 
-def charts(result: dict) -> dict[str, bytes]:
+def charts(result: EvalResult) -> dict[str, bytes]:
     """Chart name -> PNG bytes, leaving out a chart no path has data for."""
     makers = {"accuracy": _accuracy_chart, "latency": _latency_chart,
               "memorization": _memorization_chart, "refusals": _refusals_chart}

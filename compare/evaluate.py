@@ -2,15 +2,14 @@
 
 `evaluate()` asks each path every question (answers are appended to a file in the knowledge base as
 they come, so an interrupted run resumes where it stopped), scores each answer (compare.metrics) and
-returns one result dict: per-path metrics with 95% bootstrap intervals, paired significance tests
-between paths, a training-overlap check, and every question with every path's answer. The report
-(compare.report) and `kbchat eval --json` print that dict; its keys are documented in `summarize`.
+returns one `EvalResult` (compare.result): per-path measures with 95% bootstrap intervals, paired
+significance tests between paths, the training and calibration overlap checks, and every question
+with every path's answer. The report (compare.report) and `kbchat eval --json` show it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
 import threading
@@ -21,6 +20,8 @@ from typing import Callable
 
 from compare import metrics
 from compare.paths import Paths
+from compare.result import CalibrationOverlap, EvalResult, PathMetrics, QuestionRow, ScoredAnswer, TrainingOverlap
+from compare.scoring import comparisons, path_metrics, score
 from rag.questions import EvalQuestion
 from kb.records import Turn, question_key
 from kb.settings import Settings
@@ -31,7 +32,7 @@ PARTIAL_DIR = "eval"
 
 def evaluate(questions: list[EvalQuestion], paths: Paths, store: Store | None, settings: Settings,
              on_answer: Callable[[str, int, int], None] | None = None, questions_file: str | None = None,
-             workers: int = 1) -> dict:
+             workers: int = 1) -> EvalResult:
     """Ask every available path every question and score the answers (see the module doc).
     `on_answer(path, done, total)` is called after each answer, resumed ones included.
 
@@ -74,7 +75,7 @@ def evaluate(questions: list[EvalQuestion], paths: Paths, store: Store | None, s
 
     _run(todo, ask, max(1, min(workers, len(todo))))
     result = summarize(questions, answers, paths, store, settings, questions_file)
-    result["workers"] = workers
+    result.workers = workers
     if partial:
         partial.unlink(missing_ok=True)
     return result
@@ -141,154 +142,35 @@ def _run(todo: list, ask: Callable, workers: int) -> None:
         raise errors[0]
 
 
-def score(q: EvalQuestion, answer: dict, fallback: str) -> dict:
-    """One answer's scores. `fact`: an expected fact is in it (None without expected facts or out
-    of scope); `right`: the fact, or for an out-of-scope question, a refusal; f1/rouge_l against the
-    reference answer (None without one)."""
-    text = answer["text"]
-    refused = bool(answer.get("refused")) or metrics.looks_refused(text, fallback)
-    fact = metrics.has_fact(text, q.expected) if q.in_scope and q.expected else None
-    right = fact if q.in_scope else refused
-    with_reference = q.in_scope and bool(q.reference)
-    return {
-        "text": text,
-        "method": answer.get("method", ""),
-        "refused": refused,
-        "right": right,
-        "fact": fact,
-        "f1": metrics.token_f1(text, q.reference) if with_reference else None,
-        "rouge_l": metrics.rouge_l(text, q.reference) if with_reference else None,
-        "style": metrics.style_similarity(text, q.reference) if with_reference else None,
-        "semantic": None,  # filled in one batch by summarize()
-        "latency_ms": round(answer.get("total_ms") or 0.0, 1),
-        "n_tokens": answer.get("n_tokens") or 0,
-        "generation_ms": answer.get("generation_ms") or 0.0,
-        "citations": [{k: c[k] for k in ("n", "source", "location", "snippet")} for c in answer.get("citations", [])],
-        "notes": answer.get("notes", []),
-        "why": answer.get("why", ""),
-        "searched": answer.get("searched", ""),
-        "held_back": len(answer.get("held_back") or []),  # sentences not shown: facts no passage holds
-    }
-
-
 def summarize(questions: list[EvalQuestion], answers: dict[str, list[dict]], paths: Paths, store: Store | None,
-              settings: Settings, questions_file: str | None = None) -> dict:
-    """The result dict:
-
-    n_questions, created_at, kb, questions_file, semantic_model, profile (the model profile, or
-    "custom"), models ({path: language model}),
-    training_overlap: {adapter, checked, n_in_training, questions}: evaluation questions (other than
-        the deliberate word-for-word FAQ ones) that the active fine-tuned model was trained on,
-    calibration_overlap: {checked, n_calibrated, questions}: the same for the probes the rag path's
-        thresholds were calibrated on (rag.calibrate),
-    paths: {name: {n_in_scope, n_out_of_scope, fact_accuracy, fact_accuracy_ci, answer_f1, rouge_l,
-        semantic_similarity, style_similarity, refusal_accuracy, refusal_accuracy_ci, hallucination_rate,
-        wrongly_refused, retrieval_hit_at_1, retrieval_hit_at_5, retrieval_mrr, latency_p50_ms,
-        latency_p95_ms, tokens_per_s, by_kind}} or {name: {unavailable: reason}},
-    comparisons: paired tests of fact accuracy between each two paths,
-    questions: [{question, kind, in_scope, reference, expected, answers: {path: scores}}].
-    A metric that does not apply to a path (or has no questions) is None.
-    """
+              settings: Settings, questions_file: str | None = None) -> EvalResult:
+    """Score every path's answers (each an Answer's dict, in question order) into one EvalResult."""
     scored = {name: [score(q, a, settings.fallback_message) for q, a in zip(questions, got)] for name, got in answers.items()}
     semantic_model = _add_semantic(questions, scored, paths, settings)
     ranks: dict[int, list] = {}  # by retriever: rag and rag+tuned share one, so search once
-    out_paths: dict[str, dict] = {}
+    result = EvalResult(
+        n_questions=len(questions),
+        created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        kb=str(store.dir) if store is not None else None,
+        questions_file=questions_file,
+        semantic_model=semantic_model,
+        profile=settings.profile_in_use,
+        models={p.name: p.info().model_id for p in paths},
+        training_overlap=training_overlap(questions, paths),
+        calibration_overlap=calibration_overlap(questions, paths),
+        comparisons=comparisons(scored),
+        questions=[QuestionRow(**{k: v for k, v in q.to_dict().items() if k != "faq_question"},
+                               answers={name: rows[i] for name, rows in scored.items()})
+                   for i, q in enumerate(questions)],
+    )
     for path in paths:
         retriever = path.info().retriever
         if retriever is not None and id(retriever) not in ranks:
             ranks[id(retriever)] = retrieval_ranks(questions, retriever, store)
-        out_paths[path.name] = path_metrics(questions, scored[path.name], ranks.get(id(retriever)) if retriever else None)
+        result.paths[path.name] = path_metrics(questions, scored[path.name], ranks.get(id(retriever)) if retriever else None)
     for name, reason in paths.unavailable.items():
-        out_paths[name] = {"unavailable": reason}
-    return {
-        "n_questions": len(questions),
-        "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "kb": str(store.dir) if store is not None else None,
-        "questions_file": questions_file,
-        "semantic_model": semantic_model,
-        "profile": settings.profile_in_use,  # kb.settings.PROFILES, or "custom"
-        # the model (engine, threads) each path answered with
-        "models": {p.name: p.info().model_id for p in paths},
-        "training_overlap": training_overlap(questions, paths),
-        "calibration_overlap": calibration_overlap(questions, paths),
-        "paths": out_paths,
-        "comparisons": comparisons(questions, scored),
-        "staleness": None,  # compare.staleness, when asked for
-        "profiles": None,  # compare.profiles, when asked for
-        "questions": [
-            {**{k: v for k, v in q.to_dict().items() if k != "faq_question"},
-             "answers": {name: rows[i] for name, rows in scored.items()}}
-            for i, q in enumerate(questions)
-        ],
-    }
-
-
-def path_metrics(questions: list[EvalQuestion], rows: list[dict], ranks: list[int | None] | None) -> dict:
-    in_scope = [(q, r) for q, r in zip(questions, rows) if q.in_scope]
-    out_scope = [r for q, r in zip(questions, rows) if not q.in_scope]
-    facts = [r["fact"] for _, r in in_scope if r["fact"] is not None]
-    refusals = [r["refused"] for r in out_scope]
-    latencies = [r["latency_ms"] for r in rows]
-    tokens = sum(r["n_tokens"] for r in rows)
-    gen_ms = sum(r["generation_ms"] for r in rows if r["n_tokens"])
-    targets = [rank for rank in ranks or [] if rank != -1]  # the FAQ entry's rank, None when missed
-    by_kind = {}
-    for kind in dict.fromkeys(q.kind for q in questions):
-        kind_rows = [r for q, r in zip(questions, rows) if q.kind == kind]
-        entry: dict = {"n": len(kind_rows)}
-        if kind == "out_of_scope":
-            entry["refusal_accuracy"] = _round(metrics.mean([r["refused"] for r in kind_rows]))
-        else:
-            entry["fact_accuracy"] = _round(metrics.mean([r["fact"] for r in kind_rows if r["fact"] is not None]))
-        by_kind[kind] = entry
-    out: dict = {"n_in_scope": len(in_scope), "n_out_of_scope": len(out_scope), "n_with_facts": len(facts)}
-    # Every rate and mean score with its 95% bootstrap interval (None where it does not apply).
-    _with_ci(out, "fact_accuracy", facts)
-    _with_ci(out, "answer_f1", [r["f1"] for _, r in in_scope if r["f1"] is not None])
-    _with_ci(out, "rouge_l", [r["rouge_l"] for _, r in in_scope if r["rouge_l"] is not None])
-    _with_ci(out, "semantic_similarity", [r["semantic"] for _, r in in_scope if r["semantic"] is not None])
-    _with_ci(out, "style_similarity", [r["style"] for _, r in in_scope if r.get("style") is not None])
-    _with_ci(out, "refusal_accuracy", refusals)
-    _with_ci(out, "hallucination_rate", [not refused for refused in refusals])
-    _with_ci(out, "wrongly_refused", [r["refused"] for _, r in in_scope])
-    out["held_back_answers"] = sum(bool(r.get("held_back")) for r in rows)
-    out["held_back_sentences"] = sum(r.get("held_back") or 0 for r in rows)
-    out["by_context"] = chats = by_context(questions, rows)
-    for context, key in (("first", "first_turn_accuracy"), ("follow-up", "follow_up_accuracy"), ("switch", "switch_accuracy")):
-        out[key] = chats[context]["right"] if chats and context in chats else None
-    _with_ci(out, "retrieval_hit_at_1", [t == 1 for t in targets])
-    _with_ci(out, "retrieval_hit_at_5", [t is not None for t in targets])
-    _with_ci(out, "retrieval_mrr", [1 / t if t else 0.0 for t in targets])
-    return {
-        **out,
-        "n_retrieval": len(targets),
-        "latency_p50_ms": _round(metrics.percentile(latencies, 50), 1),
-        "latency_p95_ms": _round(metrics.percentile(latencies, 95), 1),
-        "tokens_per_s": _round(tokens / (gen_ms / 1000), 1) if tokens and gen_ms else None,
-        "by_kind": by_kind,
-    }
-
-
-def by_context(questions: list[EvalQuestion], rows: list[dict]) -> dict | None:
-    """For chats: the share right, the time and the tokens of first turns, follow-ups and topic
-    switches apart (None when no question is part of a chat), and how many topic switches were
-    searched with the old topic."""
-    if all(q.chat is None for q in questions):
-        return None
-    out: dict = {}
-    for context in ("single", "first", "follow-up", "switch"):
-        picked = [(q, r) for q, r in zip(questions, rows) if q.context == context]
-        if picked:
-            out[context] = {
-                "n": len(picked),
-                "right": _round(metrics.mean([r["right"] for _, r in picked if r["right"] is not None])),
-                "latency_p50_ms": _round(metrics.percentile([r["latency_ms"] for _, r in picked], 50), 1),
-                "tokens": _round(metrics.mean([r["n_tokens"] for _, r in picked]), 1),
-            }
-    switches = [(q, r) for q, r in zip(questions, rows) if q.context == "switch"]
-    out["switches_searched_with_old_topic"] = sum(
-        bool(r.get("searched")) and question_key(r["searched"]) != question_key(q.question) for q, r in switches)
-    return out
+        result.paths[name] = PathMetrics(unavailable=reason)
+    return result
 
 
 def retrieval_ranks(questions: list[EvalQuestion], retriever, store: Store | None, k: int = 5) -> list[int | None]:
@@ -315,46 +197,31 @@ def retrieval_ranks(questions: list[EvalQuestion], retriever, store: Store | Non
     return ranks
 
 
-def comparisons(questions: list[EvalQuestion], scored: dict[str, list[dict]]) -> list[dict]:
-    """A paired test of fact accuracy for each two paths, on the questions both could be scored on."""
-    out = []
-    for a, b in itertools.combinations(scored, 2):
-        pairs = [(ra["fact"], rb["fact"]) for ra, rb in zip(scored[a], scored[b])
-                 if ra["fact"] is not None and rb["fact"] is not None]
-        if not pairs:
-            continue
-        xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
-        test = metrics.paired_test(xs, ys)
-        out.append({"a": a, "b": b, "metric": "fact_accuracy", "a_value": _round(metrics.mean(xs)),
-                    "b_value": _round(metrics.mean(ys)), **test, "p_value": float(f"{test['p_value']:.3g}")})
-    return out
-
-
-def training_overlap(questions: list[EvalQuestion], paths: Paths) -> dict:
+def training_overlap(questions: list[EvalQuestion], paths: Paths) -> TrainingOverlap:
     """Which evaluation questions the fine-tuned model was trained on. Word-for-word FAQ questions
     are trained on by design (they measure memorization) and are not counted."""
     adapter = paths.adapter()
     if adapter is None:
-        return {"adapter": None, "checked": False, "n_in_training": 0, "questions": []}
+        return TrainingOverlap()
     trained = {question_key(t) for t in adapter.trained_questions}
     hits = [q.question for q in questions if q.kind != "verbatim" and question_key(q.question) in trained]
-    return {"adapter": adapter.id, "checked": True, "n_in_training": len(hits), "questions": hits}
+    return TrainingOverlap(adapter=adapter.id, checked=True, n_in_training=len(hits), questions=hits)
 
 
-def calibration_overlap(questions: list[EvalQuestion], paths: Paths) -> dict:
+def calibration_overlap(questions: list[EvalQuestion], paths: Paths) -> CalibrationOverlap:
     """Which evaluation questions the rag path's thresholds were calibrated on (rag.calibrate), so
     that a decline figure measured on them is not read as one on new questions. As with training,
     the FAQ questions as written are shared by design and not counted. Not checked when the
     thresholds are fixed numbers in the settings (nothing was calibrated)."""
     retriever = paths.retriever()
     if retriever is None or retriever.settings.fixed_threshold("refusal_threshold") is not None:
-        return {"checked": False, "n_calibrated": 0, "questions": []}
+        return CalibrationOverlap()
     probes = set(retriever.calibration().probes)
     hits = [q.question for q in questions if q.kind != "verbatim" and question_key(q.question) in probes]
-    return {"checked": True, "n_calibrated": len(hits), "questions": hits}
+    return CalibrationOverlap(checked=True, n_calibrated=len(hits), questions=hits)
 
 
-def _add_semantic(questions: list[EvalQuestion], scored: dict[str, list[dict]], paths: Paths, settings: Settings) -> str:
+def _add_semantic(questions: list[EvalQuestion], scored: dict[str, list[ScoredAnswer]], paths: Paths, settings: Settings) -> str:
     """Cosine similarity of each in-scope answer to its reference, in one batch, with the retriever's
     own model (no second embedding model in memory; it favours retrieved text, which the report says)."""
     from rag.embed import Embedder
@@ -367,10 +234,10 @@ def _add_semantic(questions: list[EvalQuestion], scored: dict[str, list[dict]], 
         return model
     refs = sorted({questions[i].reference for _, i in jobs})
     ref_vecs = dict(zip(refs, embedder.embed(refs)))
-    texts = [scored[name][i]["text"] or " " for name, i in jobs]
+    texts = [scored[name][i].text or " " for name, i in jobs]
     vecs = embedder.embed(texts)
     for (name, i), vec in zip(jobs, vecs):
-        scored[name][i]["semantic"] = round(float(vec @ ref_vecs[questions[i].reference]), 4)
+        scored[name][i].semantic = round(float(vec @ ref_vecs[questions[i].reference]), 4)
     return model
 
 
@@ -411,16 +278,3 @@ def _append(path: Path | None, row: dict) -> None:
         f.write(json.dumps(row) + "\n")
         f.flush()
         os.fsync(f.fileno())
-
-
-def _with_ci(out: dict, key: str, values: list) -> None:
-    out[key] = _round(metrics.mean(values))
-    out[f"{key}_ci"] = _round_pair(metrics.bootstrap_ci(values))
-
-
-def _round(value, digits: int = 4):
-    return None if value is None else round(float(value), digits)
-
-
-def _round_pair(pair):
-    return None if pair is None else [round(float(pair[0]), 4), round(float(pair[1]), 4)]

@@ -7,7 +7,7 @@ again with that profile's search model, so the owner's indexes, thresholds and b
 touched. The result is the `profiles` part of an evaluation result; the report and the app show it
 as a table the owner chooses from.
 
-    >>> profiles.run(store, settings, questions, result)["rows"][0]["profile"]   # doctest: +SKIP
+    >>> profiles.run(store, settings, questions, result).rows[0].profile   # doctest: +SKIP
     'quality'
 """
 
@@ -20,6 +20,7 @@ from typing import Callable
 
 from compare import evaluate
 from compare.paths import build
+from compare.result import EvalResult, PathMetrics, ProfileRow, Profiles
 from rag.questions import EvalQuestion
 from kb.settings import PROFILES, Settings
 from kb.store import Store
@@ -29,39 +30,40 @@ KEYS = ("fact_accuracy", "fact_accuracy_ci", "refusal_accuracy", "refusal_accura
         "wrongly_refused_ci", "latency_p50_ms", "latency_p95_ms", "n_in_scope", "n_out_of_scope")
 
 
-def run(store: Store, settings: Settings, questions: list[EvalQuestion], result: dict | None = None,
-        on_answer: Callable[[str, int, int], None] | None = None, workers: int = 1) -> dict:
+def run(store: Store, settings: Settings, questions: list[EvalQuestion], result: EvalResult | None = None,
+        on_answer: Callable[[str, int, int], None] | None = None, workers: int = 1) -> Profiles:
     """The rag path's quality and speed under the models in use and under every other profile (see
     the module doc). `result` is the evaluation of the same questions, whose rag answers are reused."""
     rows = [_row(settings.profile_in_use, True, settings, _measure(store, settings, questions, result, on_answer, workers))]
     for name in PROFILES:
-        if name == rows[0]["profile"]:
+        if name == rows[0].profile:
             continue
         other = replace(settings, model_profile=name, embedder_path="", generator_path="",
                         faq_threshold="auto", refusal_threshold="auto")  # thresholds belong to the models
         with tempfile.TemporaryDirectory(prefix="kbchat-profile-") as tmp:
             with store.copy_to(Path(tmp) / "kb") as copy:
                 rows.append(_row(name, False, other, _measure(copy, other, questions, None, on_answer, workers)))
-    return {"path": PATH, "n_questions": len(questions), "rows": rows}
+    return Profiles(path=PATH, n_questions=len(questions), rows=rows)
 
 
-def _measure(store: Store, settings: Settings, questions: list[EvalQuestion], result: dict | None,
-             on_answer, workers: int) -> tuple[dict, str, str]:
-    """(rag metrics, answer model, search model) for these settings."""
+def _measure(store: Store, settings: Settings, questions: list[EvalQuestion], result: EvalResult | None,
+             on_answer, workers: int) -> tuple[PathMetrics, str, str]:
+    """(rag measures, answer model, search model) for these settings."""
     search = settings.embedder or "all-MiniLM-L6-v2"
-    if result and isinstance(result.get("paths", {}).get(PATH), dict) and "fact_accuracy" in result["paths"][PATH]:
-        return result["paths"][PATH], (result.get("models") or {}).get(PATH, ""), search
+    if result is not None and PATH in result.evaluated():
+        return result.paths[PATH], result.models.get(PATH, ""), search
     paths = build(store, settings, [PATH])
     if not paths:
-        return {"unavailable": " ".join(paths.unavailable.values())}, "", search
+        return PathMetrics(unavailable=" ".join(paths.unavailable.values())), "", search
     done = evaluate.evaluate(questions, paths, store, settings, on_answer, workers=workers)
-    return done["paths"][PATH], done["models"].get(PATH, ""), search
+    return done.paths[PATH], done.models.get(PATH, ""), search
 
 
-def _row(profile: str, used: bool, settings: Settings, measured: tuple[dict, str, str]) -> dict:
+def _row(profile: str, used: bool, settings: Settings, measured: tuple[PathMetrics, str, str]) -> ProfileRow:
     metrics, model, search = measured
-    # quoted: the answer is the best passage's own words, not written by the model (rag_writer)
-    row = {"profile": profile, "in_use": used, "model": model, "search_model": search, "quoted": settings.quotes}
-    if "unavailable" in metrics:
-        return {**row, "unavailable": metrics["unavailable"]}
-    return {**row, **{k: metrics.get(k) for k in KEYS}}
+    row = ProfileRow(profile=profile, in_use=used, model=model, search_model=search, quoted=settings.quotes,
+                     unavailable=metrics.unavailable)
+    if metrics.unavailable is None:
+        for key in KEYS:
+            setattr(row, key, metrics.value(key))
+    return row

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from compare.charts import charts
+from compare.result import EvalResult, PathMetrics, ProfileRow, ScoredAnswer
 from compare.results import (CHARTS, CHART_CAPTIONS, CLEAR_P, KIND_WORDS, METRICS, NOT_APPLICABLE, PROFILE_WORDS,
-                             cap, evaluated, fmt, metric_text, path_results, path_words, profile_models,
-                             profile_rows, unavailable)
+                             cap, fmt, metric_text, path_words, profile_models, profile_rows)
 from compare.verdict import verdict
 
 
@@ -49,37 +49,35 @@ def e(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _metric_cell(m: dict, key: str, how: str) -> str:
+def _metric_cell(m: PathMetrics | ProfileRow, key: str, how: str) -> str:
     return f'<td class="num">{e(metric_text(m, key, how))}</td>'
 
 
-def _metrics_html(result: dict) -> str:
-    names = evaluated(result)
+def _metrics_html(result: EvalResult) -> str:
+    names = result.evaluated()
     notes = "".join(f'<p class="note">{e(cap(path_words(n)))} was not evaluated: {e(why)}</p>'
-                    for n, why in unavailable(result).items())
+                    for n, why in result.unavailable().items())
     if not names:
         return "<h2>Scores</h2>" + (notes or '<p class="note">No answer path was evaluated.</p>')
     head = "<tr><th>Measure</th>" + "".join(f"<th>{e(n)}<br><span class=\"explain\">{e(path_words(n))}</span></th>"
                                             for n in names) + "<th>What it means</th></tr>"
     rows = []
     for key, label, _short, explain, how in METRICS:
-        cells = "".join(_metric_cell(path_results(result)[n], key, how) for n in names)
+        cells = "".join(_metric_cell(result.paths[n], key, how) for n in names)
         rows.append(f"<tr><th>{e(label)}</th>{cells}<td class=\"explain\">{e(explain)}</td></tr>")
     return ("<h2>Scores</h2><p class=\"note\">Ranges in brackets are 95% confidence intervals; "
             f"{NOT_APPLICABLE} means not applicable.</p><table>{head}{''.join(rows)}</table>{notes}")
 
 
-def _comparisons_html(result: dict) -> str:
-    comps = result.get("comparisons") or []
-    if not comps:
+def _comparisons_html(result: EvalResult) -> str:
+    if not result.comparisons:
         return ""
     rows = []
-    for c in comps:
-        p = c.get("p_value")
-        call = "—" if p is None else ("clear difference" if p < CLEAR_P else "too close to call")
-        cells = [c.get("a"), c.get("b"), c.get("metric"), fmt(c.get("a_value"), "rate"),
-                 fmt(c.get("b_value"), "rate"), c.get("test"), c.get("n"),
-                 NOT_APPLICABLE if p is None else ("< 0.001" if p < 0.001 else f"{p:.3g}"), call]
+    for c in result.comparisons:
+        p = c.p_value
+        call = "clear difference" if p < CLEAR_P else "too close to call"
+        cells = [c.a, c.b, c.metric, fmt(c.a_value, "rate"), fmt(c.b_value, "rate"), c.test, c.n,
+                 "< 0.001" if p < 0.001 else f"{p:.3g}", call]
         rows.append("<tr>" + "".join(f"<td>{e(NOT_APPLICABLE if v is None else v)}</td>" for v in cells) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in ("A", "B", "Measure", "A", "B", "Test", "Questions", "p-value", "Verdict"))
     return ("<h2>Is the difference real?</h2><p class=\"note\">Paired tests on the same questions: a p-value "
@@ -97,24 +95,24 @@ def _charts_html(pngs: dict[str, bytes]) -> str:
     return "<h2>Charts</h2>" + "".join(figs) if figs else ""
 
 
-def _staleness_html(result: dict) -> str:
-    stale = result.get("staleness")
-    if not isinstance(stale, dict):
+def _staleness_html(result: EvalResult) -> str:
+    stale = result.staleness
+    if stale is None:
         return ""
     rows = "".join(
-        f"<tr><td>{e(n)}</td><td>{e(s.get('answer') or '')}</td>"
-        f"<td>{'yes' if s.get('says_new') else 'no'}</td><td>{'yes' if s.get('says_old') else 'no'}</td>"
-        f"<td>{e(s.get('how') or '')}</td></tr>"
-        for n, s in (stale.get("paths") or {}).items())
+        f"<tr><td>{e(n)}</td><td>{e(s.answer)}</td>"
+        f"<td>{'yes' if s.says_new else 'no'}</td><td>{'yes' if s.says_old else 'no'}</td>"
+        f"<td>{e(s.how)}</td></tr>"
+        for n, s in stale.paths.items())
     return ("<h2>When an answer changes</h2>"
-            f"<p>We changed the FAQ answer to <q>{e(stale.get('faq_question') or '')}</q> from "
-            f"<b>{e(stale.get('old_value'))}</b> to <b>{e(stale.get('new_value'))}</b> and asked "
-            f"<q>{e(stale.get('question') or '')}</q>.</p>"
+            f"<p>We changed the FAQ answer to <q>{e(stale.faq_question)}</q> from "
+            f"<b>{e(stale.old_value)}</b> to <b>{e(stale.new_value)}</b> and asked "
+            f"<q>{e(stale.question)}</q>.</p>"
             "<table><tr><th>Path</th><th>Answer</th><th>New value?</th><th>Old value?</th><th>How</th></tr>"
             f"{rows}</table>")
 
 
-def _profiles_html(result: dict) -> str:
+def _profiles_html(result: EvalResult) -> str:
     rows = profile_rows(result)
     if not rows:
         return ""
@@ -124,10 +122,10 @@ def _profiles_html(result: dict) -> str:
     head = "<tr><th>Profile</th><th>Models</th>" + "".join(f"<th>{e(labels[k])}</th>" for k, _ in keys) + "</tr>"
     body = []
     for r in rows:
-        name = PROFILE_WORDS.get(r["profile"], r["profile"]) + (" (in use)" if r.get("in_use") else "")
+        name = PROFILE_WORDS.get(r.profile, r.profile) + (" (in use)" if r.in_use else "")
         models = profile_models(r)
-        if r.get("unavailable"):
-            cells = f'<td colspan="{len(keys)}">{e(r["unavailable"])}</td>'
+        if r.unavailable:
+            cells = f'<td colspan="{len(keys)}">{e(r.unavailable)}</td>'
         else:
             cells = "".join(_metric_cell(r, k, how) for k, how in keys)
         body.append(f"<tr><th>{e(name)}</th><td>{e(models)}</td>{cells}</tr>")
@@ -137,55 +135,55 @@ def _profiles_html(result: dict) -> str:
             f"<table>{head}{''.join(body)}</table>")
 
 
-def _overlap_html(result: dict) -> str:
-    ov = result.get("training_overlap") or {}
-    adapter = ov.get("adapter")
-    if not ov.get("checked"):
+def _overlap_html(result: EvalResult) -> str:
+    ov = result.training_overlap
+    adapter = ov.adapter
+    if not ov.checked:
         why = "no fine-tuned model was evaluated" if adapter is None else f"adapter {adapter}"
         html = f"<h2>Training overlap</h2><p class=\"note\">Not checked ({e(why)}).</p>"
-    elif not ov.get("n_in_training"):
+    elif not ov.n_in_training:
         text = (f"None of the test questions were in the fine-tuned model's training data "
                 f"(adapter {adapter}), so its scores are not inflated by memory.")
         html = f"<h2>Training overlap</h2><p>{e(text)}</p>"
     else:
-        items = "".join(f"<li>{e(q)}</li>" for q in ov.get("questions") or [])
-        text = (f"{ov['n_in_training']} test question(s) were also in the training data of adapter {adapter}: "
+        items = "".join(f"<li>{e(q)}</li>" for q in ov.questions)
+        text = (f"{ov.n_in_training} test question(s) were also in the training data of adapter {adapter}: "
                 "the fine-tuned model's score on them shows memory, not understanding.")
         html = f"<h2>Training overlap</h2><p>{e(text)}</p><ul>{items}</ul>"
     return html + _calibration_overlap_html(result)
 
 
-def _calibration_overlap_html(result: dict) -> str:
-    cal = result.get("calibration_overlap") or {}
-    if not cal.get("checked"):
+def _calibration_overlap_html(result: EvalResult) -> str:
+    cal = result.calibration_overlap
+    if not cal.checked:
         return ""
-    if not cal.get("n_calibrated"):
+    if not cal.n_calibrated:
         return ("<p>None of the test questions were among those kbchat used to set this knowledge base's thresholds "
                 "(when to give a curated answer, when to decline), so its decline figures are measured on new questions.</p>")
-    items = "".join(f"<li>{e(q)}</li>" for q in cal.get("questions") or [])
-    return (f"<p>{cal['n_calibrated']} test question(s) were also among those kbchat used to set this knowledge base's "
+    items = "".join(f"<li>{e(q)}</li>" for q in cal.questions)
+    return (f"<p>{cal.n_calibrated} test question(s) were also among those kbchat used to set this knowledge base's "
             f"thresholds: the answers from your documents may look better on them than on new questions.</p><ul>{items}</ul>")
 
 
-def _answer_cell(a: dict | None) -> str:
-    if not isinstance(a, dict):
+def _answer_cell(a: ScoredAnswer | None) -> str:
+    if a is None:
         return f'<td class="unknown">{NOT_APPLICABLE}</td>'
-    right = a.get("right")
+    right = a.right
     cls, mark = ("unknown", "?") if right is None else (("right", "✓") if right else ("wrong", "✗"))
-    tag = ' <span class="tag">(declined)</span>' if a.get("refused") else ""
-    return f'<td class="{cls}"><span class="mark">{mark}</span>{e(a.get("text") or "")}{tag}</td>'
+    tag = ' <span class="tag">(declined)</span>' if a.refused else ""
+    return f'<td class="{cls}"><span class="mark">{mark}</span>{e(a.text)}{tag}</td>'
 
 
-def _question_names(result: dict) -> list[str]:
-    names = evaluated(result)
-    skip = set(unavailable(result))
-    for q in result.get("questions") or []:
-        names += [n for n in q.get("answers") or {} if n not in names and n not in skip]
+def _question_names(result: EvalResult) -> list[str]:
+    names = result.evaluated()
+    skip = set(result.unavailable())
+    for q in result.questions:
+        names += [n for n in q.answers if n not in names and n not in skip]
     return names
 
 
-def _questions_html(result: dict) -> str:
-    questions = result.get("questions") or []
+def _questions_html(result: EvalResult) -> str:
+    questions = result.questions
     if not questions:
         return ""
     names = _question_names(result)
@@ -193,18 +191,17 @@ def _questions_html(result: dict) -> str:
         f"<th>{e(n)}</th>" for n in names) + "</tr>"
     rows = []
     for q in questions:
-        kind = q.get("kind") or ""
-        if q.get("reference") is not None:
-            ref = e(q["reference"])
-        elif q.get("in_scope") is False:
+        kind = q.kind
+        if q.reference is not None:
+            ref = e(q.reference)
+        elif not q.in_scope:
             ref = '<span class="tag">not covered by your documents: should decline</span>'
         else:
             ref = NOT_APPLICABLE
-        if q.get("expected"):
-            ref += '<br><span class="tag">expects: ' + e("; ".join(map(str, q["expected"]))) + "</span>"
-        answers = q.get("answers") or {}
-        cells = "".join(_answer_cell(answers.get(n)) for n in names)
-        rows.append(f"<tr><td>{e(q.get('question') or '')}</td><td>{e(KIND_WORDS.get(kind, kind))}</td>"
+        if q.expected:
+            ref += '<br><span class="tag">expects: ' + e("; ".join(q.expected)) + "</span>"
+        cells = "".join(_answer_cell(q.answers.get(n)) for n in names)
+        rows.append(f"<tr><td>{e(q.question)}</td><td>{e(KIND_WORDS.get(kind, kind))}</td>"
                     f"<td>{ref}</td>{cells}</tr>")
     return ("<h2>Every question</h2><p class=\"note\">✓ right fact (or, for questions your documents do not "
             "cover, politely declined); ✗ wrong; ? could not be checked.</p>"
@@ -218,13 +215,12 @@ def _verdict_html(lines: list[str]) -> str:
     return f'<div class="verdict"><p class="headline">{e(head)}</p><ul>{items}</ul></div>'
 
 
-def render_html(result: dict, pngs: dict[str, bytes]) -> str:
+def render_html(result: EvalResult, pngs: dict[str, bytes]) -> str:
     """The whole report as one self-contained HTML page."""
-    n_q = result.get("n_questions", len(result.get("questions") or []))
-    source = result.get("questions_file") or "built from the knowledge base"
-    meta = (f"{e(result.get('created_at') or '')} · knowledge base {e(result.get('kb') or NOT_APPLICABLE)} · "
-            f"{e(n_q)} questions ({e(source)}) · meaning compared with {e(result.get('semantic_model') or NOT_APPLICABLE)}")
-    models = sorted(set((result.get("models") or {}).values()))
+    source = result.questions_file or "built from the knowledge base"
+    meta = (f"{e(result.created_at)} · knowledge base {e(result.kb or NOT_APPLICABLE)} · "
+            f"{e(result.n_questions)} questions ({e(source)}) · meaning compared with {e(result.semantic_model or NOT_APPLICABLE)}")
+    models = sorted(set(result.models.values()))
     if models:
         meta += f" · answers written by {e('; '.join(models))}"
     body = "".join([
@@ -238,11 +234,11 @@ def render_html(result: dict, pngs: dict[str, bytes]) -> str:
             f"<style>{CSS}</style></head><body>{body}</body></html>\n")
 
 
-def write_report(result: dict, out_dir: str | Path) -> Path:
+def write_report(result: EvalResult, out_dir: str | Path) -> Path:
     """Write results.json, the charts and report.html into `out_dir`; return report.html's path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n",
+    (out / "results.json").write_text(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n",
                                       encoding="utf-8")
     pngs = charts(result)
     for name in CHARTS:

@@ -1,6 +1,6 @@
 """An evaluation result as the owner's screens and reports read it: the metric catalogue (what each
 number is called and how it is shown), the owner's words for paths, questions and profiles, and
-small readers of the result (which paths were evaluated, counts, one metric).
+small readers of a result (compare.result.EvalResult): counts, one kind of question, the profiles.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from compare.paths import DESCRIPTIONS
+from compare.result import EvalResult, PathMetrics, ProfileRow
 
 PATH_WORDS = DESCRIPTIONS
 # Chart axes have room for a few words only.
@@ -108,88 +109,51 @@ def p_text(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
 
 
-def path_results(result: dict) -> dict[str, dict]:
-    return result.get("paths") or {}
-
-
-def evaluated(result: dict) -> list[str]:
-    """Names of the paths that have metrics, in the result's order."""
-    return [n for n, m in path_results(result).items() if isinstance(m, dict) and "unavailable" not in m]
-
-
-def unavailable(result: dict) -> dict[str, str]:
-    """Path name -> why it was not evaluated."""
-    out = {}
-    for name, m in path_results(result).items():
-        if not isinstance(m, dict):
-            out[name] = "no results"
-        elif "unavailable" in m:
-            out[name] = str(m["unavailable"])
-    return out
-
-
-def metric(result: dict, path: str, key: str) -> Any:
-    m = path_results(result).get(path)
-    return m.get(key) if isinstance(m, dict) else None
-
-
-def answers_of(result: dict, path: str, in_scope: bool) -> list[dict]:
-    """Each question's answer dict for `path`, in scope or out of it."""
-    out = []
-    for q in result.get("questions") or []:
-        a = (q.get("answers") or {}).get(path)
-        if isinstance(a, dict) and bool(q.get("in_scope", q.get("kind") != "out_of_scope")) == in_scope:
-            out.append(a)
-    return out
-
-
-def fact_counts(result: dict, path: str) -> tuple[int, int] | None:
-    """(right facts, questions scored) for a path; from the questions, else from the metrics."""
-    scored = [a["fact"] for a in answers_of(result, path, True) if a.get("fact") is not None]
+def fact_counts(result: EvalResult, path: str) -> tuple[int, int] | None:
+    """(right facts, questions scored) for a path; from the questions, else from the measures."""
+    scored = [a.fact for a in result.answers_of(path, True) if a.fact is not None]
     if scored:
-        return sum(bool(f) for f in scored), len(scored)
-    acc, n = metric(result, path, "fact_accuracy"), metric(result, path, "n_in_scope")
+        return sum(scored), len(scored)
+    acc, n = result.metric(path, "fact_accuracy"), result.metric(path, "n_in_scope")
     if acc is None or not n:
         return None
     return round(acc * n), int(n)
 
 
-def refusal_counts(result: dict, path: str) -> tuple[int, int] | None:
+def refusal_counts(result: EvalResult, path: str) -> tuple[int, int] | None:
     """(declined, questions not covered) for a path; the rest were answered, i.e. made up."""
-    answers = answers_of(result, path, False)
+    answers = result.answers_of(path, False)
     if answers:
-        return sum(bool(a.get("refused")) for a in answers), len(answers)
-    acc, n = metric(result, path, "refusal_accuracy"), metric(result, path, "n_out_of_scope")
+        return sum(a.refused for a in answers), len(answers)
+    acc, n = result.metric(path, "refusal_accuracy"), result.metric(path, "n_out_of_scope")
     if acc is None or not n:
         return None
     return round(acc * n), int(n)
 
 
-def kind_accuracy(result: dict, path: str, kind: str) -> float | None:
-    by_kind = metric(result, path, "by_kind") or {}
-    return (by_kind.get(kind) or {}).get("fact_accuracy")
+def kind_accuracy(result: EvalResult, path: str, kind: str) -> float | None:
+    score = (result.metric(path, "by_kind") or {}).get(kind)
+    return score.fact_accuracy if score is not None else None
 
 
-def profile_rows(result: dict) -> list[dict]:
+def profile_rows(result: EvalResult) -> list[ProfileRow]:
     """The measured model profiles (compare.profiles), the one in use first; [] when not measured."""
-    profiles = result.get("profiles")
-    rows = profiles.get("rows") if isinstance(profiles, dict) else None
-    return [r for r in rows or [] if isinstance(r, dict) and r.get("profile")]
+    return result.profiles.rows if result.profiles is not None else []
 
 
-def profile_words(row: dict) -> str:
-    model = (row.get("model") or "").split(" (")[0]
-    how = "answers quoted from your documents" if row.get("quoted") else model
-    return PROFILE_WORDS.get(row["profile"], row["profile"]) + (f" ({how})" if how else "")
+def profile_words(row: ProfileRow) -> str:
+    model = row.model.split(" (")[0]
+    how = "answers quoted from your documents" if row.quoted else model
+    return PROFILE_WORDS.get(row.profile, row.profile) + (f" ({how})" if how else "")
 
 
-def profile_models(row: dict) -> str:
+def profile_models(row: ProfileRow) -> str:
     """'qwen2.5-... (llama.cpp, 2 threads); search: all-mpnet-base-v2', or for quoted answers the
     model that would write them, marked as not writing."""
-    model = row.get("model") or NOT_APPLICABLE
-    if row.get("quoted"):
+    model = row.model or NOT_APPLICABLE
+    if row.quoted:
         model = f"quoted from the passages ({model.split(' (')[0]} does not write them)"
-    return f"{model}; search: {row.get('search_model') or NOT_APPLICABLE}"
+    return f"{model}; search: {row.search_model or NOT_APPLICABLE}"
 
 
 def fmt(value: Any, how: str) -> str:
@@ -204,11 +168,12 @@ def fmt(value: Any, how: str) -> str:
     return str(value)
 
 
-def metric_text(m: dict, key: str, how: str, ci: bool = True) -> str:
+def metric_text(m: PathMetrics | ProfileRow, key: str, how: str, ci: bool = True) -> str:
     """One path's measure as shown everywhere: '0.80 (0.38–0.96)', '1.2 s', or '–' when it does
     not apply. `how` comes from METRICS."""
-    text = fmt(m.get(key), how)
-    interval = m.get(f"{key}_ci")
-    if ci and m.get(key) is not None and interval and len(interval) == 2 and None not in interval:
+    value = getattr(m, key)
+    text = fmt(value, how)
+    interval = getattr(m, f"{key}_ci", None)
+    if ci and value is not None and interval and len(interval) == 2:
         text += f" ({interval[0]:.2f}–{interval[1]:.2f})"
     return text

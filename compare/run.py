@@ -19,6 +19,7 @@ from typing import Callable
 
 from compare import evaluate, profiles, staleness
 from compare.paths import build
+from compare.result import EvalResult
 from kb.errors import BadInput, KbchatError
 from kb.files import atomic_write
 from kb.settings import Settings
@@ -66,7 +67,7 @@ def run(store: Store, settings: Settings, names: list[str], *, questions_file: s
         limit: int | None = None, with_staleness: bool = False, with_profiles: bool = False,
         workers: int | None = None, report_dir: str | Path | None = None,
         on_progress: Callable[[Progress], None] | None = None,
-        on_message: Callable[[str], None] | None = None) -> tuple[dict, Path | None]:
+        on_message: Callable[[str], None] | None = None) -> tuple[EvalResult, Path | None]:
     """Evaluate the named paths (compare.evaluate) and whatever else is asked for: the evaluation
     result, and its report's page when `report_dir` is given. `on_message` hears what the owner
     should know on the way (the index being built, a path that cannot run, a stage that starts)."""
@@ -95,10 +96,10 @@ def run(store: Store, settings: Settings, names: list[str], *, questions_file: s
     total = len(chosen) * len(paths)
     if with_staleness:
         report(Progress(total, total, "", "staleness"))
-        result["staleness"] = staleness.run(store, settings, paths.names, on_step=say)
+        result.staleness = staleness.run(store, settings, paths.names, on_step=say)
     if with_profiles:
         say("Measuring the other model profile on a copy of the knowledge base…")
-        result["profiles"] = profiles.run(store, settings, chosen, result,
+        result.profiles = profiles.run(store, settings, chosen, result,
                                           lambda path, done, n: report(Progress(done, n, path, "profiles")),
                                           workers=workers)
     if not report_dir:

@@ -18,6 +18,7 @@ from typing import Callable
 
 from compare import metrics
 from compare.paths import build
+from compare.result import StalePath, Staleness
 from kb.chunk import faq_text
 from kb.errors import BadInput
 from kb.records import Chunk, FaqPair, chunk_id
@@ -41,7 +42,7 @@ def pick_fact(store: Store) -> tuple[Chunk, str, str]:
                    "(like $25). Add an FAQ answer with a price and try again.")
 
 
-def run(store: Store, settings: Settings, names: list[str], on_step: Callable[[str], None] | None = None) -> dict:
+def run(store: Store, settings: Settings, names: list[str], on_step: Callable[[str], None] | None = None) -> Staleness:
     """Change one price on a copy of the knowledge base and ask every path about it, before and
     after (see the module doc). Returns the `staleness` part of an evaluation result."""
     say = on_step or (lambda message: None)
@@ -61,21 +62,20 @@ def run(store: Store, settings: Settings, names: list[str], on_step: Callable[[s
             if retriever is not None:
                 retriever.sync()
                 index_s = time.perf_counter() - edited_at
-            out: dict[str, dict] = {}
+            out: dict[str, StalePath] = {}
             for path in paths:
                 start = time.perf_counter()
                 text = path.answer(question).text
                 answer_s = time.perf_counter() - start
                 says_new, says_old = metrics.has_fact(text, new), metrics.has_fact(text, old)
                 reflect = index_s + answer_s if says_new and not says_old else None
-                out[path.name] = {
-                    "before": before[path.name], "answer": text, "says_new": says_new, "says_old": says_old,
-                    "reflect_seconds": None if reflect is None else round(reflect, 2),
-                    "how": _how(path, says_new, says_old, index_s, answer_s),
-                }
+                out[path.name] = StalePath(
+                    before=before[path.name], answer=text, says_new=says_new, says_old=says_old,
+                    reflect_seconds=None if reflect is None else round(reflect, 2),
+                    how=_how(path, says_new, says_old, index_s, answer_s))
             unavailable = dict(paths.unavailable)
-    return {"faq_question": question, "question": question, "old_value": old, "new_value": new,
-            "index_seconds": round(index_s, 2), "paths": out, "unavailable": unavailable}
+    return Staleness(faq_question=question, question=question, old_value=old, new_value=new,
+                     index_seconds=round(index_s, 2), paths=out, unavailable=unavailable)
 
 
 def change_price(store: Store, chunk: Chunk, old: str, new: str) -> None:

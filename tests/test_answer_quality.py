@@ -174,16 +174,16 @@ def test_the_other_profile_is_measured_on_a_copy_and_the_owners_kb_is_untouched(
     store = rag.store
     revision = store.revision
     result = evaluate.evaluate(asked, build(store, QUALITY, ["rag"]), store, QUALITY)
-    assert result["profile"] == "quality"
+    assert result.profile == "quality"
     before = _files(quality_kb)
     measured = profiles.run(store, QUALITY, asked, result)
-    quality, small = measured["rows"]
-    assert quality["profile"] == "quality" and quality["in_use"] and quality["model"].startswith("qwen2.5-coder-1.5b")
-    assert quality["fact_accuracy"] == result["paths"]["rag"]["fact_accuracy"]  # the evaluation's own answers
-    assert small["profile"] == "small" and not small["in_use"] and small["model"].startswith("SmolLM2-135M")
-    assert small["quoted"] and not quality["quoted"]  # the small profile quotes the passages (rag_writer auto)
-    assert small["search_model"] == "all-MiniLM-L6-v2" and small["n_in_scope"] == 2 and small["n_out_of_scope"] == 1
-    assert small["fact_accuracy"] is not None and small["latency_p50_ms"] is not None
+    quality, small = measured.rows
+    assert quality.profile == "quality" and quality.in_use and quality.model.startswith("qwen2.5-coder-1.5b")
+    assert quality.fact_accuracy == result.paths["rag"].fact_accuracy  # the evaluation's own answers
+    assert small.profile == "small" and not small.in_use and small.model.startswith("SmolLM2-135M")
+    assert small.quoted and not quality.quoted  # the small profile quotes the passages (rag_writer auto)
+    assert small.search_model == "all-MiniLM-L6-v2" and small.n_in_scope == 2 and small.n_out_of_scope == 1
+    assert small.fact_accuracy is not None and small.latency_p50_ms is not None
     # The owner's indexes, calibration and settings were not rebuilt for the small profile.
     assert _files(quality_kb) == before and store.revision == revision
     assert Settings.load(quality_kb).model_profile == "quality"

@@ -255,7 +255,7 @@ def test_a_finished_evaluation_shows_the_verdict_charts_and_report(monkeypatch, 
     scores, answers = at.table[0].value, at.dataframe[0].value
     assert list(scores.index)[:3] == ["Questions covered", "Questions not covered", "Fact accuracy"]
     assert "documents (RAG)" in scores.columns and "What it means" in scores.columns
-    assert list(answers["Question"]) == [q["question"] for q in result["questions"]]
+    assert list(answers["Question"]) == [q.question for q in result.questions]
     assert all(a[:1] in "✓✗?" for a in answers["documents (RAG)"])
     download = at.get("download_button")
     assert len(download) == 1 and "Download the report" in download[0].label
@@ -289,20 +289,22 @@ def test_an_evaluation_runs_in_the_background_and_stops_keeping_the_last_report(
 
 def test_measured_profiles_are_shown_and_one_click_switches_the_profile(monkeypatch, report_kb, tmp_path):
     from compare.report import write_report
+    from compare.result import Profiles
     from compare.results import metric_text
     from kb.settings import Settings
 
     kb, result = report_kb
     kb = Path(shutil.copytree(kb, tmp_path / "kb"))  # this test changes the settings: never the module's copy
-    rag = result["paths"]["rag"]
-    rows = [{"profile": "small", "in_use": True, "model": result["models"]["rag"], "search_model": "all-MiniLM-L6-v2",
-             **{k: rag[k] for k in ("fact_accuracy", "fact_accuracy_ci", "refusal_accuracy", "refusal_accuracy_ci",
+    rag = result.paths["rag"]
+    rows = [{"profile": "small", "in_use": True, "model": result.models["rag"], "search_model": "all-MiniLM-L6-v2",
+             **{k: rag.value(k) for k in ("fact_accuracy", "fact_accuracy_ci", "refusal_accuracy", "refusal_accuracy_ci",
                                     "wrongly_refused", "wrongly_refused_ci", "latency_p50_ms", "latency_p95_ms")}},
             {"profile": "quality", "in_use": False, "model": "qwen2.5-coder-1.5b-instruct-q4_k_m (llama.cpp, 2 threads)",
              "search_model": "all-mpnet-base-v2", "fact_accuracy": 1.0, "fact_accuracy_ci": [1.0, 1.0],
              "refusal_accuracy": 1.0, "refusal_accuracy_ci": [1.0, 1.0], "wrongly_refused": 0.0,
              "wrongly_refused_ci": None, "latency_p50_ms": 4200.0, "latency_p95_ms": 7000.0}]
-    write_report({**result, "profiles": {"path": "rag", "n_questions": 4, "rows": rows}}, kb / "reports" / "20260103-093000")
+    measured = result.model_copy(update={"profiles": Profiles.from_dict({"path": "rag", "n_questions": 4, "rows": rows})})
+    write_report(measured, kb / "reports" / "20260103-093000")
     at = open_page(monkeypatch, kb, "evaluate")
     assert not at.exception
     assert any(b.label == "Also measure the quality model profile" for b in at.checkbox)

@@ -17,6 +17,7 @@ from compare import evaluate, staleness
 from rag import questions
 from compare.paths import NAMES, availability, build, parse_names
 from compare.report import write_report
+from compare.result import EvalResult
 from kb.errors import BadInput, NotFound
 from kb.ingest import ingest
 from kb.records import Answer, question_key
@@ -111,7 +112,7 @@ def test_the_evaluation_never_asks_what_the_thresholds_were_calibrated_on(tmp_pa
                 questions.EvalQuestion("Do you repair bicycles?", "out_of_scope", False),
                 questions.EvalQuestion(made[0].question, "verbatim", True, expected=made[0].expected)]
         result = evaluate.evaluate(mine, build(store, SHORT, ["rag"]), store, SHORT)
-    assert result["calibration_overlap"] == {"checked": True, "n_calibrated": 1, "questions": [probe]}
+    assert result.calibration_overlap.to_dict() == {"checked": True, "n_calibrated": 1, "questions": [probe]}
     assert "1 test question(s) were also among those kbchat used to set this knowledge base" in \
         write_report(result, tmp_path / "report").read_text()
 
@@ -195,26 +196,27 @@ def test_evaluation_scores_every_path_and_resumes_after_an_interruption(tuned_kb
         result = evaluate.evaluate(asked, paths, store, SHORT, lambda p, d, t: progress.append(d), workers=2)
     # 16 answers in all; the 6 kept from the first run were not asked again (two at a time now).
     assert sum(p.asked for p in paths.available) == 16 and progress == list(range(6, 17))
-    assert result["workers"] == 2
+    assert result.workers == 2
     assert not partial[0].exists()
-    assert result["n_questions"] == 4 and set(result["paths"]) == set(NAMES)
-    for name, m in result["paths"].items():
-        assert METRIC_KEYS <= set(m), name
-        rows = [q["answers"][name] for q in result["questions"]]
-        facts = [r["fact"] for r in rows if r["fact"] is not None]
-        assert m["fact_accuracy"] == pytest.approx(sum(facts) / len(facts), abs=1e-4)
-        lo, hi = m["fact_accuracy_ci"]
-        assert lo <= m["fact_accuracy"] <= hi
-        assert m["hallucination_rate"] == pytest.approx(1 - m["refusal_accuracy"])
-        assert m["by_kind"]["verbatim"]["n"] == 1 and m["by_kind"]["out_of_scope"]["n"] == 1
-    rag = result["paths"]["rag"]
+    assert result.n_questions == 4 and set(result.paths) == set(NAMES) == set(result.evaluated())
+    for name, m in result.paths.items():
+        assert METRIC_KEYS <= set(m.to_dict()), name  # the keys results.json keeps
+        rows = [q.answers[name] for q in result.questions]
+        facts = [r.fact for r in rows if r.fact is not None]
+        assert m.fact_accuracy == pytest.approx(sum(facts) / len(facts), abs=1e-4)
+        lo, hi = m.fact_accuracy_ci
+        assert lo <= m.fact_accuracy <= hi
+        assert m.hallucination_rate == pytest.approx(1 - m.refusal_accuracy)
+        assert m.by_kind["verbatim"].n == 1 and m.by_kind["out_of_scope"].n == 1
+    rag = result.paths["rag"]
     # The FAQ question word for word takes the fast path, so rag finds the fact and its FAQ entry.
-    assert result["questions"][0]["answers"]["rag"]["method"] == "faq" and result["questions"][0]["answers"]["rag"]["fact"]
-    assert rag["retrieval_hit_at_1"] is not None and rag["retrieval_mrr"] >= 0.5
-    assert result["paths"]["tuned"]["retrieval_hit_at_1"] is None and result["paths"]["base"]["retrieval_mrr"] is None
-    assert result["paths"]["base"]["tokens_per_s"] > 0 and result["paths"]["rag"]["latency_p50_ms"] > 0
-    assert result["training_overlap"] == {"adapter": info.id, "checked": True, "n_in_training": 0, "questions": []}
-    assert len(result["comparisons"]) == 6 and all(0 <= c["p_value"] <= 1 for c in result["comparisons"])
+    assert result.questions[0].answers["rag"].method == "faq" and result.questions[0].answers["rag"].fact
+    assert rag.retrieval_hit_at_1 is not None and rag.retrieval_mrr >= 0.5
+    assert result.paths["tuned"].retrieval_hit_at_1 is None and result.paths["base"].retrieval_mrr is None
+    assert result.paths["base"].tokens_per_s > 0 and result.paths["rag"].latency_p50_ms > 0
+    assert result.training_overlap.to_dict() == {"adapter": info.id, "checked": True, "n_in_training": 0, "questions": []}
+    assert len(result.comparisons) == 6 and all(0 <= c.p_value <= 1 for c in result.comparisons)
+    assert EvalResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result  # JSON and back, unchanged
     html = write_report(result, tmp_path / "report").read_text(encoding="utf-8")
     assert all(name in html for name in NAMES) and "data:image/png;base64," in html
 
@@ -226,11 +228,11 @@ def test_staleness_rag_gives_the_new_price_and_the_owner_kb_is_untouched(tuned_k
         chunk, old, new = staleness.pick_fact(store)
         result = staleness.run(store, SHORT, ["rag", "tuned"])
         assert store.faq_hash() == before and old in store.get_chunks([chunk.id])[0].faq.answer
-    assert (result["old_value"], result["new_value"]) == (old, new) and new != old
-    rag, tuned = result["paths"]["rag"], result["paths"]["tuned"]
-    assert rag["says_new"] and not rag["says_old"] and rag["reflect_seconds"] > 0
-    assert old in rag["before"]
-    assert not tuned["says_new"] and tuned["reflect_seconds"] is None and "training" in tuned["how"]
+    assert (result.old_value, result.new_value) == (old, new) and new != old
+    rag, tuned = result.paths["rag"], result.paths["tuned"]
+    assert rag.says_new and not rag.says_old and rag.reflect_seconds > 0
+    assert old in rag.before
+    assert not tuned.says_new and tuned.reflect_seconds is None and "training" in tuned.how
 
 
 def test_staleness_needs_a_price_in_the_faq(tmp_path):

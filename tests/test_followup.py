@@ -176,11 +176,12 @@ def test_a_questions_file_may_hold_chats_scored_per_turn(kb, tmp_path):
     settings = Settings.load(kb)
     with Store(kb) as store:
         result = evaluate.evaluate(asked, build(store, settings, ["rag"]), store, settings)
-    rag = result["paths"]["rag"]["by_context"]
-    assert rag["first"]["right"] == 1.0 and rag["follow-up"]["right"] == 1.0 and rag["switch"]["right"] == 1.0
-    assert rag["switches_searched_with_old_topic"] == 0 and rag["single"]["n"] == 1
-    follow = result["questions"][1]["answers"]["rag"]
-    assert "$120" in follow["text"] and follow["searched"] == f"{KIDS} how much does it cost?"
+    rag = result.paths["rag"]
+    chats = rag.by_context
+    assert chats["first"].right == 1.0 and chats["follow-up"].right == 1.0 and chats["switch"].right == 1.0
+    assert rag.switches_searched_with_old_topic == 0 and chats["single"].n == 1
+    follow = result.questions[1].answers["rag"]
+    assert "$120" in follow.text and follow.searched == f"{KIDS} how much does it cost?"
 
 
 @pytest.mark.parametrize("line, message", [

@@ -68,9 +68,9 @@ def test_an_evaluation_runs_through_the_model_server(kb, model_server, tmp_path)
     with Store(kb) as store:
         paths = build(store, settings, ["rag", "base"])
         result = evaluate(load_questions(file), paths, store, settings)
-    assert set(result["paths"]) == {"rag", "base"} and result["profile"] == "custom"
-    assert all("model server" in m for m in result["models"].values())
-    assert result["paths"]["rag"]["latency_p50_ms"] > 0
+    assert set(result.evaluated()) == {"rag", "base"} and result.profile == "custom"
+    assert all("model server" in m for m in result.models.values())
+    assert result.paths["rag"].latency_p50_ms > 0
 
 
 def test_a_server_that_is_down_or_misnamed_gets_a_plain_sentence(model_server):

@@ -9,8 +9,10 @@ import re
 import pytest
 
 from compare.charts import charts
+from compare.result import EvalResult
 from compare.report import write_report
 from compare.verdict import verdict
+from kb.errors import BadInput
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHART_FILES = ("accuracy.png", "latency.png", "memorization.png", "refusals.png")
@@ -44,7 +46,7 @@ def _metrics(fact: float, ci: list[float], refusal: float, hallucination: float,
     }
 
 
-def make_result() -> dict:
+def make_result() -> EvalResult:
     """8 questions: RAG right on 4 of 5 scored facts and declines both uncovered questions; the
     tuned model knows the FAQ word for word only and makes up answers (one of them hostile HTML)."""
     questions = [
@@ -71,7 +73,7 @@ def make_result() -> dict:
     for q in questions[-2:]:  # out of scope: no fact to check
         for a in q["answers"].values():
             a["fact"] = None
-    return {
+    return EvalResult.from_dict({
         "n_questions": 8,
         "created_at": "2026-11-23T15:40:00Z",
         "kb": "/srv/kb/clay & kiln",
@@ -104,18 +106,18 @@ def make_result() -> dict:
             },
         },
         "questions": questions,
-    }
+    })
 
 
-def swap_rag_and_tuned(result: dict) -> dict:
+def swap_rag_and_tuned(result: EvalResult) -> EvalResult:
     """The same result with the two paths' names exchanged everywhere."""
-    text = json.dumps(result)
+    text = json.dumps(result.to_dict())
     text = text.replace('"rag"', '"@@"').replace('"tuned"', '"rag"').replace('"@@"', '"tuned"')
-    return json.loads(text)
+    return EvalResult.from_dict(json.loads(text))
 
 
 @pytest.fixture
-def result() -> dict:
+def result() -> EvalResult:
     return make_result()
 
 
@@ -138,20 +140,28 @@ def test_write_report_writes_every_file(result, tmp_path):
 
 def test_results_json_round_trips(result, tmp_path):
     write_report(result, tmp_path)
-    assert json.loads((tmp_path / "results.json").read_text(encoding="utf-8")) == make_result()
+    saved = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert saved == make_result().to_dict() and EvalResult.from_dict(saved) == make_result()
+
+
+def test_a_result_with_a_key_kbchat_does_not_know_is_refused():
+    renamed = make_result().to_dict()
+    renamed["paths"]["rag"]["fact_acuracy"] = renamed["paths"]["rag"].pop("fact_accuracy")
+    with pytest.raises(BadInput, match="paths.rag.fact_acuracy"):
+        EvalResult.from_dict(renamed)
 
 
 def test_accuracy_chart_draws_the_intervals(result):
     with_ci = charts(result)["accuracy"]
     for name in ("rag", "tuned"):
-        result["paths"][name]["fact_accuracy_ci"] = None
+        result.paths[name].fact_accuracy_ci = None
     assert charts(result)["accuracy"] != with_ci
 
 
 def test_a_chart_without_data_is_left_out(result, tmp_path):
     write_report(result, tmp_path)  # a first run leaves memorization.png behind
     for name in ("rag", "tuned"):
-        del result["paths"][name]["by_kind"]
+        result.paths[name].by_kind = {}
     html_text = write_report(result, tmp_path).read_text(encoding="utf-8")
     assert not (tmp_path / "memorization.png").exists()
     assert (tmp_path / "accuracy.png").exists()
@@ -180,7 +190,7 @@ def test_html_escapes_everything_from_the_data(report):
 
 def test_wrong_and_right_answers_are_marked(result, report):
     def count(value) -> int:
-        return sum(a["right"] is value for q in result["questions"] for a in q["answers"].values())
+        return sum(a.right is value for q in result.questions for a in q.answers.values())
 
     assert report.count('<td class="wrong"><span class="mark">✗</span>') == count(False) == 6
     assert report.count('<td class="right"><span class="mark">✓</span>') == count(True) == 8
@@ -197,7 +207,7 @@ def test_metrics_show_intervals_and_dashes_for_nulls(report):
 
 def test_staleness_section_only_when_present(result, tmp_path):
     with_it = write_report(result, tmp_path / "a").read_text(encoding="utf-8")
-    result["staleness"] = None
+    result.staleness = None
     without = write_report(result, tmp_path / "b").read_text(encoding="utf-8")
     assert "When an answer changes" in with_it and "The course is $215." in with_it
     assert "When an answer changes" not in without
@@ -211,7 +221,7 @@ def test_staleness_section_only_when_present(result, tmp_path):
          {"question": "Hours?", "kind": "verbatim", "in_scope": True, "reference": "10-6", "answers": {}}]},
 ])
 def test_empty_or_unavailable_results_still_render(empty, tmp_path):
-    text = write_report(empty, tmp_path).read_text(encoding="utf-8")
+    text = write_report(EvalResult.from_dict(empty), tmp_path).read_text(encoding="utf-8")
     assert "No answer path was evaluated" in text
     assert "data:image/png" not in text
     assert not any((tmp_path / name).exists() for name in CHART_FILES)
@@ -223,10 +233,10 @@ def test_empty_or_unavailable_results_still_render(empty, tmp_path):
 def test_headline_counts_come_from_the_answers(result):
     assert verdict(result)[0] == ("On your 8 questions, answers from your documents (RAG) gave the right fact "
                                   "4 times out of 5; the fine-tuned model 2 times.")
-    result["paths"] = dict(reversed(result["paths"].items()))  # best first, whatever the order
+    result.paths = dict(reversed(result.paths.items()))  # best first, whatever the order
     assert verdict(result)[0].startswith("On your 8 questions, answers from your documents (RAG) gave")
-    result["questions"][2]["answers"]["tuned"]["fact"] = True
-    result["n_questions"] = 9
+    result.questions[2].answers["tuned"].fact = True
+    result.n_questions = 9
     assert verdict(result)[0] == ("On your 9 questions, answers from your documents (RAG) gave the right fact "
                                   "4 times out of 5; the fine-tuned model 3 times.")
 
@@ -235,8 +245,8 @@ def test_recommends_the_more_accurate_path(result):
     assert verdict(result)[-1].startswith("Use answers from your documents (RAG): it gave the right fact most "
                                           "often (80%)")
     assert "and it made up no answers to questions your documents do not cover" in verdict(result)[-1]
-    result["paths"]["rag"]["fact_accuracy"] = 0.9
-    result["paths"]["rag"]["hallucination_rate"] = 0.5
+    result.paths["rag"].fact_accuracy = 0.9
+    result.paths["rag"].hallucination_rate = 0.5
     assert "most often (90%), though it made up an answer to 50% of the questions" in verdict(result)[-1]
     swapped = verdict(swap_rag_and_tuned(result))
     assert swapped[-1].startswith("Use the fine-tuned model: it gave the right fact most often (90%)")
@@ -244,12 +254,12 @@ def test_recommends_the_more_accurate_path(result):
 
 
 def test_a_tie_is_broken_by_made_up_answers_then_speed(result):
-    result["paths"]["tuned"]["fact_accuracy"] = 0.8
-    result["paths"]["tuned"]["hallucination_rate"] = 0.0
-    result["paths"]["rag"]["hallucination_rate"] = 0.5
+    result.paths["tuned"].fact_accuracy = 0.8
+    result.paths["tuned"].hallucination_rate = 0.0
+    result.paths["rag"].hallucination_rate = 0.5
     assert verdict(result)[-1].startswith("Use the fine-tuned model: it tied with answers from your documents "
                                           "(RAG) on the right fact (80%) and made up fewer answers (0% vs 50%)")
-    result["paths"]["rag"]["hallucination_rate"] = 0.0
+    result.paths["rag"].hallucination_rate = 0.0
     assert verdict(result)[-1].startswith("Use answers from your documents (RAG): it tied with the fine-tuned "
                                           "model on the right fact (80%) and answers faster (0.03 s vs 1.2 s)")
 
@@ -259,7 +269,7 @@ def test_significance_decides_the_wording(result):
     assert ("Answers from your documents (RAG) gave the right fact more often than the fine-tuned model "
             "(80% vs 40% on 5 questions): too close to call on this many questions (p = 0.5).") in lines
     assert "too close to call" in lines[-1]
-    result["comparisons"][0]["p_value"] = 0.01
+    result.comparisons[0].p_value = 0.01
     lines = verdict(result)
     assert any(line.endswith("a clear difference (p = 0.01).") for line in lines)
     assert "too close to call" not in " ".join(lines)
@@ -268,11 +278,11 @@ def test_significance_decides_the_wording(result):
 def test_memorization_gap(result):
     assert ("The fine-tuned model knew 100% of your FAQ questions asked word for word but only 0% when "
             "customers worded them differently.") in verdict(result)
-    result["paths"]["tuned"]["by_kind"]["reworded"]["fact_accuracy"] = 0.95  # within 10 points: no gap to tell
+    result.paths["tuned"].by_kind["reworded"].fact_accuracy = 0.95  # within 10 points: no gap to tell
     assert not any(s.startswith("The fine-tuned model knew") for s in verdict(result))
-    result["paths"]["tuned"]["by_kind"]["reworded"]["fact_accuracy"] = 0.85
+    result.paths["tuned"].by_kind["reworded"].fact_accuracy = 0.85
     assert any("knew 100% of your FAQ questions asked word for word but only 85% when" in s for s in verdict(result))
-    del result["paths"]["tuned"]["by_kind"]["reworded"]
+    del result.paths["tuned"].by_kind["reworded"]
     assert not any(s.startswith("The fine-tuned model knew") for s in verdict(result))
 
 
@@ -280,7 +290,7 @@ def test_refusals_sentence(result):
     expected = ("Of the 2 questions your documents do not cover, answers from your documents (RAG) declined all 2; "
                 "the fine-tuned model made up an answer to all 2.")
     assert expected in verdict(result)
-    result["questions"][-1]["answers"]["tuned"]["refused"] = True
+    result.questions[-1].answers["tuned"].refused = True
     assert any("the fine-tuned model declined 1 and made up an answer to 1." in s for s in verdict(result))
 
 
@@ -289,7 +299,7 @@ def test_staleness_sentence_only_when_present(result):
     assert stale == ["When an answer in your FAQ changed from $180 to $215, answers from your documents (RAG) gave "
                      "the new one (re-indexed the changed FAQ in 1.4 s); the fine-tuned model still gave the old one "
                      "(needs retraining (the last training run took 8.4 min))."]
-    result["staleness"] = None
+    result.staleness = None
     assert not any("changed" in s for s in verdict(result))
 
 
@@ -301,12 +311,12 @@ def test_speed_and_unavailable_paths(result):
 
 
 def test_unknown_path_names_are_shown_as_is(result):
-    result["paths"]["my-bot"] = dict(result["paths"]["rag"], fact_accuracy=0.95, latency_p50_ms=10.0)
+    result.paths["my-bot"] = result.paths["rag"].model_copy(update={"fact_accuracy": 0.95, "latency_p50_ms": 10.0})
     assert verdict(result)[-1].startswith("Use my-bot: it gave the right fact most often (95%)")
 
 
 def test_verdict_of_nothing():
-    assert verdict({}) == ["No answer path was evaluated on your 0 questions."]
+    assert verdict(EvalResult()) == ["No answer path was evaluated on your 0 questions."]
 
 
 PROFILES = {"path": "rag", "n_questions": 4, "rows": [
@@ -325,7 +335,7 @@ def test_model_profiles_are_one_sentence_and_one_table_when_measured(result, tmp
     without = write_report(result, tmp_path / "a").read_text(encoding="utf-8")
     assert "Model profiles on this machine" not in without
     assert not any(s.startswith("On this machine") for s in verdict(result))
-    result["profiles"] = PROFILES
+    result.profiles = PROFILES
     sentence = [s for s in verdict(result) if s.startswith("On this machine")]
     assert sentence == ["On this machine, answering from your documents: with the quality profile "
                         "(qwen2.5-coder-1.5b-instruct-q4_k_m) it gave the right fact in 75%, declined 100% of the "
@@ -342,28 +352,28 @@ def test_model_profiles_are_one_sentence_and_one_table_when_measured(result, tmp
 def test_a_profile_that_could_not_run_says_why(result, tmp_path):
     rows = [PROFILES["rows"][0], {"profile": "small", "in_use": False, "model": "", "search_model": "all-MiniLM-L6-v2",
                                   "unavailable": "There are no documents yet."}]
-    result["profiles"] = {**PROFILES, "rows": rows}
+    result.profiles = {**PROFILES, "rows": rows}
     assert not any(s.startswith("On this machine") for s in verdict(result))  # one profile: nothing to compare
     text = write_report(result, tmp_path).read_text(encoding="utf-8")
     assert "There are no documents yet." in text.split("Model profiles on this machine", 1)[1]
 
 
 def test_the_verdict_says_which_path_sounds_like_the_owner_and_what_it_costs(result):
-    result["paths"]["rag"]["style_similarity"] = 0.58
-    result["paths"]["tuned"]["style_similarity"] = 0.83
+    result.paths["rag"].style_similarity = 0.58
+    result.paths["tuned"].style_similarity = 0.83
     voice = next(line for line in verdict(result) if line.startswith("Closest to the style"))
     assert voice.startswith("Closest to the style of your own answers: the fine-tuned model") or "fine-tuned" in voice
     assert "(style 0.83, word overlap 0.61); then answers from your documents (RAG) 0.58." in voice
     assert "sounds more like you, but answers from your documents (RAG) gives the right fact more often" in voice
-    result["paths"]["rag"]["style_similarity"] = 0.9  # RAG closest in style too: no trade-off to report
+    result.paths["rag"].style_similarity = 0.9  # RAG closest in style too: no trade-off to report
     voice = next(line for line in verdict(result) if line.startswith("Closest to the style"))
     assert "sounds more like you" not in voice
 
 
 def test_a_tie_is_not_called_faster_when_the_times_read_the_same(result):
-    tuned = result["paths"]["tuned"]
-    rag = result["paths"]["rag"]
-    tuned.update(fact_accuracy=rag["fact_accuracy"], hallucination_rate=rag["hallucination_rate"],
-                 latency_p50_ms=rag["latency_p50_ms"] + 1)  # 1 ms apart: the same when shown in seconds
+    tuned = result.paths["tuned"]
+    rag = result.paths["rag"]
+    tuned.fact_accuracy, tuned.hallucination_rate = rag.fact_accuracy, rag.hallucination_rate
+    tuned.latency_p50_ms = rag.latency_p50_ms + 1  # 1 ms apart: the same when shown in seconds
     last = verdict(result)[-1]
     assert "answers faster" not in last and "did as well on everything else" in last, last

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -20,6 +21,9 @@ from kb.location import describe
 from kb.records import PATH_NAMES
 from ui import jobs
 from ui.places import duration, place, plural, split_uri
+
+if TYPE_CHECKING:
+    from compare.result import EvalResult
 
 DEFAULT_KB = "kbchat_data"
 
@@ -504,20 +508,20 @@ def eval_command(ctx: click.Context, questions_file: str | None, path_names: str
     if html and not as_json:
         click.secho(f"Report: {html}", fg="green")
     if as_json:
-        _echo_json(result)
+        _echo_json(result.to_dict())
         return
     _print_evaluation(result)
 
 
-def _print_evaluation(result: dict) -> None:
+def _print_evaluation(result: EvalResult) -> None:
     from rich.console import Console
     from rich.table import Table
 
     from compare.results import METRICS, metric_text
     from compare.verdict import verdict
 
-    evaluated = {name: m for name, m in result["paths"].items() if "unavailable" not in m}
-    table = Table(title=f"{result['n_questions']} questions")
+    evaluated = {name: result.paths[name] for name in result.evaluated()}
+    table = Table(title=f"{result.n_questions} questions")
     table.add_column("")
     for name in evaluated:
         table.add_column(name, justify="right")

@@ -21,8 +21,9 @@ import streamlit as st
 
 from compare.paths import availability
 from compare.charts import charts
-from compare.results import (CHART_CAPTIONS, CHARTS, KIND_WORDS, METRICS, PROFILE_WORDS, SHORT_WORDS, evaluated,
-                             metric_text, profile_models, profile_rows)
+from compare.result import EvalResult
+from compare.results import (CHART_CAPTIONS, CHARTS, KIND_WORDS, METRICS, PROFILE_WORDS, SHORT_WORDS, metric_text,
+                             profile_models, profile_rows)
 from compare.run import progress_file, read_progress
 from compare.verdict import verdict
 from kb.errors import KbchatError
@@ -183,8 +184,8 @@ def results(kb: Path) -> None:
     folder = st.selectbox("Report", folders, format_func=_when, key="eval_report",
                           help="The newest first; older reports stay for comparison.")
     try:
-        result = json.loads((folder / "results.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
+        result = EvalResult.from_dict(json.loads((folder / "results.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError, KbchatError) as e:
         st.error(f"This report cannot be read ({e}). Run the evaluation again.")
         return
     with appkit.friendly():
@@ -214,32 +215,30 @@ def _when(folder: Path) -> str:
         return folder.name
 
 
-def show_verdict(result: dict) -> None:
+def show_verdict(result: EvalResult) -> None:
     head, *rest = verdict(result)
     st.markdown(f"#### {md(head)}")
     for line in rest:
         st.markdown(f"- **{md(line)}**" if line.startswith("Use ") else f"- {md(line)}")
-    source = Path(result["questions_file"]).name if result.get("questions_file") else "made from your knowledge base"
-    workers = result.get("workers") or 1
-    st.caption(f"{result.get('n_questions', 0)} questions ({source}); evaluated {local_time(result.get('created_at'))}"
+    source = Path(result.questions_file).name if result.questions_file else "made from your knowledge base"
+    workers = result.workers or 1
+    st.caption(f"{result.n_questions} questions ({source}); evaluated {local_time(result.created_at)}"
                + (f"; {workers} questions answered at a time" if workers > 1 else "") + ".")
-    overlap = result.get("training_overlap") or {}
-    if overlap.get("n_in_training"):
-        st.warning(f"{overlap['n_in_training']} test question(s) were also in the fine-tuned model's training "
+    if result.training_overlap.n_in_training:
+        st.warning(f"{result.training_overlap.n_in_training} test question(s) were also in the fine-tuned model's training "
                    "data, so its score on them shows memory, not understanding.")
-    calibrated = result.get("calibration_overlap") or {}
-    if calibrated.get("n_calibrated"):
-        st.warning(f"{calibrated['n_calibrated']} test question(s) were also used to set this knowledge base's "
+    if result.calibration_overlap.n_calibrated:
+        st.warning(f"{result.calibration_overlap.n_calibrated} test question(s) were also used to set this knowledge base's "
                    "thresholds (when to give a curated answer, when to decline), so the answers from your documents "
                    "may look better on them than on new questions.")
 
 
-def show_scores(result: dict) -> None:
-    names = evaluated(result)
+def show_scores(result: EvalResult) -> None:
+    names = result.evaluated()
     if not names:
         return
     st.markdown("**Scores** (ranges in brackets: where the true value most likely lies, given this many questions)")
-    paths = result["paths"]
+    paths = result.paths
     rows = []
     for key, label, _short, explain, how in METRICS:
         cells = {_column(n): metric_text(paths[n], key, how) for n in names}
@@ -253,7 +252,7 @@ def _column(name: str) -> str:
     return SHORT_WORDS.get(name, name)
 
 
-def show_charts(folder: Path, result: dict) -> None:
+def show_charts(folder: Path, result: EvalResult) -> None:
     pngs = {n: (folder / f"{n}.png").read_bytes() for n in CHARTS if (folder / f"{n}.png").exists()}
     if not pngs:
         pngs = charts(result)  # a report written without its pictures
@@ -262,34 +261,34 @@ def show_charts(folder: Path, result: dict) -> None:
         columns[i % 2].image(png, caption=CHART_CAPTIONS.get(name, name))
 
 
-def show_staleness(result: dict) -> None:
-    stale = result.get("staleness")
-    if not isinstance(stale, dict) or not stale.get("paths"):
+def show_staleness(result: EvalResult) -> None:
+    stale = result.staleness
+    if stale is None or not stale.paths:
         return
     st.markdown("**When an answer changes (staleness test)**")
-    st.write(md(f"On a copy of your knowledge base, the FAQ answer to “{stale.get('faq_question') or ''}” was "
-                 f"changed from {stale.get('old_value')} to {stale.get('new_value')}, then every path was asked "
-                 f"“{stale.get('question') or ''}”."))
+    st.write(md(f"On a copy of your knowledge base, the FAQ answer to “{stale.faq_question}” was "
+                 f"changed from {stale.old_value} to {stale.new_value}, then every path was asked "
+                 f"“{stale.question}”."))
     st.dataframe(pd.DataFrame([{
-        "Path": _column(name), "Answer": s.get("answer") or "",
-        "Gave the new value": "yes" if s.get("says_new") else "no",
-        "Gave the old value": "yes" if s.get("says_old") else "no",
-        "How": s.get("how") or "",
-    } for name, s in stale["paths"].items()]), hide_index=True)
+        "Path": _column(name), "Answer": s.answer,
+        "Gave the new value": "yes" if s.says_new else "no",
+        "Gave the old value": "yes" if s.says_old else "no",
+        "How": s.how,
+    } for name, s in stale.paths.items()]), hide_index=True)
 
 
-def show_profiles(result: dict) -> None:
+def show_profiles(result: EvalResult) -> None:
     rows = profile_rows(result)
     if not rows:
         return
     st.markdown("**Model profiles on this machine** (answers from your documents)")
     table = []
     for r in rows:
-        row = {"Profile": PROFILE_WORDS.get(r["profile"], r["profile"]) + (" (in use)" if r.get("in_use") else ""),
+        row = {"Profile": PROFILE_WORDS.get(r.profile, r.profile) + (" (in use)" if r.in_use else ""),
                "Models": f"{profile_models(r)}"}
         for key, _label, short, _explain, how in METRICS:
             if key in ("fact_accuracy", "refusal_accuracy", "wrongly_refused", "latency_p50_ms", "latency_p95_ms"):
-                row[short] = r.get("unavailable") or metric_text(r, key, how)
+                row[short] = r.unavailable or metric_text(r, key, how)
         table.append(row)
     st.dataframe(pd.DataFrame(table), hide_index=True)
     st.caption("The profile not in use was measured on a copy of your knowledge base. Switching makes every page, "
@@ -297,7 +296,7 @@ def show_profiles(result: dict) -> None:
                "next question, and a fine-tuned model trained on the other profile's model must be trained again.")
     current = appkit.settings().profile_in_use
     for r in rows:
-        name = r["profile"]
+        name = r.profile
         if name in PROFILES and name != current and st.button(f"Use {PROFILE_WORDS[name]}", key=f"eval_use_{name}"):
             with appkit.friendly():
                 kb = appkit.kb_dir()
@@ -306,27 +305,27 @@ def show_profiles(result: dict) -> None:
                 st.rerun()
 
 
-def show_questions(result: dict) -> None:
-    questions = result.get("questions") or []
+def show_questions(result: EvalResult) -> None:
+    questions = result.questions
     if not questions:
         return
-    names = evaluated(result)
+    names = result.evaluated()
     st.markdown("**Every question, side by side**")
     st.caption("✓ right fact (or, for a question your documents do not cover, politely declined); ✗ wrong; "
                "? could not be checked.")
     only_wrong = st.checkbox("Only questions at least one path got wrong", key="eval_only_wrong")
     rows = []
     for q in questions:
-        answers = q.get("answers") or {}
-        marks = [(answers.get(n) or {}).get("right") for n in names]
+        answers = {n: q.answers[n] for n in names if n in q.answers}
+        marks = [answers[n].right if n in answers else None for n in names]
         if only_wrong and False not in marks:
             continue
-        row = {"Question": q.get("question") or ""}
+        row = {"Question": q.question}
         for name, mark in zip(names, marks):
-            a = answers.get(name) or {}
-            row[_column(name)] = f"{MARKS.get(mark, '?')} {a.get('text') or ''}" + (" (declined)" if a.get("refused") else "")
-        row["Your answer"] = q.get("reference") or ("(should decline)" if q.get("in_scope") is False else "")
-        row["Kind"] = KIND_WORDS.get(q.get("kind"), q.get("kind") or "")
+            a = answers.get(name)
+            row[_column(name)] = (f"{MARKS.get(mark, '?')} {a.text if a else ''}" + (" (declined)" if a and a.refused else ""))
+        row["Your answer"] = q.reference or ("(should decline)" if not q.in_scope else "")
+        row["Kind"] = KIND_WORDS.get(q.kind, q.kind)
         rows.append(row)
     wide = {column: st.column_config.TextColumn(width="medium") for column in rows[0]} if rows else None
     st.dataframe(pd.DataFrame(rows), hide_index=True, column_config=wide)
