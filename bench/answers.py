@@ -42,7 +42,8 @@ from retrieval import eval_rows, sample_store  # noqa: E402
 
 from kb.settings import Settings  # noqa: E402
 from rag import facts  # noqa: E402
-from rag.answer import RagPath, source_text  # noqa: E402
+from rag.answer import RagPath  # noqa: E402
+from rag.prompts import source_text  # noqa: E402
 
 TARGETS = {"fact accuracy (in scope)": 0.80, "out-of-scope refused": 0.9, "FAQ top-1 (reworded)": 0.9}
 
@@ -109,8 +110,8 @@ def main() -> None:
             held_back += bool(a.held_back)
             if a.method == "generated":
                 written += 1
-                read = [source_text(h.chunk)[0] for h in path.retriever.search(a.question, path.settings.top_k)]
-                missing = facts.unsupported(a.text, read + [path.settings.tone_prompt])
+                read = [source_text(h.chunk)[0] for h in path.retriever.search(a.question, path.settings.answers.top_k)]
+                missing = facts.unsupported(a.text, read + [path.settings.answers.tone_prompt])
                 still_unsupported += bool(missing)
                 if missing and args.show:
                     print(f"  ! unsupported {missing} in {a.text[:120]!r}")
@@ -147,7 +148,7 @@ def main() -> None:
     c = path.retriever.calibration()
     print(f"calibrated on the knowledge base: faq_threshold {c.faq_threshold}, refusal_threshold {c.refusal_threshold} "
           f"({c.figures})")
-    print(f"models: {path.settings.embedder or 'all-MiniLM-L6-v2'} + {path.generator.model_id}")
+    print(f"models: {path.settings.models.embedder or 'all-MiniLM-L6-v2'} + {path.generator.model_id}")
     print("\nhow answers were made       n    right   p50 ms   p95 ms")
     for method, results in sorted(by_method.items()):
         ms = sorted(t for _, t in results)

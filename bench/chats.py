@@ -75,7 +75,7 @@ def run(name: str, docs: Path, chats: Path, ways: list[str], tmp: Path) -> dict[
                 a = path.answer(asked, [] if way == "alone" else history)
                 ms = (time.perf_counter() - start) * 1000
                 right = has_fact(a.text, q.expected) if q.in_scope and q.expected else (
-                    a.refused or looks_refused(a.text, path.settings.fallback_message)) if not q.in_scope else None
+                    a.refused or looks_refused(a.text, path.settings.answers.fallback_message)) if not q.in_scope else None
                 searched = asked if way == "rewrite" else a.searched
                 out[way].append({"context": q.context, "right": right, "ms": ms, "tokens": a.n_tokens,
                                  "question": q.question, "searched": searched, "text": a.text,

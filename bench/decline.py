@@ -43,7 +43,8 @@ sys.path.insert(0, str(ROOT))
 from kb.ingest import ingest  # noqa: E402
 from kb.settings import Settings  # noqa: E402
 from kb.store import Store  # noqa: E402
-from rag.answer import RagPath, check_messages, source_text  # noqa: E402
+from rag.answer import RagPath  # noqa: E402
+from rag.prompts import check_messages, source_text  # noqa: E402
 from rag.decide import Thresholds, advice, decide  # noqa: E402
 
 BUSINESSES = ROOT / "bench" / "businesses"
@@ -82,7 +83,7 @@ def measure(name: str, docs: Path, questions: Path, write: bool, tmp: Path) -> l
         for row in rows:
             q = row["question"]
             faq = path.retriever.faq_candidate(q)
-            hits = path.retriever.search(q, path.settings.top_k)
+            hits = path.retriever.search(q, path.settings.answers.top_k)
             record = {"business": name, "question": q, "in_scope": row.get("in_scope", True),
                       "expected": row.get("expected", []), "advice": advice(q),
                       "fast": bool(faq and faq[1] >= t.faq), "passage": hits[0].dense if hits else 0.0,
@@ -90,7 +91,7 @@ def measure(name: str, docs: Path, questions: Path, write: bool, tmp: Path) -> l
             if hits and not record["fast"]:
                 sources = [source_text(h.chunk)[0] for h in hits]
                 start = time.perf_counter()
-                record["p_yes"] = path.generator.yes_probability(check_messages(q, sources, path.settings.tone_prompt))
+                record["p_yes"] = path.generator.yes_probability(check_messages(q, sources, path.settings.answers.tone_prompt))
                 record["check_ms"] = (time.perf_counter() - start) * 1000
             if write:
                 a = unchecked.answer(q)
@@ -103,7 +104,7 @@ def measure(name: str, docs: Path, questions: Path, write: bool, tmp: Path) -> l
 def cost(name: str, docs: Path, questions: Path, n: int, tmp: Path) -> list[float]:
     """What the check adds to a written answer, in ms, on the first n in-scope questions that
     are written (not the fast path, not declined by retrieval): cold context each time."""
-    from rag.answer import rag_messages
+    from rag.prompts import rag_messages
 
     rows = [json.loads(line) for line in questions.read_text().splitlines() if line.strip()]
     kb = tmp / f"{name}-cost"
@@ -121,7 +122,7 @@ def cost(name: str, docs: Path, questions: Path, n: int, tmp: Path) -> list[floa
                 continue
             q = row["question"]
             faq = path.retriever.faq_candidate(q)
-            hits = path.retriever.search(q, path.settings.top_k)
+            hits = path.retriever.search(q, path.settings.answers.top_k)
             if not hits or (faq and faq[1] >= t.faq) or hits[0].dense < t.passage:
                 continue
             sources = [source_text(h.chunk)[0] for h in hits]
@@ -131,7 +132,7 @@ def cost(name: str, docs: Path, questions: Path, n: int, tmp: Path) -> list[floa
                 start = time.perf_counter()
                 if check:
                     path.generator.yes_probability(check_messages(q, sources))
-                path.generator.complete(rag_messages(q, sources), path.settings.max_new_tokens)
+                path.generator.complete(rag_messages(q, sources), path.settings.answers.max_new_tokens)
                 times.append((time.perf_counter() - start) * 1000)
             plain_ms.append(times[0])
             added.append(times[1] - times[0])

@@ -6,7 +6,7 @@
     .venv/bin/python bench/generate.py --questions 8 --threads 1,2
 
 For N in-scope questions of sample_data/eval_questions.jsonl (spread over the file), the top-3
-passages of the sample knowledge base go into the rag prompt (rag.answer.rag_messages). Every
+passages of the sample knowledge base go into the rag prompt (rag.prompts.rag_messages). Every
 engine answers each prompt as the rag path would (up to the max_new_tokens setting, stopping where
 the model ends), each engine in its own process so its peak memory is its own. Printed per engine:
 whole answer p50 and p95, time to first token p50, prompt tokens/s (prompt tokens read / time to the
@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 def prompts(n: int) -> list[list[dict]]:
     from retrieval import eval_rows, sample_store
 
-    from rag.answer import rag_messages, source_text
+    from rag.prompts import rag_messages, source_text
     from rag.retrieve import Retriever
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,7 +107,7 @@ def main() -> None:
     args = parser.parse_args()
     from kb.settings import Settings
 
-    max_new = Settings().max_new_tokens
+    max_new = Settings().answers.max_new_tokens
     if args.one:
         messages = json.loads(Path(args.prompts).read_text())
         print(json.dumps(run_one(json.loads(args.one), messages, max_new)))

@@ -83,7 +83,7 @@ def main() -> None:
         c = retriever.calibration()
         precision = right / given if given else 1.0
         n_similar = sum(s for *_, s in rows)
-        print(f"== covidqa paraphrase check, {args.profile} profile ({retriever.settings.embedder or 'all-MiniLM-L6-v2'}) ==")
+        print(f"== covidqa paraphrase check, {args.profile} profile ({retriever.settings.models.embedder or 'all-MiniLM-L6-v2'}) ==")
         n_with = sum(bool(v) for v in paraphrases.values())
         print(f"{len(paraphrases)} distinct questions asked: {n_with} paraphrase a curated question, "
               f"{len(paraphrases) - n_with} are only related to one")

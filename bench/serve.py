@@ -13,6 +13,8 @@ server writes one answer at a time, so that rate is its ceiling. p50/p95 include
 
 from __future__ import annotations
 
+import os
+import platform
 import socket
 import statistics
 import sys
@@ -129,3 +131,17 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def machine() -> str:
+    cpu = platform.processor() or ""
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}"
+
+
+def bot_url(postgres_url: str, bot: str) -> str:
+    return postgres_url + ("&" if "?" in postgres_url else "?") + f"bot={bot}"

@@ -6,8 +6,8 @@ Both loops train the same LoRA (TuneSettings defaults) on the sample FAQ's train
 (questions and rewordings) for the same number of steps of TuneSettings.batch_size examples, from the same start:
   * plain: batches in random order padded to their longest example, `model(..., labels=...)`,
     which runs the output layer on every position (the loop shared/MODELS.md measured, ~100 tokens/s);
-  * kbchat: length-grouped batches (tuning.train.batches) and the loss on answer positions only
-    (tuning.train.answer_loss), with the frozen model in float32 and then in the dtype kbchat
+  * kbchat: length-grouped batches (tuning.batches.batches) and the loss on answer positions only
+    (tuning.batches.answer_loss), with the frozen model in float32 and then in the dtype kbchat
     trains it in here (TuneSettings.precision: bfloat16 where the CPU has AVX-512 BF16).
 Prints real (non-padding) tokens/s, padding share, the time one epoch over 100 pairs would take,
 peak RAM of the process, and the ratio kbchat / plain. The whole default run's time is printed by
@@ -34,7 +34,8 @@ from retrieval import sample_store  # noqa: E402
 
 from rag.generate import load_private, load_tokenizer  # noqa: E402
 from kb.settings import PROFILES, Settings  # noqa: E402
-from tuning.train import TuneSettings, answer_loss, batches, collate, encode, frozen_dtype, prepare  # noqa: E402
+from tuning.batches import answer_loss, batches, collate, encode  # noqa: E402
+from tuning.train import TuneSettings, frozen_dtype, prepare  # noqa: E402
 
 
 def run(label: str, encoded, steps: int, grouped: bool, settings: TuneSettings, per_pair: float, generator: str,
@@ -81,7 +82,7 @@ def main() -> None:
     parser.add_argument("--profile", choices=sorted(PROFILES), default="small", help="whose model trains (default small)")
     args = parser.parse_args()
     settings = TuneSettings()
-    generator = Settings(model_profile=args.profile).generator
+    generator = Settings(model_profile=args.profile).models.generator
     with tempfile.TemporaryDirectory() as tmp:
         store = sample_store(Path(tmp))
         tokenizer = load_tokenizer(generator)

@@ -145,7 +145,7 @@ def _run(todo: list, ask: Callable, workers: int) -> None:
 def summarize(questions: list[EvalQuestion], answers: dict[str, list[dict]], paths: Paths, store: Store | None,
               settings: Settings, questions_file: str | None = None) -> EvalResult:
     """Score every path's answers (each an Answer's dict, in question order) into one EvalResult."""
-    scored = {name: [score(q, a, settings.fallback_message) for q, a in zip(questions, got)] for name, got in answers.items()}
+    scored = {name: [score(q, a, settings.answers.fallback_message) for q, a in zip(questions, got)] for name, got in answers.items()}
     semantic_model = _add_semantic(questions, scored, paths, settings)
     ranks: dict[int, list] = {}  # by retriever: rag and rag+tuned share one, so search once
     result = EvalResult(
@@ -214,7 +214,7 @@ def calibration_overlap(questions: list[EvalQuestion], paths: Paths) -> Calibrat
     the FAQ questions as written are shared by design and not counted. Not checked when the
     thresholds are fixed numbers in the settings (nothing was calibrated)."""
     retriever = paths.retriever()
-    if retriever is None or retriever.settings.fixed_threshold("refusal_threshold") is not None:
+    if retriever is None or retriever.settings.answers.refusal_threshold is not None:
         return CalibrationOverlap()
     probes = set(retriever.calibration().probes)
     hits = [q.question for q in questions if q.kind != "verbatim" and question_key(q.question) in probes]
@@ -229,7 +229,7 @@ def _add_semantic(questions: list[EvalQuestion], scored: dict[str, list[ScoredAn
     retriever = paths.retriever()
     embedder = retriever.embedder if retriever is not None else Embedder(settings)
     jobs = [(name, i) for name, rows in scored.items() for i, q in enumerate(questions) if q.in_scope and q.reference]
-    model = f"{settings.embedder or 'all-MiniLM-L6-v2'} (the same model search uses)"
+    model = f"{settings.models.embedder or 'all-MiniLM-L6-v2'} (the same model search uses)"
     if not jobs:
         return model
     refs = sorted({questions[i].reference for _, i in jobs})

@@ -14,7 +14,6 @@ as a table the owner chooses from.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -38,8 +37,8 @@ def run(store: Store, settings: Settings, questions: list[EvalQuestion], result:
     for name in PROFILES:
         if name == rows[0].profile:
             continue
-        other = replace(settings, model_profile=name, embedder_path="", generator_path="",
-                        faq_threshold="auto", refusal_threshold="auto")  # thresholds belong to the models
+        other = settings.updated(model_profile=name, embedder_path="", generator_path="",
+                                 faq_threshold=None, refusal_threshold=None)  # thresholds belong to the models
         with tempfile.TemporaryDirectory(prefix="kbchat-profile-") as tmp:
             with store.copy_to(Path(tmp) / "kb") as copy:
                 rows.append(_row(name, False, other, _measure(copy, other, questions, None, on_answer, workers)))
@@ -49,7 +48,7 @@ def run(store: Store, settings: Settings, questions: list[EvalQuestion], result:
 def _measure(store: Store, settings: Settings, questions: list[EvalQuestion], result: EvalResult | None,
              on_answer, workers: int) -> tuple[PathMetrics, str, str]:
     """(rag measures, answer model, search model) for these settings."""
-    search = settings.embedder or "all-MiniLM-L6-v2"
+    search = settings.models.embedder or "all-MiniLM-L6-v2"
     if result is not None and PATH in result.evaluated():
         return result.paths[PATH], result.models.get(PATH, ""), search
     paths = build(store, settings, [PATH])

@@ -104,7 +104,7 @@ def _signature(content: bytes | str, settings: Settings) -> str:
     """Changes when the content or anything that changes its chunks changes."""
     data = content.encode() if isinstance(content, str) else content
     h = hashlib.sha256(data)
-    h.update(f"|{settings.chunk_size}|{settings.chunk_overlap}|{PIPELINE_VERSION}".encode())
+    h.update(f"|{settings.ingest.chunk_size}|{settings.ingest.chunk_overlap}|{PIPELINE_VERSION}".encode())
     return h.hexdigest()[:24]
 
 
@@ -116,9 +116,9 @@ def _ingest_file(store: Store, path: Path, settings: Settings) -> IngestResult:
         size = path.stat().st_size
         if size == 0:
             raise BadInput("the file is empty")
-        limit = settings.max_file_mb * 1_000_000
+        limit = settings.ingest.max_file_mb * 1_000_000
         if size > limit:
-            raise BadInput(f"the file is {size / 1e6:.1f} MB, over the {settings.max_file_mb:g} MB limit (setting max_file_mb)")
+            raise BadInput(f"the file is {size / 1e6:.1f} MB, over the {settings.ingest.max_file_mb:g} MB limit (setting max_file_mb)")
         try:
             data = path.read_bytes()
         except OSError as e:
@@ -167,7 +167,7 @@ def _doc_text(doc: Document) -> str:
 
 
 def _store(store: Store, uri: str, doc: Document, signature: str, size: int, settings: Settings, target: str) -> IngestResult:
-    chunks = chunk_document(doc, uri, settings.chunk_size, settings.chunk_overlap)
+    chunks = chunk_document(doc, uri, settings.ingest.chunk_size, settings.ingest.chunk_overlap)
     if not chunks:
         if doc.kind == "faq":
             detail = f" ({'; '.join(doc.warnings[:3])})" if doc.warnings else ""

@@ -40,13 +40,13 @@ def fetch(url: str, settings: Settings, session=None) -> Page:
     from kb import addresses
 
     if session is None:
-        with addresses.session(settings.intranet_addresses) as own:
+        with addresses.session(settings.ingest.intranet_addresses) as own:
             return fetch(url, settings, own)
     http = session
-    limit = int(settings.max_file_mb * 1_000_000)
+    limit = int(settings.ingest.max_file_mb * 1_000_000)
     host = urlsplit(url).netloc
     try:
-        with http.get(url, timeout=settings.fetch_timeout_s, headers={"User-Agent": settings.user_agent}, stream=True) as r:
+        with http.get(url, timeout=settings.ingest.fetch_timeout_s, headers={"User-Agent": settings.ingest.user_agent}, stream=True) as r:
             if r.status_code >= 400:
                 raise BadInput(f"the server answered {r.status_code} {r.reason or ''}".rstrip())
             content_type = r.headers.get("Content-Type", "text/html").split(";")[0].strip().lower()
@@ -57,10 +57,10 @@ def fetch(url: str, settings: Settings, session=None) -> Page:
             for block in r.iter_content(65536):
                 body += block
                 if len(body) > limit:
-                    raise BadInput(f"the page is over the {settings.max_file_mb:g} MB limit (setting max_file_mb)")
+                    raise BadInput(f"the page is over the {settings.ingest.max_file_mb:g} MB limit (setting max_file_mb)")
             final = urldefrag(r.url)[0]
     except requests.exceptions.Timeout:
-        raise BadInput(f"{host} did not answer within {settings.fetch_timeout_s:g} s (setting fetch_timeout_s)") from None
+        raise BadInput(f"{host} did not answer within {settings.ingest.fetch_timeout_s:g} s (setting fetch_timeout_s)") from None
     except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema):
         raise BadInput(f"'{url}' is not a complete web address; write it like https://example.com/page") from None
     except requests.exceptions.ConnectionError:
@@ -84,13 +84,13 @@ class _Robots:
         if site not in self.parsers:
             parser = RobotFileParser()
             try:
-                r = self.session.get(site + "/robots.txt", timeout=self.settings.fetch_timeout_s,
-                                     headers={"User-Agent": self.settings.user_agent})
+                r = self.session.get(site + "/robots.txt", timeout=self.settings.ingest.fetch_timeout_s,
+                                     headers={"User-Agent": self.settings.ingest.user_agent})
                 parser.parse(r.text.splitlines() if r.status_code == 200 else [])
             except Exception:  # unreachable robots.txt: treat as no rules, like most crawlers
                 parser.parse([])
             self.parsers[site] = parser
-        return self.parsers[site].can_fetch(self.settings.user_agent, url)
+        return self.parsers[site].can_fetch(self.settings.ingest.user_agent, url)
 
 
 def links(page: Page) -> list[str]:
@@ -122,7 +122,7 @@ def crawl(start: str, max_pages: int, settings: Settings) -> Iterator[tuple[str,
     Yields (url, Page) or (url, BadInput) for each page tried."""
     from kb import addresses
 
-    with addresses.session(settings.intranet_addresses) as session:
+    with addresses.session(settings.ingest.intranet_addresses) as session:
         robots = _Robots(settings, session)
         queue, seen, done = deque([urldefrag(start)[0]]), {urldefrag(start)[0]}, 0
         while queue and done < max_pages:

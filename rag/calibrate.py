@@ -145,12 +145,12 @@ def measure(retriever) -> Calibration:
 def writes_declines(settings) -> bool:
     """Whether the rag path's answers can decline by themselves: a model that writes, other than
     the packaged SmolLM2-135M (which answers whatever it is given). Quoted answers never do."""
-    return bool(settings.generator) and not settings.quotes
+    return bool(settings.models.generator) and not settings.quotes
 
 
 def writer(settings) -> str:
     """What the answers are made by, as the calibration records it."""
-    return f"{settings.generator}{' (quoted)' if settings.quotes else ''}"
+    return f"{settings.models.generator}{' (quoted)' if settings.quotes else ''}"
 
 
 def _lowest_precise(decided: list[tuple[float, bool]], precision: float) -> float:

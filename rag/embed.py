@@ -38,7 +38,7 @@ class Embedder:
     def path(self) -> Path:
         # Resolved lazily too: a missing package raises ModelMissing on first use, not at import.
         if self._path is None:
-            self._path = embedder_path(self.settings.embedder)
+            self._path = embedder_path(self.settings.models.embedder)
         return self._path
 
     @property

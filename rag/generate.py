@@ -291,12 +291,12 @@ class Generator:
     @classmethod
     def for_settings(cls, settings, **kw) -> "Generator":
         """The answer writer the settings name: a model server (model_server_url), else the model here."""
-        if settings.model_server_url and "engine" not in kw:
+        if settings.models.model_server_url and "engine" not in kw:
             from rag.remote import ServerEngine
 
-            kw["engine"] = ServerEngine(settings.model_server_url, settings.model_server_model,
-                                        timeout_s=settings.model_server_timeout_s)
-        return cls(settings.generator, threads=settings.threads, context_tokens=settings.context_tokens, **kw)
+            kw["engine"] = ServerEngine(settings.models.model_server_url, settings.models.model_server_model,
+                                        timeout_s=settings.models.model_server_timeout_s)
+        return cls(settings.models.generator, threads=settings.models.threads, context_tokens=settings.models.context_tokens, **kw)
 
     @property
     def engine(self):

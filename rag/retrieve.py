@@ -39,7 +39,7 @@ from rag.vectors import HNSW_THRESHOLD, SyncReport, VectorIndexBase, faq_answer,
 # 0.1-0.3: 0.15 ties 0.1 on sample_data FAQ and doc-only top-1, beats it on covidqa (0.775 vs 0.762),
 # and lets an exact price decide a near-tie. The fast path's and the decline's thresholds are
 # measured on each knowledge base (rag.calibrate).
-LEXICAL_WEIGHT = Settings().lexical_weight
+LEXICAL_WEIGHT = Settings().answers.lexical_weight
 CANDIDATES = 50  # from each of dense and BM25; the fused top-k is re-ranked within their union
 FAQ_CANDIDATES = 10  # from each of the curated-question and curated-answer indexes
 QUERIES_KEPT = 4  # embeddings of the last texts asked about (a follow-up asks about three)
@@ -86,10 +86,10 @@ class Retriever:
     ):
         self.store = store
         self.settings = settings or Settings.load(store.dir)
-        self.lexical_weight = self.settings.lexical_weight if lexical_weight is None else lexical_weight
-        self._faq_threshold = self.settings.fixed_threshold("faq_threshold") if faq_threshold is None else faq_threshold
-        self._refusal_threshold = self.settings.fixed_threshold("refusal_threshold")
-        self._answerable_threshold = self.settings.fixed_threshold("answerable_threshold")
+        self.lexical_weight = self.settings.answers.lexical_weight if lexical_weight is None else lexical_weight
+        self._faq_threshold = self.settings.answers.faq_threshold if faq_threshold is None else faq_threshold
+        self._refusal_threshold = self.settings.answers.refusal_threshold
+        self._answerable_threshold = self.settings.answers.answerable_threshold
         self._calibration = None
         if self.lexical_weight < 0:
             raise BadInput(f"lexical_weight must be 0 or more, not {self.lexical_weight}.")

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.append(str(ROOT / "bench"))  # bench/services.py: the real PostgreSQL and Redis the tests and benchmarks run
 DATA = ROOT / "tests" / "data"
 SAMPLE = ROOT / "sample_data"
 
@@ -244,7 +245,7 @@ def wait_for_http(url: str, server, timeout: float = 120) -> None:
         pytest.fail(str(e))
 
 
-# -- real shared services (tests/services.py) -----------------------------------------------------
+# -- real shared services (bench/services.py) -----------------------------------------------------
 @pytest.fixture(scope="session")
 def postgres_url():
     """A PostgreSQL server with pgvector for the session (KBCHAT_TEST_POSTGRES_URL, else started)."""

@@ -16,7 +16,8 @@ from kb.ingest import ingest
 from kb.records import Answer
 from kb.settings import Settings
 from kb.store import Store
-from rag.answer import BasePath, RagPath, declines, prepare_question
+from rag.answer import BasePath, RagPath, declines
+from rag.prompts import prepare_question
 from rag.grounding import defang, units
 from rag.retrieve import same_question
 
@@ -86,7 +87,7 @@ def test_out_of_scope_questions_get_the_owners_fallback_message(sample_kb, gener
     path = RagPath(Store(sample_kb), settings, generator=generator)
     for question in ("Who won the World Series last year?", "Can you help me write a cover letter?"):
         a = path.answer(question)
-        assert a.refused and a.text == settings.fallback_message and a.citations == []
+        assert a.refused and a.text == settings.answers.fallback_message and a.citations == []
 
 
 def test_a_planted_instruction_in_a_document_changes_nothing(tmp_path, generator):
@@ -124,7 +125,7 @@ def test_an_empty_question_is_refused_with_a_plain_message(rag):
 
 def test_a_huge_question_is_cut_with_a_note():
     q, notes = prepare_question(("How much is a class? " * 1000)[:20_000], Settings())
-    assert len(q) <= Settings().max_question_chars and q.startswith("How much is a class?")
+    assert len(q) <= Settings().answers.max_question_chars and q.startswith("How much is a class?")
     assert notes and "20,000 characters" in notes[0]
 
 

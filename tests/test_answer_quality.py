@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -37,7 +36,7 @@ def quality_kb(tmp_path_factory, model_cache) -> Path:
 @pytest.fixture(scope="module")
 def rag(quality_kb) -> RagPath:
     path = RagPath(Store(quality_kb))
-    assert path.settings.model_profile == "quality"
+    assert path.settings.models.model_profile == "quality"
     return path
 
 
@@ -78,7 +77,7 @@ def test_the_fast_path_refuses_a_look_alike_question(rag, question, curated):
 def test_an_out_of_scope_question_gets_the_owners_fallback_message(rag):
     for question in ("Who won the World Series last year?", "Can you help me write a cover letter?"):
         a = rag.answer(question)
-        assert a.refused and a.text == QUALITY.fallback_message and a.citations == []
+        assert a.refused and a.text == QUALITY.answers.fallback_message and a.citations == []
 
 
 def test_the_models_own_decline_becomes_the_fallback_message(rag):
@@ -86,12 +85,12 @@ def test_the_models_own_decline_becomes_the_fallback_message(rag):
     not answer: with the answerability check off, the model says so itself, and the customer gets
     the owner's message instead."""
     declined = []
-    own = RagPath(rag.store, replace(QUALITY, answer_check=False), generator=rag.generator, retriever=rag.retriever)
+    own = RagPath(rag.store, QUALITY.updated(answer_check=False), generator=rag.generator, retriever=rag.retriever)
     for question in ("Do you offer glassblowing classes?", "Do you sell pottery wheels for home use?",
                      "Can I pay with Bitcoin?"):
         a = own.answer(question)
         if a.refused and a.n_tokens > 0:
-            assert a.text == QUALITY.fallback_message and a.citations == [] and a.model
+            assert a.text == QUALITY.answers.fallback_message and a.citations == [] and a.model
             assert a.why.startswith("Declined: the model")
             declined.append(question)
         else:  # an answer is allowed only when it says no such thing is offered or accepted
@@ -107,7 +106,7 @@ def test_the_check_declines_a_question_the_passages_do_not_answer(rag, question)
     """Search finds passages close to these questions; the answerability check reads from the
     writer that they do not answer them, and the owner's message is given with the reason."""
     a = rag.answer(question)
-    assert a.refused and a.text == QUALITY.fallback_message, a
+    assert a.refused and a.text == QUALITY.answers.fallback_message, a
     assert a.why.startswith("Declined: the check found the passages do not answer it"), a.why
     assert a.n_tokens == 0  # declined before a word was written
 
@@ -186,7 +185,7 @@ def test_the_other_profile_is_measured_on_a_copy_and_the_owners_kb_is_untouched(
     assert small.fact_accuracy is not None and small.latency_p50_ms is not None
     # The owner's indexes, calibration and settings were not rebuilt for the small profile.
     assert _files(quality_kb) == before and store.revision == revision
-    assert Settings.load(quality_kb).model_profile == "quality"
+    assert Settings.load(quality_kb).models.model_profile == "quality"
 
 
 def _files(folder: Path) -> dict[str, bytes]:

@@ -76,7 +76,7 @@ def test_public_endpoints_need_the_public_key(client, keys):
     wrong = client.get("/api/config", headers={"X-Bot-Key": "pk_wrong"})
     assert wrong.status_code == 401 and "key is missing or wrong" in wrong.json()["detail"]
     config = client.get("/api/config", headers=_pub(keys)).json()
-    assert config["name"] == Settings().bot_name and config["color"].startswith("#") and config["suggested_questions"] == []
+    assert config["name"] == Settings().widget.bot_name and config["color"].startswith("#") and config["suggested_questions"] == []
     assert _chat(client, {"public": "pk_nope"}, FAQ_QUESTION).status_code == 401
 
 
@@ -171,13 +171,13 @@ def test_admin_settings_change_the_widget_and_bad_values_are_explained(client, k
                          headers=_admin(keys))
     assert changed.status_code == 200 and changed.json()["bot_name"] == "Ask Copper Kiln"
     assert client.get("/api/config", headers=_pub(keys)).json()["suggested_questions"] == ["When are you open?"]
-    assert Settings.load(kb).bot_name == "Ask Copper Kiln"  # saved in the knowledge base
+    assert Settings.load(kb).widget.bot_name == "Ask Copper Kiln"  # saved in the knowledge base
     bad = client.put("/api/admin/settings", json={"bot_color": "green"}, headers=_admin(keys))
     assert bad.status_code == 400 and "colour like #2f6f4f" in bad.json()["detail"]
     unknown = client.put("/api/admin/settings", json={"colour": "#000000"}, headers=_admin(keys))
     assert unknown.status_code == 400 and "Unknown setting 'colour'" in unknown.json()["detail"]
     assert client.put("/api/admin/settings", content=b"[1, 2", headers=_admin(keys)).status_code == 400
-    assert Settings.load(kb).bot_color == Settings().bot_color  # nothing half-written
+    assert Settings.load(kb).widget.bot_color == Settings().widget.bot_color  # nothing half-written
 
 
 def test_only_allowed_origins_may_call_the_public_endpoints(client, keys):

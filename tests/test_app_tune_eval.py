@@ -312,8 +312,8 @@ def test_measured_profiles_are_shown_and_one_click_switches_the_profile(monkeypa
     assert list(table["Profile"]) == ["the small profile (in use)", "the quality profile"]
     assert list(table["Typical answer time"]) == [metric_text(rag, "latency_p50_ms", "seconds"), "4.2 s"]
     assert table["Right fact in the answer"][1] == "1.00 (1.00–1.00)"
-    assert Settings.load(kb).model_profile == "small"
+    assert Settings.load(kb).models.model_profile == "small"
     button(at, "Use the quality profile").click()
     at.run()
-    assert not at.exception and Settings.load(kb).model_profile == "quality"
+    assert not at.exception and Settings.load(kb).models.model_profile == "quality"
     assert [b.label for b in at.button if b.label.startswith("Use the ")] == ["Use the small profile"]  # and back

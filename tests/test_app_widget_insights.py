@@ -68,7 +68,7 @@ def test_widget_page_shows_the_form_and_the_script_tag_with_the_real_keys(monkey
     for label in ("Bot name", "Logo web address", "Lead webhook address"):
         by_label(at.text_input, label)
     assert [c.label for c in at.color_picker] == ["Main colour", "Text colour"]
-    assert by_label(at.color_picker, "Main colour").value == Settings().bot_color
+    assert by_label(at.color_picker, "Main colour").value == Settings().widget.bot_color
     for label in ("Welcome message", "Suggested questions (one per line, at most 6)", "Fallback message",
                   "Allowed websites (one per line)"):
         by_label(at.text_area, label)
@@ -107,12 +107,12 @@ def test_saving_the_form_writes_settings_toml(monkeypatch, kb):
     assert not at.error and not at.exception
     assert "Saved" in texts(at.success)
     saved = Settings.load(kb)
-    assert saved.bot_name == "Ada's Pottery"
-    assert saved.bot_color == "#aa3300"
-    assert saved.suggested_questions == ("When are you open?", "How much is a class?")
-    assert saved.allowed_origins == ("https://www.adaspottery.com", "http://localhost:*")
-    assert saved.rate_limit_per_session == 5
-    assert saved.fallback_message == Settings().fallback_message  # untouched fields keep their value
+    assert saved.widget.bot_name == "Ada's Pottery"
+    assert saved.widget.bot_color == "#aa3300"
+    assert saved.widget.suggested_questions == ("When are you open?", "How much is a class?")
+    assert saved.server.allowed_origins == ("https://www.adaspottery.com", "http://localhost:*")
+    assert saved.server.rate_limit_per_session == 5
+    assert saved.answers.fallback_message == Settings().answers.fallback_message  # untouched fields keep their value
     assert "`https://www.adaspottery.com`" in texts(at.info)  # the tip lists what was just saved
 
 
@@ -125,8 +125,8 @@ def test_the_tone_is_saved_and_the_small_profile_says_it_only_shapes_written_ans
     at.form_submit_button[0].click().run()
     assert not at.error and "Saved" in texts(at.success)
     saved = Settings.load(kb)
-    assert (saved.tone, saved.tone_instructions) == ("custom", "Speak like a relaxed surf instructor.")
-    assert "relaxed surf instructor" in saved.tone_prompt
+    assert (saved.answers.tone, saved.answers.tone_instructions) == ("custom", "Speak like a relaxed surf instructor.")
+    assert "relaxed surf instructor" in saved.answers.tone_prompt
 
 
 def test_choosing_a_path_that_cannot_answer_yet_is_saved_with_a_warning(monkeypatch, kb):
@@ -134,7 +134,7 @@ def test_choosing_a_path_that_cannot_answer_yet_is_saved_with_a_warning(monkeypa
     assert not at.warning or "Visitors get no answers" not in texts(at.warning)
     by_label(at.selectbox, "How the chatbot answers visitors").select("tuned")
     at.form_submit_button[0].click().run()
-    assert Settings.load(kb).visitor_path == "tuned"
+    assert Settings.load(kb).widget.visitor_path == "tuned"
     assert "Visitors get no answers until the chosen way of answering is available. There is no fine-tuned " \
            "model yet" in texts(at.warning)
 
@@ -159,7 +159,7 @@ def test_a_bad_value_shows_the_plain_message_and_saves_nothing(monkeypatch, kb, 
     assert message in at.error[0].value
     assert not at.success
     assert not (kb / SETTINGS_FILE).exists()
-    assert Settings.load(kb).bot_name == Settings().bot_name
+    assert Settings.load(kb).widget.bot_name == Settings().widget.bot_name
 
 
 def test_new_public_key_and_new_admin_token(monkeypatch, kb):
@@ -249,7 +249,7 @@ def seed(kb) -> None:
     """Two visitors: one answered twice from the opening-hours FAQ entry (rated helpful), one declined,
     one unsure; one lead whose message would be a formula in a spreadsheet."""
     from kb.store import Store
-    from rag.answer import citation
+    from rag.prompts import citation
 
     with Store(kb) as store:
         hours = next(c for c in store.faqs() if c.faq.question == "What are your opening hours?")
@@ -258,7 +258,7 @@ def seed(kb) -> None:
         first = records.log("visitor-one", Answer("rag", "When are you open?", "9 to 5 [1].", "generated", cites,
                                                   confidence=0.9))
         records.log("visitor-one", Answer("rag", "when are you open?", "9 to 5 [1].", "faq", cites, confidence=0.95))
-        records.log("visitor-two", Answer("rag", DECLINED, Settings().fallback_message, "refused", confidence=0.1))
+        records.log("visitor-two", Answer("rag", DECLINED, Settings().answers.fallback_message, "refused", confidence=0.1))
         records.log("visitor-two", Answer("rag", UNSURE, "Pets are welcome [1].", "quoted", confidence=0.4))
         records.feedback(first, "visitor-one", helpful=True)
         lead = records.add_lead("visitor-two", "Ada Lovelace", "ada@example.com", "=HYPERLINK(\"x\") call me", True)
@@ -376,7 +376,7 @@ def test_retention_says_what_it_will_delete_before_it_is_saved(monkeypatch, kb):
     with BotRecords(kb) as records:
         assert len(records.exchanges()) == 4  # nothing deleted before Save
     by_label(at.button, "Save").click().run()
-    assert not at.exception and Settings.load(kb).retention_days == 90
+    assert not at.exception and Settings.load(kb).server.retention_days == 90
     with BotRecords(kb) as records:
         assert {x.session for x in records.exchanges()} == {"visitor-two"}
 
@@ -389,14 +389,14 @@ def test_the_inbox_answers_a_visitor_saves_the_reply_as_faq_and_hands_back(monke
     at = open_page(monkeypatch, kb, INBOX)
     assert "Nobody is waiting for a person" in texts(at.info)
     with BotRecords(kb) as records:
-        records.log("visitor-three", Answer("rag", "Can I rent the studio for a party?", Settings().fallback_message,
+        records.log("visitor-three", Answer("rag", "Can I rent the studio for a party?", Settings().answers.fallback_message,
                                             "refused", confidence=0.2))
         records.ask_for_person("visitor-three", "Can I rent the studio for a party?")
         records.add_message("visitor-three", "visitor", "For about 12 people?")
     at = open_page(monkeypatch, kb, INBOX)
     assert "1 visitor waiting" in texts(at.caption)
     chat = [m.markdown[0].value for m in at.chat_message]
-    assert chat == ["Can I rent the studio for a party?", md_text(Settings().fallback_message), "For about 12 people?"]
+    assert chat == ["Can I rent the studio for a party?", md_text(Settings().answers.fallback_message), "For about 12 people?"]
 
     by_label(at.text_area, "Your reply").input("Yes: Saturday evenings, up to 15 people, $300.")
     by_label(at.checkbox, "Also save this reply as the FAQ answer to the visitor's question, so the assistant gives "

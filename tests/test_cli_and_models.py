@@ -89,6 +89,29 @@ def test_settings_round_trip(tmp_path):
     assert "# Target length of a passage" in (tmp_path / "settings.toml").read_text()
 
 
+def test_settings_are_grouped_by_concern_and_old_flat_files_still_load(tmp_path):
+    from kb.errors import BadInput
+
+    # A settings.toml of the older flat form, thresholds spelled "auto" or as numbers.
+    (tmp_path / "settings.toml").write_text('top_k = 3\nbot_name = "Ask Ada"\nfaq_threshold = "auto"\n'
+                                            "refusal_threshold = 0.4\nchunk_size = 600\n", encoding="utf-8")
+    old = Settings.load(tmp_path)
+    assert (old.answers.top_k, old.widget.bot_name, old.ingest.chunk_size) == (3, "Ask Ada", 600)
+    assert old.answers.faq_threshold is None and old.answers.refusal_threshold == 0.4
+    old.save(tmp_path)  # written back one table per group, and read back the same
+    text = (tmp_path / "settings.toml").read_text(encoding="utf-8")
+    assert "[answers]\n" in text and "[widget]\n" in text and "[ingest]\n" in text and "faq_threshold" not in text
+    assert text.index("[answers]") < text.index("top_k = 3") < text.index("[widget]")
+    assert Settings.load(tmp_path) == old
+    assert old.updated(refusal_threshold="auto").answers.refusal_threshold is None
+    with pytest.raises(BadInput, match=r"'top_k' belongs in \[answers\], not \[widget\]"):
+        Settings.from_dict({"widget": {"top_k": 3}})
+    with pytest.raises(BadInput, match="'faq_threshold' must be auto or a number between 0 and 1, not 'sometimes'"):
+        Settings.from_dict({"answers": {"faq_threshold": "sometimes"}})
+    with pytest.raises(BadInput, match="'refusal_threshold' must be auto or a number between 0 and 1, not 1.5"):
+        Settings(refusal_threshold=1.5)
+
+
 def test_search_shows_ranked_passages_with_source_and_location(tmp_path):
     from click.testing import CliRunner
 

@@ -180,8 +180,8 @@ def hours_kb(tmp_path_factory) -> Path:
     (docs / "hours.md").write_text("# Opening hours\n\nThe shop is open Monday to Friday from 8 am to 4 pm. "
                                    "A taster session costs $45 per person.\n\n# Parking\n\nThere are 6 free spaces "
                                    "behind the shop.\n", encoding="utf-8")
-    settings = Settings(rag_writer="model", generator_path="qwen2.5-coder-1.5b-instruct", refusal_threshold="0.05",
-                        faq_threshold="0.99")
+    settings = Settings(rag_writer="model", generator_path="qwen2.5-coder-1.5b-instruct", refusal_threshold=0.05,
+                        faq_threshold=0.99)
     with Store(folder / "kb") as store:
         assert not [r for r in ingest(store, [str(docs)], settings) if r.failed]
     settings.save(folder / "kb")
@@ -211,7 +211,7 @@ def test_a_sentence_naming_a_fact_no_passage_holds_is_not_shown(hours_kb):
 
 def test_an_answer_left_with_nothing_is_the_fallback_message(hours_kb):
     a, _ = _answer(hours_kb, FixedWriter("A taster session costs $55 per person [1]."))
-    assert a.refused and a.text == Settings().fallback_message and a.citations == []
+    assert a.refused and a.text == Settings().answers.fallback_message and a.citations == []
     assert a.held_back == ["A taster session costs $55 per person [1]."]
     assert a.why.startswith("Declined: every sentence the model wrote says what your documents do not (55)")
 
@@ -219,7 +219,7 @@ def test_an_answer_left_with_nothing_is_the_fallback_message(hours_kb):
 def test_a_low_check_declines_before_anything_is_written(hours_kb):
     writer = FixedWriter("A taster session costs $45 per person [1].", p_yes=0.1)
     a, pieces = _answer(hours_kb, writer, "Do you sell kilns?")
-    assert a.refused and pieces == [Settings().fallback_message] and a.n_tokens == 0
+    assert a.refused and pieces == [Settings().answers.fallback_message] and a.n_tokens == 0
     assert "the check found the passages do not answer it (0.10, " in a.why
 
 

@@ -80,7 +80,7 @@ def test_a_message_that_refers_back_reads_both_searches_passages(rag):
     searched, faq, hits = rag._retrieve("how much does it cost?", chat)
     alone, topic = rag.retriever.search("how much does it cost?", 5), rag.retriever.search(searched, 5)
     ids = [h.chunk.id for h in hits]
-    assert len(ids) == len(set(ids)) <= rag.settings.top_k
+    assert len(ids) == len(set(ids)) <= rag.settings.answers.top_k
     assert alone[0].chunk.id in ids and topic[0].chunk.id in ids and ids[0] == (topic if searched != "how much does it cost?" else alone)[0].chunk.id
     assert faq is None or searched != "how much does it cost?"  # never a curated answer of "it" alone
     # one with a subject of its own gets one search only

@@ -163,7 +163,7 @@ def test_the_full_page_chat_is_the_widget_with_the_same_key_and_origin_rules(api
     page = client.get("/chat")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert f'data-bot="{keys["public"]["X-Bot-Key"]}"' in page.text and 'data-mode="page"' in page.text
-    assert f"<title>{Settings().bot_name}</title>" in page.text
+    assert f"<title>{Settings().widget.bot_name}</title>" in page.text
     assert page.headers["content-security-policy"] == "frame-ancestors 'self' https://www.example.com"
     client.put("/api/admin/settings", json={"bot_name": "Ask <Copper> & co"}, headers=keys["admin"])
     assert "<title>Ask &lt;Copper&gt; &amp; co</title>" in client.get("/chat").text

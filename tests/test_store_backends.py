@@ -1,5 +1,5 @@
 """The same store tests on both backends: a SQLite folder, and a bot in a real PostgreSQL server
-with pgvector (tests/services.py). Sources and chunks, atomic replacement, the chatbot's records,
+with pgvector (bench/services.py). Sources and chunks, atomic replacement, the chatbot's records,
 settings, and search give the same results on both; PostgreSQL also holds several businesses in
 one database, follows another worker's changes, and an unreachable database gets one plain sentence."""
 
@@ -119,9 +119,9 @@ def test_settings_are_saved_and_their_changes_seen(any_kb):
     Settings().updated(bot_name="Ask the bakery", chunk_size="600").save(any_kb)
     first = Settings.stamp(any_kb)
     loaded = Settings.load(any_kb)
-    assert (loaded.bot_name, loaded.chunk_size) == ("Ask the bakery", 600)
+    assert (loaded.widget.bot_name, loaded.ingest.chunk_size) == ("Ask the bakery", 600)
     loaded.updated(bot_name="Ask us").save(any_kb)
-    assert Settings.stamp(any_kb) != first and Settings.load(any_kb).bot_name == "Ask us"
+    assert Settings.stamp(any_kb) != first and Settings.load(any_kb).widget.bot_name == "Ask us"
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ from conftest import sample_kb
 from kb.errors import BadInput
 from kb.settings import TONES, Settings
 from kb.store import Store
-from rag.answer import BasePath, RagPath, rag_messages
+from rag.answer import BasePath, RagPath
+from rag.prompts import rag_messages
 from rag.generate import Generator
 
 QWEN = "qwen2.5-coder-1.5b-instruct"
@@ -23,11 +24,11 @@ QUESTIONS = ["How much is the canvas studio apron?", "How much is the trimming t
 
 def test_professional_is_the_measured_prompt_and_the_others_add_their_words():
     plain = rag_messages("Q?", ["a passage"])
-    assert rag_messages("Q?", ["a passage"], Settings(tone="professional").tone_prompt) == plain
+    assert rag_messages("Q?", ["a passage"], Settings(tone="professional").answers.tone_prompt) == plain
     for tone in ("friendly", "concise"):
-        system = rag_messages("Q?", ["a passage"], Settings(tone=tone).tone_prompt)[0]["content"]
+        system = rag_messages("Q?", ["a passage"], Settings(tone=tone).answers.tone_prompt)[0]["content"]
         assert system.startswith(plain[0]["content"]) and system.endswith(TONES[tone])  # after the rules
-    own = Settings(tone="custom", tone_instructions="  Speak like a\\nsurf instructor. ").tone_prompt
+    own = Settings(tone="custom", tone_instructions="  Speak like a\\nsurf instructor. ").answers.tone_prompt
     assert "Speak like a\\nsurf instructor." in own and own.endswith("the facts still come from the documents alone.")
     assert BasePath(Settings(tone="concise"), generator=object()).system().endswith(TONES["concise"])
 

@@ -223,7 +223,7 @@ def test_llama_cpp_with_the_gguf_adapter_answers_as_transformers_with_it_merged(
     from peft import PeftModel
 
     from rag.generate import Generator, LoadedModel, TransformersEngine, load_private
-    from tuning.train import SYSTEM
+    from tuning.batches import SYSTEM
 
     kb, info = trained
     on_llama = Generator(engine=adapters.load_tuned(info, Settings()))

@@ -1,5 +1,5 @@
 """Several `kbchat serve` workers behind one load balancer: two real worker processes on one bot in
-a real PostgreSQL, with their rate limits in a real Redis (tests/services.py). What one worker is
+a real PostgreSQL, with their rate limits in a real Redis (bench/services.py). What one worker is
 told, the other knows: the chats, the owner's settings, the limits. A Redis that goes away turns
 no question into an error."""
 

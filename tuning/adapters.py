@@ -225,24 +225,24 @@ def load_tuned(info: AdapterInfo, settings, device: str | None = None):
     from kb.models import default_device, generator_path
     from rag.generate import LoadedModel, TransformersEngine, half_linears, llama_file, llama_name, load_private
 
-    source = generator_path(settings.generator)
+    source = generator_path(settings.models.generator)
     check_trained_on(info, source)
     if source.suffix == ".gguf":
         from rag import llama
 
-        return llama.load(llama_file(source), gguf_lora(info, source), settings.threads, settings.context_tokens,
+        return llama.load(llama_file(source), gguf_lora(info, source), settings.models.threads, settings.models.context_tokens,
                           f"{llama_name(source)} + adapter {info.id}")
     from peft import PeftModel
 
     device = device or default_device()
-    key = (info.path, settings.generator, device)
+    key = (info.path, settings.models.generator, device)
     with _LOCK:
         if key in _LOADED:
             _LOADED.move_to_end(key)
         else:
             while len(_LOADED) >= KEEP_LOADED:
                 _LOADED.popitem(last=False)  # answer paths still holding it keep it until they go
-            base = load_private(settings.generator, device)
+            base = load_private(settings.models.generator, device)
             model = PeftModel.from_pretrained(base.model, info.path).merge_and_unload()
             model.eval()
             name = f"{base.model_id} + adapter {info.id}"

@@ -14,7 +14,7 @@ from rag.answer import BasePath, RagPath
 from rag.generate import Generator
 from rag.path import PathInfo
 from tuning import adapters
-from tuning.train import SYSTEM
+from tuning.batches import SYSTEM
 
 
 def staleness_note(store: Store, info: adapters.AdapterInfo) -> str | None:
@@ -28,7 +28,7 @@ def tuned_generator(store: Store, settings: Settings, adapter_id: str | None = N
     """The adapter's model: on the model server when the settings name one (its copy of this
     adapter, tuning.served), else loaded here."""
     info = adapters.get(store.dir, adapter_id)
-    if settings.model_server_url:
+    if settings.models.model_server_url:
         from tuning import served
 
         return Generator(engine=served.served_engine(info, settings)), info

@@ -134,13 +134,13 @@ class AdapterServerEngine(ServerEngine):
 def served_engine(info: adapters.AdapterInfo, settings) -> ServerEngine:
     """The engine that answers with this adapter on the settings' model server; a plain message
     saying how to start the server with it when the server does not have it."""
-    server = _Server(settings.model_server_url, settings.model_server_timeout_s)
+    server = _Server(settings.models.model_server_url, settings.models.model_server_timeout_s)
     name = named_model(server.models(), info)
     if name is not None:
         return ServerEngine(server.url, name, timeout_s=server.timeout_s, name=f"{name} (adapter {info.id})")
     if lora_id(server.loras(), info) is not None:
-        return AdapterServerEngine(server, info, settings.model_server_model,
-                                   f"{settings.model_server_model} + adapter {info.id}")
+        return AdapterServerEngine(server, info, settings.models.model_server_model,
+                                   f"{settings.models.model_server_model} + adapter {info.id}")
     raise not_served(info, server.url)
 
 
@@ -186,7 +186,7 @@ def plan(kb_dirs: list[Path], port: int = 8080, host: str = "127.0.0.1") -> Plan
         except NotFound:
             raise NotFound(f"{describe(kb)} has no fine-tuned model yet: train one first with: kbchat --kb "
                                     f"{shlex.quote(str(kb))} tune") from None
-        source = generator_path(settings.generator)
+        source = generator_path(settings.models.generator)
         if source.suffix != ".gguf":
             raise BadInput(f"{describe(kb)} writes answers with {source}, a model folder; llama-server runs .gguf models. "
                            "Set 'generator_path' to a .gguf file, or serve it with vLLM (see the README).")
@@ -201,7 +201,7 @@ def plan(kb_dirs: list[Path], port: int = 8080, host: str = "127.0.0.1") -> Plan
                            "Move or rename the knowledge base folder.")
         loras.append(lora)
         served.append((Path(kb), info.id))
-        context = max(context, settings.context_tokens)
+        context = max(context, settings.models.context_tokens)
     model = base.stem.split(".")[0].lower()
     # Each adapter at scale 0, so a request that names none (the rag and base paths) gets the plain
     # model: llama-server 0.5.0-dev (the version kbchat builds) leaves adapters given by --lora at 1.0

@@ -127,14 +127,14 @@ class Bot:
         self.live = LivePaths(self.store)
         # Rate limits in this worker, or in Redis (the redis_url setting) for all workers of this bot.
         self.limiter = RateLimits(hashlib.sha256(describe(kb_dir).encode()).hexdigest()[:12])
-        self.records.keep_for(self.settings.retention_days)  # the retention setting, at start and then hourly
+        self.records.keep_for(self.settings.server.retention_days)  # the retention setting, at start and then hourly
         self.live.paths()
 
     @property
     def settings(self) -> Settings:
         """The settings as saved now (kbchat settings, the app); the limiter follows them too."""
         settings = self.live.settings
-        self.limiter.use(settings.redis_url)
+        self.limiter.use(settings.server.redis_url)
         return settings
 
     @property
@@ -148,7 +148,7 @@ class Bot:
         self.store.close()
 
     def path(self, name: str | None):
-        name = name or self.settings.visitor_path
+        name = name or self.settings.widget.visitor_path
         paths = self.paths
         for p in paths:
             if p.name == name:
@@ -158,7 +158,7 @@ class Bot:
 
     def update_settings(self, changes: dict) -> Settings:
         settings = self.live.update_settings(changes)
-        self.limiter.use(settings.redis_url)
+        self.limiter.use(settings.server.redis_url)
         return settings
 
     def team_reply(self, session: str, text: str, save_as_faq: str | None) -> dict:
@@ -176,7 +176,7 @@ class Bot:
         from limits import RateLimitItemPerMinute
 
         s = self.settings
-        for per_minute, key in ((s.rate_limit_per_ip, f"ip:{ip}"), (s.rate_limit_per_session, f"session:{session}")):
+        for per_minute, key in ((s.server.rate_limit_per_ip, f"ip:{ip}"), (s.server.rate_limit_per_session, f"session:{session}")):
             item = RateLimitItemPerMinute(per_minute)
             if not self.limiter.hit(item, key):
                 wait = max(1, int(self.limiter.reset_in(item, key)) + 1)
@@ -190,7 +190,7 @@ class Bot:
 
     def turn(self) -> "_Turn":
         """Wait for the model (at most answer_timeout_s, else 503 busy) and hold it."""
-        return _Turn(self.live.lock, self.settings.answer_timeout_s)
+        return _Turn(self.live.lock, self.settings.server.answer_timeout_s)
 
 
 class _Turn:
@@ -255,7 +255,7 @@ def create_app(kb_dir: str | Path) -> FastAPI:
         bot: Bot | None = getattr(request.app.state, "bot", None)
         own = f"{request.url.scheme}://{request.headers.get('host', '')}"  # the preview page: same origin
         allowed = bot is not None and public and (origin.rstrip("/").lower() == own.lower()
-                                                   or origin_allowed(origin, bot.settings.allowed_origins))
+                                                   or origin_allowed(origin, bot.settings.server.allowed_origins))
         if not allowed:
             return _error(403, "This website is not allowed to use this chat. The owner can add it to the allowed "
                                "websites (setting allowed_origins).")
@@ -333,15 +333,15 @@ def create_app(kb_dir: str | Path) -> FastAPI:
     def chat_page(b: Bot = Depends(bot)):
         """The assistant as a whole page, built from the widget (same key, limits and answers). It may
         be framed only by the owner's allowed websites."""
-        return HTMLResponse(chat_page_html(b.settings.bot_name, b.records.public_key() or ""),
-                            headers={"Content-Security-Policy": frame_ancestors(b.settings.allowed_origins),
+        return HTMLResponse(chat_page_html(b.settings.widget.bot_name, b.records.public_key() or ""),
+                            headers={"Content-Security-Policy": frame_ancestors(b.settings.server.allowed_origins),
                                      "Cache-Control": "no-cache"})
 
     @app.get("/api/config")
     def config(b: Bot = Depends(public)):
         s = b.settings
-        return {"name": s.bot_name, "color": s.bot_color, "text_color": s.bot_text_color, "logo_url": s.bot_logo_url,
-                "welcome_message": s.welcome_message, "suggested_questions": list(s.suggested_questions)}
+        return {"name": s.widget.bot_name, "color": s.widget.bot_color, "text_color": s.widget.bot_text_color, "logo_url": s.widget.bot_logo_url,
+                "welcome_message": s.widget.welcome_message, "suggested_questions": list(s.widget.suggested_questions)}
 
     @app.post("/api/chat")
     def chat(body: ChatIn, request: Request, b: Bot = Depends(public)):
@@ -349,9 +349,9 @@ def create_app(kb_dir: str | Path) -> FastAPI:
         if b.records.with_person(body.session_id):
             return _to_team(b, body)
         with b.turn():
-            answer = path.answer(body.question, b.records.history(body.session_id, b.settings.chat_idle_minutes))
+            answer = path.answer(body.question, b.records.history(body.session_id, b.settings.answers.chat_idle_minutes))
         logged = b.records.log(body.session_id, answer)
-        b.records.keep_for(b.settings.retention_days)
+        b.records.keep_for(b.settings.server.retention_days)
         return _answer_json(answer, logged)
 
     @app.post("/api/chat/stream")
@@ -374,18 +374,18 @@ def create_app(kb_dir: str | Path) -> FastAPI:
     def lead(body: LeadIn, request: Request, tasks: BackgroundTasks, b: Bot = Depends(public)):
         b.check_rate(_ip(request), body.session_id)
         saved = b.records.add_lead(body.session_id, body.name, body.email, body.message, body.consent)
-        if b.settings.lead_webhook_url:
-            tasks.add_task(_post_lead, b, b.settings.lead_webhook_url, saved)
+        if b.settings.server.lead_webhook_url:
+            tasks.add_task(_post_lead, b, b.settings.server.lead_webhook_url, saved)
         return {"ok": True, "message": "Thanks! We'll get back to you soon."}
 
     @app.post("/api/handoff")
     def ask_for_person(body: HandoffIn, request: Request, tasks: BackgroundTasks, b: Bot = Depends(public)):
         b.check_rate(_ip(request), body.session_id)
         handoff, new = b.records.ask_for_person(body.session_id, body.question)
-        if new and b.settings.lead_webhook_url:
+        if new and b.settings.server.lead_webhook_url:
             payload = {"type": "handoff", "session_id": handoff.session, "question": handoff.question,
                        "asked_at": handoff.asked_at}
-            tasks.add_task(_post_webhook, b.settings.lead_webhook_url, payload,
+            tasks.add_task(_post_webhook, b.settings.server.lead_webhook_url, payload,
                            lambda status: b.records.set_handoff_webhook(handoff.session, status))
         return {"state": handoff.state, "message": WAITING}
 
@@ -546,10 +546,10 @@ def _events(b: Bot, path, body: ChatIn, turn: _Turn) -> Iterator[str]:
     The model is released when the answer ends or the visitor goes away."""
     with turn:
         try:
-            for item in path.stream(body.question, b.records.history(body.session_id, b.settings.chat_idle_minutes)):
+            for item in path.stream(body.question, b.records.history(body.session_id, b.settings.answers.chat_idle_minutes)):
                 if isinstance(item, Answer):
                     yield _sse("answer", _answer_json(item, b.records.log(body.session_id, item)))
-                    b.records.keep_for(b.settings.retention_days)
+                    b.records.keep_for(b.settings.server.retention_days)
                 else:
                     yield _sse("piece", {"text": item})
         except KbchatError as e:

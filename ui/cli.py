@@ -218,7 +218,7 @@ def chunks(ctx: click.Context, name: str, as_json: bool) -> None:
 def settings(ctx: click.Context, changes: tuple[str, ...], as_json: bool) -> None:
     """Show or change this knowledge base's settings (kept in settings.toml)."""
     from kb.errors import BadInput
-    from kb.settings import Settings
+    from kb.settings import AUTO, GROUP_OF, Settings
 
     current = _settings(ctx)
     if changes:
@@ -235,10 +235,15 @@ def settings(ctx: click.Context, changes: tuple[str, ...], as_json: bool) -> Non
     if as_json:
         _echo_json(current.to_dict())
         return
+    group = None
     for name, default, help_text in Settings.describe():
-        value = getattr(current, name)
+        if GROUP_OF[name] != group:
+            group = GROUP_OF[name]
+            click.secho(f"\n[{group}]", bold=True)
+        value = current.get(name)
         mark = "" if value == default else "   (changed)"
-        shown = json.dumps(list(value), ensure_ascii=False) if isinstance(value, tuple) else repr(value)
+        shown = (json.dumps(list(value), ensure_ascii=False) if isinstance(value, tuple) else
+                 AUTO if value is None else repr(value))
         click.echo(f"{name} = {shown}{mark}\n    {help_text}")
 
 
@@ -582,7 +587,7 @@ def tune(ctx: click.Context, extra_file: str | None, use_rated: bool, epochs: in
             from rag.generate import load_tokenizer
 
             # The same token count as training uses for "too long".
-            show_report(*prepare(store, settings, extra or None, load_tokenizer(_settings(ctx).generator)))
+            show_report(*prepare(store, settings, extra or None, load_tokenizer(_settings(ctx).models.generator)))
             return
         bars = []  # made at the first step, so the data check prints above it
         said = []  # the expected time, once said
@@ -735,7 +740,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     click.secho(embed_tag(base, key), fg="cyan")
     if token:
         _show_admin_token(token)
-    redis_url = _settings(ctx).redis_url
+    redis_url = _settings(ctx).server.redis_url
     if redis_url:
         from kb.location import shown
         from ui.ratelimit import check
@@ -865,7 +870,7 @@ def ui(ctx: click.Context, port: int, host: str, browser: bool) -> None:
         if token:
             _show_admin_token(token)
     click.echo(f"kbchat app: {url} (Ctrl-C stops it)")
-    upload_mb = max(1, int(_settings(ctx).max_file_mb + 0.999))  # the same limit ingestion applies
+    upload_mb = max(1, int(_settings(ctx).ingest.max_file_mb + 0.999))  # the same limit ingestion applies
     # Headless always: a first run of Streamlit otherwise stops to ask for an e-mail address.
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port), "--server.address", host,
            "--server.headless", "true", "--browser.gatherUsageStats", "false", "--theme.base", "light",

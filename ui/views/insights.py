@@ -84,7 +84,7 @@ def visitor_data(leads: list[Lead], recent: list) -> None:
 
 def retention() -> None:
     st.subheader("How long visitors' data is kept")
-    current = settings().retention_days
+    current = settings().server.retention_days
     days = st.number_input("Delete conversations and leads older than this many days (0: keep them)", min_value=0,
                            max_value=3650, value=current, step=30, key="retention_days")
     if days == current:
@@ -185,7 +185,7 @@ st.write("What visitors ask the chatbot on your website, which questions it coul
 days = st.radio("Period", list(PERIODS), index=1, format_func=PERIODS.get, horizontal=True)
 try:
     with BotRecords(kb_dir()) as records:
-        records.keep_for(settings().retention_days)  # the retention setting also runs when the owner looks
+        records.keep_for(settings().server.retention_days)  # the retention setting also runs when the owner looks
         numbers = records.insights(days=days, top=10)
         recent = records.exchanges(limit=RECENT, visitors_only=True)
         leads = records.leads()

@@ -80,7 +80,7 @@ with st.container(border=True):
     st.subheader("Add files")
     limit = ""
     with appkit.friendly():
-        limit = f" Up to {appkit.settings().max_file_mb:g} MB each (setting max_file_mb)."
+        limit = f" Up to {appkit.settings().ingest.max_file_mb:g} MB each (setting max_file_mb)."
     uploads = st.file_uploader("Choose one or more files", type=EXTENSIONS, accept_multiple_files=True,
                                key=f"uploader-{st.session_state.get('uploader_round', 0)}",
                                help="Supported: " + ", ".join(f".{e}" for e in EXTENSIONS) + "." + limit)

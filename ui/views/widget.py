@@ -126,36 +126,36 @@ why = _unavailable()
 
 st.subheader("1. Look and rules")
 with st.form("widget_settings"):
-    bot_name = st.text_input("Bot name", current.bot_name, help=HELP["bot_name"])
+    bot_name = st.text_input("Bot name", current.widget.bot_name, help=HELP["bot_name"])
     left, right = st.columns(2)
-    bot_color = left.color_picker("Main colour", current.bot_color, help=HELP["bot_color"])
-    bot_text_color = right.color_picker("Text colour", current.bot_text_color, help=HELP["bot_text_color"])
-    bot_logo_url = st.text_input("Logo web address", current.bot_logo_url, placeholder="https://www.example.com/logo.png",
+    bot_color = left.color_picker("Main colour", current.widget.bot_color, help=HELP["bot_color"])
+    bot_text_color = right.color_picker("Text colour", current.widget.bot_text_color, help=HELP["bot_text_color"])
+    bot_logo_url = st.text_input("Logo web address", current.widget.bot_logo_url, placeholder="https://www.example.com/logo.png",
                                  help=HELP["bot_logo_url"])
-    welcome_message = st.text_area("Welcome message", current.welcome_message, help=HELP["welcome_message"])
-    suggested = st.text_area("Suggested questions (one per line, at most 6)", "\n".join(current.suggested_questions),
+    welcome_message = st.text_area("Welcome message", current.widget.welcome_message, help=HELP["welcome_message"])
+    suggested = st.text_area("Suggested questions (one per line, at most 6)", "\n".join(current.widget.suggested_questions),
                              placeholder="When are you open?\nHow much is a class?", help=HELP["suggested_questions"])
-    visitor_path = st.selectbox("How the chatbot answers visitors", NAMES, index=NAMES.index(current.visitor_path),
+    visitor_path = st.selectbox("How the chatbot answers visitors", NAMES, index=NAMES.index(current.widget.visitor_path),
                                 format_func=lambda name: _path_words(name, why), help=HELP["visitor_path"])
-    fallback_message = st.text_area("Fallback message", current.fallback_message, help=HELP["fallback_message"])
-    tone = st.selectbox("Tone of written answers", TONE_NAMES, index=TONE_NAMES.index(current.tone),
+    fallback_message = st.text_area("Fallback message", current.answers.fallback_message, help=HELP["fallback_message"])
+    tone = st.selectbox("Tone of written answers", TONE_NAMES, index=TONE_NAMES.index(current.answers.tone),
                         format_func=TONE_WORDS.get, help=HELP["tone"])
     tone_instructions = st.text_area("Your own tone (used when the tone is 'In your own words')",
-                                     current.tone_instructions, max_chars=TONE_INSTRUCTIONS_MAX,
+                                     current.answers.tone_instructions, max_chars=TONE_INSTRUCTIONS_MAX,
                                      placeholder="Speak like a relaxed surf instructor. Call customers mate.",
                                      help=HELP["tone_instructions"])
-    origins = st.text_area("Allowed websites (one per line)", "\n".join(current.allowed_origins),
+    origins = st.text_area("Allowed websites (one per line)", "\n".join(current.server.allowed_origins),
                            placeholder="https://www.example.com", help=HELP["allowed_origins"])
     left, right = st.columns(2)
     per_ip = left.number_input("Questions per minute from one visitor's address", min_value=1,
-                               value=current.rate_limit_per_ip, step=1, help=HELP["rate_limit_per_ip"])
+                               value=current.server.rate_limit_per_ip, step=1, help=HELP["rate_limit_per_ip"])
     per_session = right.number_input("Questions per minute in one chat", min_value=1,
-                                     value=current.rate_limit_per_session, step=1, help=HELP["rate_limit_per_session"])
-    webhook = st.text_input("Lead webhook address", current.lead_webhook_url, placeholder="https://...",
+                                     value=current.server.rate_limit_per_session, step=1, help=HELP["rate_limit_per_session"])
+    webhook = st.text_input("Lead webhook address", current.server.lead_webhook_url, placeholder="https://...",
                             help=HELP["lead_webhook_url"])
     save = st.form_submit_button("Save", type="primary")
 
-visitors_get = current.visitor_path
+visitors_get = current.widget.visitor_path
 if save:
     changes = dict(
         bot_name=bot_name.strip(), bot_color=bot_color, bot_text_color=bot_text_color, bot_logo_url=bot_logo_url.strip(),
@@ -277,6 +277,6 @@ with friendly():
         st.write("Do this if the admin token was lost or seen by someone else. The old token stops working at once.")
         st.button("Yes, make a new admin token", on_click=_rotate_admin_token)
 
-allowed = ", ".join(f"`{origin}`" for origin in settings().allowed_origins) or "none"  # as saved just now
+allowed = ", ".join(f"`{origin}`" for origin in settings().server.allowed_origins) or "none"  # as saved just now
 st.info(f"Tip: add your website's address, like `https://www.example.com`, to **Allowed websites** above, or the chat "
         f"will refuse to answer there. Allowed now: {allowed}.")
