@@ -33,7 +33,8 @@ from peft import LoraConfig, get_peft_model  # noqa: E402
 from retrieval import sample_store  # noqa: E402
 
 from rag.generate import load_private, load_tokenizer  # noqa: E402
-from kb.settings import PROFILES, Settings  # noqa: E402
+from kb.setting_groups import PROFILES  # noqa: E402
+from kb.settings import Settings  # noqa: E402
 from tuning.batches import answer_loss, batches, collate, encode  # noqa: E402
 from tuning.train import TuneSettings, frozen_dtype, prepare  # noqa: E402
 

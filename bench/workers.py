@@ -49,7 +49,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from kb.bot import BotRecords  # noqa: E402
-from kb.ingest import ingest  # noqa: E402
 from kb.location import resolve  # noqa: E402
 from kb.process import Process  # noqa: E402
 from kb.settings import Settings  # noqa: E402

@@ -21,7 +21,8 @@ from compare import evaluate
 from compare.paths import build
 from compare.result import EvalResult, PathMetrics, ProfileRow, Profiles
 from rag.questions import EvalQuestion
-from kb.settings import PROFILES, Settings
+from kb.setting_groups import PROFILES
+from kb.settings import Settings
 from kb.store import Store
 
 PATH = "rag"  # the path a profile changes most, and the one a business puts on its website

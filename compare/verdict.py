@@ -162,7 +162,7 @@ def _profiles_sentence(result: EvalResult) -> str | None:
         took = f" and took {secs(r.latency_p50_ms)} per answer" if r.latency_p50_ms is not None else ""
         parts.append(f"with {profile_words(r)} it gave the right fact in {pct(r.fact_accuracy)}{declines}{took}")
     used = rows[0]
-    return (f"On this machine, answering from your documents: " + "; ".join(parts) + f". You use "
+    return ("On this machine, answering from your documents: " + "; ".join(parts) + f". You use "
             f"{PROFILE_WORDS.get(used.profile, used.profile)}; the setting model_profile changes it.")
 
 

@@ -22,9 +22,8 @@ from pathlib import Path
 
 from kb.errors import BadInput
 from kb.files import atomic_write
-from kb.setting_groups import (AUTO, GROUP_OF, GROUPS, PROFILE_ENV, PROFILES, TONE_INSTRUCTIONS_MAX, TONES, TYPE_WORDS,  # noqa: F401
-                               WRITERS, AnswerSettings, Group, IngestSettings, ModelSettings, ServerSettings,
-                               WidgetSettings, setting_type)
+from kb.setting_groups import (AUTO, GROUP_OF, GROUPS, TYPE_WORDS, AnswerSettings, Group, IngestSettings, ModelSettings,
+                               ServerSettings, WidgetSettings, setting_type)
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -9,7 +9,8 @@ import pytest
 from conftest import sample_kb
 
 from kb.errors import BadInput
-from kb.settings import TONES, Settings
+from kb.setting_groups import TONES
+from kb.settings import Settings
 from kb.store import Store
 from rag.answer import BasePath, RagPath
 from rag.prompts import rag_messages

@@ -218,7 +218,8 @@ def chunks(ctx: click.Context, name: str, as_json: bool) -> None:
 def settings(ctx: click.Context, changes: tuple[str, ...], as_json: bool) -> None:
     """Show or change this knowledge base's settings (kept in settings.toml)."""
     from kb.errors import BadInput
-    from kb.settings import AUTO, GROUP_OF, Settings
+    from kb.setting_groups import AUTO, GROUP_OF
+    from kb.settings import Settings
 
     current = _settings(ctx)
     if changes:

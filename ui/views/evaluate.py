@@ -27,7 +27,8 @@ from compare.results import (CHART_CAPTIONS, CHARTS, KIND_WORDS, METRICS, PROFIL
 from compare.run import progress_file, read_progress
 from compare.verdict import verdict
 from kb.errors import KbchatError
-from kb.settings import PROFILES, Settings
+from kb.setting_groups import PROFILES
+from kb.settings import Settings
 from rag import questions as question_sets
 from ui import appkit, jobs
 from ui.appkit import local_time, md

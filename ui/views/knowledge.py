@@ -11,7 +11,7 @@ import streamlit as st
 
 from kb import corrections, readers
 from kb.sources import add_uploads, kept_copy, remove
-from kb.ingest import IngestResult
+from kb.ingest import IngestResult, ingest
 from kb.records import Source
 from ui import appkit
 from ui.appkit import local_time, md

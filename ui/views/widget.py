@@ -13,7 +13,8 @@ import streamlit as st
 from compare.paths import DESCRIPTIONS, NAMES, availability
 from kb.bot import BotRecords, embed_tag
 from kb.errors import KbchatError
-from kb.settings import TONE_INSTRUCTIONS_MAX, TONES, Settings
+from kb.setting_groups import TONE_INSTRUCTIONS_MAX, TONES
+from kb.settings import Settings
 from ui import jobs
 from ui.appkit import friendly, job_failed, kb_dir, need_documents, settings, store
 
