@@ -7,6 +7,8 @@ import os
 import shutil
 from contextlib import contextmanager
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -294,3 +296,32 @@ def any_kb(request, tmp_path):
     if request.param == "sqlite":
         return tmp_path / "kb"
     return request.getfixturevalue("pg_kb")
+
+
+# -- a web site on this computer ---------------------------------------------------------------
+class _Site(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path.startswith("/go"):  # a redirect to wherever ?to= says
+            self.send_response(302)
+            self.send_header("Location", self.path.split("to=", 1)[1])
+            self.end_headers()
+            return
+        body = b"<html><head><title>Opening hours</title></head><body><p>We open at 9 am, Monday to Saturday.</p></body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def site():
+    """A small web site on loopback: /go?to=URL redirects there; every other page is the opening hours."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Site)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

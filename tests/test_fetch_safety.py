@@ -11,8 +11,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -61,33 +59,6 @@ def _numeric(host: str) -> bool:
         return True
     except ValueError:
         return False
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        if self.path.startswith("/go"):  # a redirect to wherever ?to= says
-            self.send_response(302)
-            self.send_header("Location", self.path.split("to=", 1)[1])
-            self.end_headers()
-            return
-        body = b"<html><head><title>Opening hours</title></head><body><p>We open at 9 am, Monday to Saturday.</p></body></html>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def site():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.mark.parametrize("ip, reason", [
