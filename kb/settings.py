@@ -186,10 +186,10 @@ def _unknown(name: str, where: str, table: str = "") -> str:
 
 
 def _from_text(name: str, value):
-    """A TOML value as the setting takes it: "auto" is None for a threshold."""
-    if _fields()[name].metadata["auto"] and isinstance(value, str) and value.strip().lower() == AUTO:
-        return None
-    return value
+    """A TOML value as the setting takes it: a threshold may be written "auto" (None) or as a number
+    in quotes, as older versions kept it."""
+    f = _fields()[name]
+    return _parse(f, value) if f.metadata["auto"] and isinstance(value, str) else value
 
 
 _SETTINGS_TABLE = "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, toml TEXT NOT NULL, version INTEGER NOT NULL)"

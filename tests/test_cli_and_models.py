@@ -94,7 +94,7 @@ def test_settings_are_grouped_by_concern_and_old_flat_files_still_load(tmp_path)
 
     # A settings.toml of the older flat form, thresholds spelled "auto" or as numbers.
     (tmp_path / "settings.toml").write_text('top_k = 3\nbot_name = "Ask Ada"\nfaq_threshold = "auto"\n'
-                                            "refusal_threshold = 0.4\nchunk_size = 600\n", encoding="utf-8")
+                                            "refusal_threshold = '0.4'\nchunk_size = 600\n", encoding="utf-8")
     old = Settings.load(tmp_path)
     assert (old.answers.top_k, old.widget.bot_name, old.ingest.chunk_size) == (3, "Ask Ada", 600)
     assert old.answers.faq_threshold is None and old.answers.refusal_threshold == 0.4

@@ -113,7 +113,7 @@ def test_each_business_answers_with_its_own_adapter_from_one_server(businesses, 
             # curated answer; what SmolLM2 writes from them is its own business, but it is the same here
             # and through the server, and never the other business's. The search cut is pinned low: what
             # is measured here is the server, not where a four-row FAQ's calibration puts the cut.
-            cut = {"max_new_tokens": 40, "refusal_threshold": "0.1"}
+            cut = {"max_new_tokens": 40, "refusal_threshold": 0.1}
             rag_here = RagTunedPath(store, Settings(rag_writer="model", **cut)).answer(REWORDED)
             rag_remote = RagTunedPath(store, _served(shared_server, **cut)).answer(REWORDED)
             assert rag_remote.method == "generated" and info.id in rag_remote.model, rag_remote
