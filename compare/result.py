@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from kb.errors import BadInput
 
@@ -129,6 +129,16 @@ class PathMetrics(Record):
     latency_p95_ms: float | None = None
     tokens_per_s: float | None = None
     by_kind: dict[str, KindScore] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_form(cls, data: Any) -> Any:
+        """Reports before 2026-12 kept the count of topic switches inside `by_context`."""
+        chats = data.get("by_context") if isinstance(data, dict) else None
+        if isinstance(chats, dict) and "switches_searched_with_old_topic" in chats:
+            chats = dict(chats)
+            data = {**data, "by_context": chats, "switches_searched_with_old_topic": chats.pop("switches_searched_with_old_topic")}
+        return data
 
     def value(self, key: str) -> Any:
         """A measure by its name in compare.results.METRICS."""

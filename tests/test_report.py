@@ -144,6 +144,16 @@ def test_results_json_round_trips(result, tmp_path):
     assert saved == make_result().to_dict() and EvalResult.from_dict(saved) == make_result()
 
 
+def test_a_report_of_an_older_kbchat_still_opens():
+    older = make_result().to_dict()
+    older["paths"]["rag"].update(by_context={"first": {"n": 2, "right": 0.5}, "switches_searched_with_old_topic": 1},
+                                 switches_searched_with_old_topic=None)
+    del older["paths"]["rag"]["switches_searched_with_old_topic"], older["calibration_overlap"], older["workers"]
+    result = EvalResult.from_dict(older)
+    assert result.paths["rag"].switches_searched_with_old_topic == 1 and result.paths["rag"].by_context["first"].n == 2
+    assert result.workers == 1 and not result.calibration_overlap.checked
+
+
 def test_a_result_with_a_key_kbchat_does_not_know_is_refused():
     renamed = make_result().to_dict()
     renamed["paths"]["rag"]["fact_acuracy"] = renamed["paths"]["rag"].pop("fact_accuracy")
