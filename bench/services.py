@@ -78,7 +78,7 @@ def redis():
     exe = shutil.which("redis-server")
     if exe is None:
         raise ServiceMissing("redis-server is not installed; `make test` installs Debian's redis-server (make services)")
-    from conftest import free_port
+    from serve import free_port  # bench/serve.py
 
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="kbchat-redis-") as folder, tempfile.TemporaryFile() as log:

@@ -285,7 +285,7 @@ def part_a(args, pg_url: str, redis_url: str, tmp: Path, env: dict) -> dict:
             drive([base], key, faq, 8, 2, "warm")
             drive([base], key, written[:1], 1, 1, "warm")
 
-        meter = CpuMeter({"workers": [p.pid for p, _ in workers], "Redis": redis_pid(redis_url),
+        meter = CpuMeter({"workers": [p.pid for p in workers], "Redis": redis_pid(redis_url),
                           "model server": [server.pid]}, postmaster_pid(folder))
         plan = [("fast", faq, args.fast_n, args.fast_concurrency), ("written", written, args.written_n,
                                                                     args.written_concurrency)]

@@ -27,6 +27,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("KBCHAT_MODEL_PROFILE", "small")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from serve import free_port  # noqa: E402  (bench/serve.py; after the profile above: it imports kb.settings)
+
 
 def sample_kb(folder: Path, faq_rows: int, *documents: str, extra_faq: tuple[tuple[str, str], ...] = ()) -> Path:
     """A knowledge base in folder/kb with the first `faq_rows` pairs of the sample FAQ (then the
@@ -198,14 +200,6 @@ def require_chromium() -> None:
     if os.environ.get("CI"):
         pytest.fail("Chromium is missing: `make test` installs Debian's chromium and chromium-driver.", pytrace=False)
     pytest.skip("Chromium is not installed (make test installs it)", allow_module_level=True)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(predicate, timeout: float = 120, what: str = "the page"):
