@@ -53,7 +53,7 @@ FAQ_FLOOR = 0.5  # the fast path never answers a weaker match, whatever the prob
 # and wrongly declined 0.04 of their answerable ones; at 0.5, 0.80 and 0.89 but 0.08. Calibrating it
 # per knowledge base would need the writer to read every probe (about 10 s each on 2 cores).
 ANSWERABLE = 0.45
-VERSION = 5  # of the method: a stored calibration of another version is measured again
+VERSION = 6  # of the method: a stored calibration of another version is measured again
 
 
 @dataclass
@@ -66,6 +66,7 @@ class Calibration:
     version: int = VERSION
     writer: str = ""  # the answer writer setting it was measured for
     probes: list = field(default_factory=list)  # the questions it asked (question_key), which the evaluation must not
+    lexical_weight: float | None = None  # the search's lexical_weight it was measured with
 
 
 def thresholds(retriever) -> Calibration:
@@ -77,7 +78,7 @@ def thresholds(retriever) -> Calibration:
     try:
         saved = Calibration(**json.loads(path.read_text(encoding="utf-8")))
         if (saved.revision == store.revision and saved.embedder == fingerprint and saved.version == VERSION
-                and saved.writer == writer(retriever.settings)):
+                and saved.writer == writer(retriever.settings) and saved.lexical_weight == retriever.lexical_weight):
             return saved
     except (OSError, ValueError, TypeError):
         pass  # missing, damaged or from another version: measure again
@@ -139,7 +140,8 @@ def measure(retriever) -> Calibration:
         "outside_probes": n_outside, "outside_below": int((outside < refusal).sum()),
     }
     return Calibration(round(faq_threshold, 3), refusal, store.revision, retriever.embedder.fingerprint, figures,
-                       writer=writer(retriever.settings), probes=sorted({question_key(q) for q in asked}))
+                       writer=writer(retriever.settings), probes=sorted({question_key(q) for q in asked}),
+                       lexical_weight=retriever.lexical_weight)
 
 
 def writes_declines(settings) -> bool:

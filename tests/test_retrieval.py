@@ -273,3 +273,14 @@ def test_status_says_whether_the_saved_index_matches_the_knowledge_base(kb, docs
     synced = retriever.status()
     assert synced["up_to_date"] and synced["passages"] == len(kb.chunks()) and synced["faqs"] == synced["want_faqs"]
     assert Retriever(kb).status()["up_to_date"]  # another process sees the saved index as current too
+
+
+def test_only_quoted_values_count_as_numbers_to_look_up():
+    from rag.retrieve import lookup_numbers
+
+    # prices, phone and order numbers, times: the customer looks that value up
+    assert lookup_numbers("Is the Speckled Brown $31 now?") == {"31"}
+    assert lookup_numbers("I called (555) 314-2760 about order 4471") == {"555", "314", "2760", "4471"}
+    assert lookup_numbers("Is it $1,200 or less?") == {"1200"}
+    # small counts describe the customer: every passage with a 9 or a 3 is not therefore about them
+    assert lookup_numbers("My 9 year old wants to join; can she miss week 3?") == set()
