@@ -19,7 +19,8 @@ Prints, against the targets of the RAG issue:
     and written answers that still name one (target 0),
   * out-of-scope questions near the trade (`near` in the file) declined, apart from the others.
 Each rate is printed with its ratio to the target. --show prints every wrong answer;
---no-check answers without the answerability check (the answer_check setting off) for comparison.
+--no-check answers without the answerability check (the answer_check setting off) for comparison;
+--lexical-weight W searches with another exact-word weight (0.15 was the default before 2026-12).
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def main() -> None:
     parser.add_argument("--embedder", metavar="DIR", default="", help="search with this sentence-transformers folder or packaged model (the embedder_path setting)")
     parser.add_argument("--generator", metavar="MODEL", default="", help="write with this .gguf, model folder or packaged model (the generator_path setting)")
     parser.add_argument("--no-check", action="store_true", help="the answer_check setting off: no answerability check")
+    parser.add_argument("--lexical-weight", type=float, default=None,
+                        help="the lexical_weight setting (default: its default), e.g. 0.15 to compare with the earlier search")
     args = parser.parse_args()
     from kb.models import SPLIT_MODELS
 
@@ -80,7 +83,8 @@ def main() -> None:
         # The index is built with the chosen search model on the first question.
         resolve = lambda m: m if m in SPLIT_MODELS or not m else str(Path(m).resolve())  # noqa: E731
         Settings(model_profile=args.profile, embedder_path=resolve(args.embedder),
-                 generator_path=resolve(args.generator), answer_check=not args.no_check).save(store.dir)
+                 generator_path=resolve(args.generator), answer_check=not args.no_check,
+                 **({} if args.lexical_weight is None else {"lexical_weight": args.lexical_weight})).save(store.dir)
         path = RagPath(store)
         path.answer("When are you open?")  # load both models before timing
         by_method: dict[str, list[tuple[bool, float]]] = defaultdict(list)
