@@ -34,7 +34,7 @@ class Record(BaseModel):
             return cls.model_validate(data)
         except ValidationError as e:
             problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'result'}: {err['msg']}" for err in e.errors()[:5])
-            raise BadInput(f"This is not an evaluation result kbchat can read ({problems}).") from None
+            raise BadInput(f"kbchat cannot read these evaluation results ({problems}).") from None
 
 
 class ScoredAnswer(Record):

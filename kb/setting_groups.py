@@ -305,4 +305,5 @@ GROUPS: dict[str, type[Group]] = {
     "widget": WidgetSettings,
     "server": ServerSettings,
 }
+FIELDS = {f.name: f for cls in GROUPS.values() for f in dataclasses.fields(cls)}  # every setting, group by group
 GROUP_OF = {f.name: group for group, cls in GROUPS.items() for f in dataclasses.fields(cls)}

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from kb.errors import BadInput
 from kb.files import atomic_write
-from kb.setting_groups import (AUTO, GROUP_OF, GROUPS, TYPE_WORDS, AnswerSettings, Group, IngestSettings, ModelSettings,
-                               ServerSettings, WidgetSettings, setting_type)
+from kb.setting_groups import (AUTO, FIELDS, GROUP_OF, GROUPS, TYPE_WORDS, AnswerSettings, Group, IngestSettings,
+                               ModelSettings, ServerSettings, WidgetSettings, setting_type)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -131,6 +131,9 @@ class Settings:
                     flat[name] = inner
             elif key in GROUP_OF:
                 flat[key] = value
+            elif isinstance(value, dict):
+                raise BadInput(f"Unknown section [{key}] in {where}. The sections are "
+                               f"{', '.join(f'[{name}]' for name in GROUPS)}.")
             else:
                 raise BadInput(_unknown(key, where))
         return cls(**{name: _from_text(name, value) for name, value in flat.items()})
@@ -159,7 +162,7 @@ class Settings:
     def updated(self, **changes) -> "Settings":
         """A copy with some settings changed (by name) and checked; text values (from a command line or
         a form) are read as the setting's type."""
-        fields = _fields()
+        fields = FIELDS
         parsed = {}
         for name, value in changes.items():
             if name not in fields:
@@ -170,15 +173,11 @@ class Settings:
     @staticmethod
     def describe() -> list[tuple[str, object, str]]:
         """(name, default, help) for every setting, group by group, for help screens."""
-        return [(f.name, f.default, f.metadata["help"]) for f in _fields().values()]
+        return [(f.name, f.default, f.metadata["help"]) for f in FIELDS.values()]
 
     def to_dict(self) -> dict:
         """Every setting by name (None: a threshold left to calibration)."""
         return {name: self.get(name) for name in GROUP_OF}
-
-
-def _fields() -> dict[str, dataclasses.Field]:
-    return {f.name: f for cls in GROUPS.values() for f in dataclasses.fields(cls)}
 
 
 def _unknown(name: str, where: str, table: str = "") -> str:
@@ -188,7 +187,7 @@ def _unknown(name: str, where: str, table: str = "") -> str:
 def _from_text(name: str, value):
     """A TOML value as the setting takes it: a threshold may be written "auto" (None) or as a number
     in quotes, as older versions kept it."""
-    f = _fields()[name]
+    f = FIELDS[name]
     return _parse(f, value) if f.metadata["auto"] and isinstance(value, str) else value
 
 

@@ -32,6 +32,7 @@ from kb.records import Chunk, FaqPair, question_key
 from kb.settings import Settings
 from kb.store import Store
 from rag.embed import Embedder
+from rag.facts import facts
 from rag.grounding import numbers, terms
 from rag.index import VectorIndex
 from rag.lexical import Lexical, lexical_for
@@ -49,8 +50,8 @@ LEXICAL_WEIGHT = Settings().answers.lexical_weight
 # A question that quotes a price, a phone number, an order or model number ("the $31 clay", "order
 # 4471") means the passage that has it. Small counts do not: "my 9 year old", "week 3 of my course"
 # describe the customer, and on sample_data's reworded FAQ questions a boost for them cost 3 of 117
-# right FAQs. So only amounts after a currency sign and numbers of 3 or more digits count
-# (`lookup_numbers`). The boost carries exact values without the word boost (with lexical_weight
+# right FAQs. So the question's facts (rag.facts: phones, codes, e-mails, web addresses, numbers)
+# count, except plain numbers of one or two digits not after a currency sign (`lookup_values`). The boost carries exact values without the word boost (with lexical_weight
 # 0.05 "Speckled Brown $31" still finds the $31 price); 0.1 lets the passage with the value win a
 # near-tie, never a clear dense lead.
 NUMBER_WEIGHT = 0.1
@@ -220,12 +221,12 @@ class Retriever:
         return fused[:k]
 
     def _number_shares(self, query: str, chunk_ids: list[str]) -> dict[str, float]:
-        """For a question that quotes exact values (`lookup_numbers`): the share of them each passage
+        """For a question that quotes exact values (`lookup_values`): the share of them each passage
         has ({} without any)."""
-        wanted = lookup_numbers(query)
+        wanted = lookup_values(query)
         if not wanted:
             return {}
-        return {c.id: len(wanted & numbers(c.text)) / len(wanted) for c in self.store.get_chunks(chunk_ids)}
+        return {c.id: len(wanted.intersection(facts(c.text))) / len(wanted) for c in self.store.get_chunks(chunk_ids)}
 
     def cosines(self, text: str, chunk_ids: list[str]) -> list[float]:
         """The cosine of a text with each of these passages (0.0 for one not in the index)."""
@@ -350,15 +351,16 @@ class Retriever:
             return self._calibration
 
 
-def lookup_numbers(question: str) -> set[str]:
-    """The numbers of a question that name an exact value to look up: amounts after a currency sign
-    and numbers of 3 or more digits, not small counts.
+def lookup_values(question: str) -> set[str]:
+    """The facts of a question (rag.facts, in their compared form) that name an exact value to look
+    up: amounts after a currency sign, phones, codes, times and numbers of 3 or more digits, not
+    small counts.
 
-    >>> sorted(lookup_numbers("Is the Speckled Brown $31 now? My 9 year old asked, order 4471."))
+    >>> sorted(lookup_values("Is the Speckled Brown $31 now? My 9 year old asked, order 4471."))
     ['31', '4471']
     """
     money = {m.replace(",", "") for m in _CURRENCY.findall(question)}
-    return {n for n in numbers(question) if n in money or sum(ch.isdigit() for ch in n) >= 3}
+    return {key for key in facts(question) if key in money or not key.isdigit() or len(key) >= 3}
 
 
 def same_question(question: str, faq: FaqPair, vocabulary: set[str] | None = None) -> bool:

@@ -104,6 +104,8 @@ def test_settings_are_grouped_by_concern_and_old_flat_files_still_load(tmp_path)
     assert text.index("[answers]") < text.index("top_k = 3") < text.index("[widget]")
     assert Settings.load(tmp_path) == old
     assert old.updated(refusal_threshold="auto").answers.refusal_threshold is None
+    with pytest.raises(BadInput, match=r"Unknown section \[answer\] .* The sections are \[ingest\], \[models\]"):
+        Settings.from_dict({"answer": {"top_k": 3}})
     with pytest.raises(BadInput, match=r"'top_k' belongs in \[answers\], not \[widget\]"):
         Settings.from_dict({"widget": {"top_k": 3}})
     with pytest.raises(BadInput, match="'faq_threshold' must be auto or a number between 0 and 1, not 'sometimes'"):
