@@ -11,14 +11,17 @@ import time
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from conftest import ROOT, free_port, sample_kb
 from streamlit.testing.v1 import AppTest
 
 from kb import corrections
 from kb.bot import BotRecords
+from kb.process import Process
 from kb.records import Answer
 from kb.settings import SETTINGS_FILE, Settings
-from ui import jobs
+from ui import jobs, servers
+from ui.cli import cli
 
 APP = str(ROOT / "ui" / "app.py")
 WIDGET, INSIGHTS = "views/widget.py", "views/insights.py"
@@ -83,7 +86,7 @@ def test_widget_page_shows_the_form_and_the_script_tag_with_the_real_keys(monkey
         key = records.public_key()
         shown = [c.value for c in at.code]
         tag = next(c for c in shown if "<script" in c)
-        assert tag == f'<script src="http://127.0.0.1:8765/widget.js" data-bot="{key}" async></script>'
+        assert tag == f'<script src="http://127.0.0.1:{servers.DEFAULT_PORT}/widget.js" data-bot="{key}" async></script>'
         assert 'data-bot="pk_' in tag
         token = next(c for c in shown if c.startswith("adm_"))  # made on the first visit, shown once
         assert records.is_admin_token(token)
@@ -173,7 +176,7 @@ def test_new_public_key_and_new_admin_token(monkeypatch, kb):
         new_key = records.public_key()
     assert new_key != old_key and new_key.startswith("pk_")
     tags = [c.value for c in at.code if "<script" in c.value]
-    assert tags == [f'<script src="http://127.0.0.1:8765/widget.js" data-bot="{new_key}" async></script>']
+    assert tags == [f'<script src="http://127.0.0.1:{servers.DEFAULT_PORT}/widget.js" data-bot="{new_key}" async></script>']
     assert "The old script tag no longer works" in texts(at.warning)
 
     by_label(at.button, "Yes, make a new admin token").click().run()
@@ -184,7 +187,7 @@ def test_new_public_key_and_new_admin_token(monkeypatch, kb):
         assert records.public_key() == new_key
 
 
-def test_start_refuses_a_port_in_use(monkeypatch, kb):
+def test_start_refuses_a_port_in_use_and_fills_in_a_free_one(monkeypatch, kb):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -193,9 +196,39 @@ def test_start_refuses_a_port_in_use(monkeypatch, kb):
         assert "The chat server is not running" in texts(at.info)
         by_label(at.number_input, "Port").set_value(port)
         by_label(at.button, "Start the chat server").click().run()
-    assert f"Port {port} is in use by another program. Choose another port" in texts(at.error)
+        free = by_label(at.number_input, "Port").value
+        assert free != port and servers.port_free(free)  # a port that really is free, not just the next one
+        assert f"Port {port} is in use by another program. Port {free} is free and is now filled in below" \
+            in texts(at.error)
     assert jobs.status(kb, "serve") is None  # nothing was started
-    assert f"http://127.0.0.1:{port}/widget.js" in texts(at.code)  # the tag follows the chosen port
+    assert f"http://127.0.0.1:{free}/widget.js" in texts(at.code)  # the tag follows the port filled in
+
+
+def test_the_page_finds_a_chat_server_started_outside_the_app_and_a_second_one_is_refused(monkeypatch, kb, model_cache):
+    """The owner started `kbchat serve` in a terminal: the Widget page previews that one (not "not
+    running", not "port in use"), `kbchat keys` prints its address, and a second `kbchat serve` for the
+    same knowledge base says where the first answers instead of starting."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with Process([*jobs.kbchat_command(), "--kb", str(kb), "serve", "--port", str(port)]) as server:
+        server.require_healthy(f"{base}/health", timeout=240, what="kbchat serve")
+        at = open_page(monkeypatch, kb, WIDGET)
+        assert f"The chat server is running at {base} (started outside this app)" in texts(at.success)
+        assert [f.proto.src for f in at.get("iframe")] == [f"{base}/preview?v=0"]
+        assert f'<script src="{base}/widget.js"' in texts(at.code)
+
+        keys = CliRunner().invoke(cli, ["--kb", str(kb), "keys"])
+        assert keys.exit_code == 0 and f'<script src="{base}/widget.js"' in keys.output
+        second = CliRunner().invoke(cli, ["--kb", str(kb), "serve", "--port", str(free_port())])
+        assert second.exit_code == 1
+        assert f"A chat server for this knowledge base is already answering at {base} (process {server.pid})" \
+            in second.output
+
+        by_label(at.button, "Stop the chat server").click().run()
+        assert server.wait(timeout=30) == 0  # Ctrl-C: uvicorn ends cleanly, and says goodbye
+        assert servers.running(kb) == []
+        assert "The chat server is not running" in texts(at.info)
+        assert not at.get("iframe") and not at.error
 
 
 def test_preview_frames_the_running_chat_server_and_stop_stops_it(monkeypatch, kb, model_cache):

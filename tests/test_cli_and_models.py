@@ -38,6 +38,26 @@ def test_kb_dir_comes_from_the_environment(tmp_path, data, monkeypatch):
     assert (tmp_path / "from_env" / "kbchat.db").exists()
 
 
+def test_every_command_takes_kb_after_its_name_too(tmp_path, data, monkeypatch):
+    """The README says every command takes --kb DIR: before the command name or after it."""
+    from click.testing import CliRunner
+
+    from ui.cli import cli
+
+    monkeypatch.setenv("KBCHAT_HOME", str(tmp_path / "from_env"))
+    kb = tmp_path / "kb"
+    assert CliRunner().invoke(cli, ["ingest", str(data / "faq.csv"), "--kb", str(kb)]).exit_code == 0
+    assert (kb / "kbchat.db").exists() and not (tmp_path / "from_env").exists()
+    after = CliRunner().invoke(cli, ["sources", "--kb", str(kb), "--json"])
+    before = CliRunner().invoke(cli, ["--kb", str(kb), "sources", "--json"])
+    assert after.exit_code == 0 and after.output == before.output and "faq.csv" in after.output
+    nested = CliRunner().invoke(cli, ["visitor", "export", "--session", "nobody-here", "--kb", str(kb)])
+    assert nested.exit_code == 1 and "Nothing is stored about the chat 'nobody-here'" in nested.output
+    assert not (tmp_path / "from_env").exists()  # every command read the knowledge base named after it
+    for command in ("ui", "serve", "eval", "tune"):
+        assert "--kb DIR" in CliRunner().invoke(cli, [command, "--help"]).output
+
+
 def test_packaged_models_are_found():
     embedder = models.embedder_path()
     assert (embedder / "config.json").exists() and (embedder / "modules.json").exists()

@@ -19,7 +19,7 @@ import click
 from kb.errors import BadInput, KbchatError
 from kb.location import describe
 from kb.records import PATH_NAMES
-from ui import jobs
+from ui import jobs, servers
 from ui.places import duration, place, plural, split_uri
 
 if TYPE_CHECKING:
@@ -28,7 +28,29 @@ if TYPE_CHECKING:
 DEFAULT_KB = "kbchat_data"
 
 
+def _kb_here(ctx: click.Context, _param, value: str | None) -> None:
+    """`kbchat COMMAND --kb DIR` means the same as `kbchat --kb DIR COMMAND`."""
+    if value is not None:
+        from kb.location import resolve
+
+        ctx.obj = resolve(value)
+
+
+def _with_kb(command: click.Command) -> click.Command:
+    command.params.append(click.Option(["--kb"], metavar="DIR", expose_value=False, callback=_kb_here,
+                                       is_eager=True, help="Knowledge base folder or database (as kbchat --kb)."))
+    return command
+
+
+class _Command(click.Command):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _with_kb(self)
+
+
 class _Group(click.Group):
+    command_class = _Command
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -38,6 +60,11 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.secho("\nStopped. Work finished before the interruption is saved; the rest is unchanged.", err=True)
             ctx.exit(130)
+
+
+class _SubGroup(click.Group):
+    """A group under `kbchat` (kbchat visitor ...): its commands take --kb too."""
+    command_class = _Command
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -719,24 +746,36 @@ def model_server(ctx: click.Context, kb_dirs: tuple[str, ...], host: str, port: 
 # -- the website chatbot ----------------------------------------------------------------------------
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for every network).")
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=servers.DEFAULT_PORT, show_default=True,
+              help="Port to listen on.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
     """Serve the chat API and the website widget.
 
     Put the chatbot on your site with the script tag this prints (kbchat keys prints it again).
+    One chat server per knowledge base folder: a second one says where the first is answering.
     """
     import uvicorn
 
     from kb.bot import BotRecords, embed_tag
+    from kb.location import database_of
     from ui.api import create_app
 
     with _store(ctx, create=False) as store:
         store.require_documents()
+    others = servers.running(ctx.obj)
+    if others and database_of(ctx.obj) is None:  # workers of a database-backed bot may share a machine
+        raise BadInput(f"A chat server for this knowledge base is already answering at {others[0].url} (process "
+                       f"{others[0].pid}). Use that one, or stop it first (Ctrl-C where it runs, or Stop on the app's "
+                       "Widget page).")
+    if not servers.port_free(port, host):
+        free = servers.free_port_from(port + 1, host)
+        raise BadInput(f"Port {port} is in use by another program. Choose another with --port"
+                       + (f", like {free}." if free else "."))
     with BotRecords(ctx.obj) as records:
         token = records.ensure_keys()
         key = records.public_key()
-    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    base = servers.Server(os.getpid(), host, port, 0).url
     click.echo(f"kbchat is answering at {base} (Ctrl-C stops it). Add the chat to a web page with:")
     click.secho(embed_tag(base, key), fg="cyan")
     if token:
@@ -749,7 +788,8 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         problem = check(redis_url)
         click.secho(problem or f"Rate limits are shared with the other workers through Redis at {shown(redis_url)}.",
                     fg="yellow" if problem else None)
-    uvicorn.run(create_app(ctx.obj), host=host, port=port, log_level="warning")
+    with servers.announced(ctx.obj, host, port):
+        uvicorn.run(create_app(ctx.obj), host=host, port=port, log_level="warning")
 
 
 def _show_admin_token(token: str) -> None:
@@ -758,8 +798,9 @@ def _show_admin_token(token: str) -> None:
 
 @cli.command()
 @click.option("--rotate", type=click.Choice(["public", "admin"]), help="Replace a key: the old one stops working at once.")
-@click.option("--host", "base", default="http://127.0.0.1:8000", show_default=True, metavar="URL",
-              help="Where kbchat serve is reachable, for the script tag.")
+@click.option("--host", "base", default=None, metavar="URL",
+              help="Where kbchat serve is reachable, for the script tag [default: the running chat server's "
+                   f"address, else {servers.default_url()}].")
 @click.option("--json", "as_json", is_flag=True, help='Print {"public_key": ...} (and a new admin token).')
 @click.option("--app-password", "app_password", is_flag=True,
               help="Set the password the app asks for when it is opened from another computer (kbchat ui --host).")
@@ -787,6 +828,9 @@ def keys(ctx: click.Context, rotate: str | None, base: str, as_json: bool, app_p
     if as_json:
         _echo_json({"public_key": key, **({"admin_token": token} if token else {})})
         return
+    if base is None:
+        found = servers.running(ctx.obj)
+        base = found[0].url if found else servers.default_url()
     click.echo(f"Public key: {key}")
     click.echo("Script tag for your web pages:")
     click.secho(embed_tag(base.rstrip("/"), key), fg="cyan")
@@ -797,7 +841,7 @@ def keys(ctx: click.Context, rotate: str | None, base: str, as_json: bool, app_p
 
 
 # -- visitors' data ---------------------------------------------------------------------------------
-@cli.group()
+@cli.group(cls=_SubGroup)
 def visitor() -> None:
     """A visitor's data (their right of access and erasure): everything stored about one visitor,
     found by their chat's session id or by the e-mail address of a lead they left."""

@@ -105,7 +105,7 @@ def status(kb_dir, name: str) -> Job | None:
         exit_code = proc.poll()
         running = exit_code is None
     else:  # started by another app process: all we can know is whether it is alive
-        running = _alive(info.get("pid"))
+        running = alive(info.get("pid"))
     return Job(name, info.get("args", []), info.get("pid"), info.get("started_at", 0.0), running, exit_code, log)
 
 
@@ -154,7 +154,8 @@ def ready() -> None:
         raise KeyboardInterrupt
 
 
-def _alive(pid) -> bool:
+def alive(pid) -> bool:
+    """Whether process `pid` runs (not ended, not a zombie waiting to be reaped)."""
     if not pid:
         return False
     try:

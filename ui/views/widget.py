@@ -4,7 +4,6 @@ of the real widget (served by `kbchat serve`, run as a background job), and the 
 from __future__ import annotations
 
 import re
-import socket
 import time
 
 import httpx
@@ -15,11 +14,10 @@ from kb.bot import BotRecords, embed_tag
 from kb.errors import KbchatError
 from kb.setting_groups import TONE_INSTRUCTIONS_MAX, TONES
 from kb.settings import Settings
-from ui import jobs
+from ui import jobs, servers
 from ui.appkit import friendly, job_failed, kb_dir, need_documents, settings, store
 
-SERVE = "serve"  # the job's name: the Ask page or a restarted app sees the same server
-DEFAULT_PORT = 8765
+SERVE = "serve"  # the job's name, when the app starts the chat server
 HELP = {name: text for name, _, text in Settings.describe()}
 TONE_NAMES = list(TONES)
 TONE_WORDS = {"professional": "Professional (clear and factual)", "friendly": "Friendly (warm, like your best staff)",
@@ -44,27 +42,19 @@ def _path_words(name: str, why: dict[str, str]) -> str:
     return f"{words} (not available yet: {why[name]})" if name in why else words
 
 
-def _port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _health(port: int) -> dict | None:
+def _health(url: str) -> dict | None:
     """The chat server's /health reply, or None while nothing answers there."""
     try:
-        reply = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1.0)
+        reply = httpx.get(f"{url}/health", timeout=1.0)
         return reply.json() if reply.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
         return None
 
 
-def _job_port(job: jobs.Job) -> int:
-    args = job.args
-    try:
-        return int(args[args.index("--port") + 1])
-    except (ValueError, IndexError):
-        return DEFAULT_PORT
+def _server() -> servers.Server | None:
+    """This knowledge base's chat server, wherever it was started (here, a terminal, a service)."""
+    found = servers.running(kb_dir())
+    return found[0] if found else None
 
 
 def _flash(where: str, kind: str, text: str) -> None:
@@ -80,13 +70,34 @@ def _show_flash(where: str) -> None:
 
 # -- callbacks (run before the page is drawn, so it shows their result) ---------------------------
 def _stop_server() -> None:
-    jobs.stop(kb_dir(), SERVE)
+    job = jobs.status(kb_dir(), SERVE)
+    if job is not None and job.running:
+        jobs.stop(kb_dir(), SERVE)
+    for server in servers.running(kb_dir()):
+        servers.stop(server)
     for _ in range(100):  # uvicorn stops in well under a second; wait, so the page shows it stopped
         job = jobs.status(kb_dir(), SERVE)
-        if job is None or not job.running:
+        if (job is None or not job.running) and not servers.running(kb_dir()):
             return
         time.sleep(0.1)
     _flash("preview", "warning", "The chat server is taking long to stop. Check again in a moment.")
+
+
+def _start_server() -> None:
+    port = int(st.session_state["widget_port"])
+    if not servers.port_free(port):
+        free = servers.free_port_from(port + 1)
+        if free is None:
+            _flash("preview", "error", f"Port {port} is in use by another program. Choose another port and start again.")
+            return
+        st.session_state["widget_port"] = free
+        _flash("preview", "error", f"Port {port} is in use by another program. Port {free} is free and is now filled "
+                                   "in below: press Start the chat server again.")
+        return
+    try:
+        jobs.start(kb_dir(), SERVE, [SERVE, "--port", str(port)])
+    except KbchatError as e:
+        _flash("preview", "error", str(e))
 
 
 def _reload_preview() -> None:
@@ -186,29 +197,31 @@ st.write("The preview shows the real chat window, answered by the chat server on
 
 
 @st.fragment(run_every=2)
-def _wait_for_server(port: int) -> None:
+def _wait_for_server() -> None:
     """While the server starts, look again every 2 seconds; draw the whole page once it answers."""
-    job = jobs.status(kb_dir(), SERVE)
-    if _health(port) is not None or job is None or not job.running:
+    server, job = _server(), jobs.status(kb_dir(), SERVE)
+    if (server is not None and _health(server.url) is not None) or (server is None and (job is None or not job.running)):
         st.rerun()
     st.caption(f"Still loading... (looked at {time.strftime('%H:%M:%S')})")
 
 
 _show_flash("preview")
-job = jobs.status(kb_dir(), SERVE)
-if job is not None and job.running:
-    port = _job_port(job)
-    st.session_state["widget_port"] = port
-    if _health(port) is None:
-        st.info(f"The chat server is starting on port {port}: it loads the models (up to a minute or two the first time).")
-        _wait_for_server(port)
+st.session_state.setdefault("widget_port", servers.DEFAULT_PORT)
+server, job = _server(), jobs.status(kb_dir(), SERVE)
+ours = job is not None and job.running
+if server is not None or ours:
+    where = f" on port {server.port}" if server else ""
+    if server is None or _health(server.url) is None:
+        st.info(f"The chat server is starting{where}: it loads the models (up to a minute or two the first time).")
+        _wait_for_server()
         st.button("Stop the chat server", on_click=_stop_server)
     else:
-        st.success(f"The chat server is running at http://127.0.0.1:{port}")
+        started = "" if ours and job.pid == server.pid else " (started outside this app)"
+        st.success(f"The chat server is running at {server.url}{started}")
         left, right = st.columns(2)
         left.button("Reload the preview", on_click=_reload_preview)
         right.button("Stop the chat server", on_click=_stop_server)
-        st.iframe(f"http://127.0.0.1:{port}/preview?v={st.session_state['widget_preview_n']}", height=640,
+        st.iframe(f"{server.url}/preview?v={st.session_state['widget_preview_n']}", height=640,
                   alt="Preview of the chat window on a web page")
 elif need_documents():
     if job is not None and job.failed:
@@ -217,19 +230,10 @@ elif need_documents():
     else:
         st.info("The chat server is not running. Start it to see the preview.")
     left, _ = st.columns([1, 3])
-    port = int(left.number_input("Port", min_value=1024, max_value=65535, step=1,
-                                 value=st.session_state.get("widget_port", DEFAULT_PORT),
-                                 help="The chat server listens on this port of this computer. Change it if another "
-                                      "program already uses it."))
-    st.session_state["widget_port"] = port
-    if st.button("Start the chat server", type="primary"):
-        if _port_in_use(port):
-            other = "a kbchat chat server (started outside this app?)" if _health(port) else "another program"
-            st.error(f"Port {port} is in use by {other}. Choose another port, like {port + 1}, and start again.")
-        else:
-            with friendly():
-                jobs.start(kb_dir(), SERVE, [SERVE, "--port", str(port)])
-                st.rerun()
+    left.number_input("Port", min_value=1024, max_value=65535, step=1, key="widget_port",
+                      help="The chat server listens on this port of this computer. Change it if another program "
+                           "already uses it.")
+    st.button("Start the chat server", type="primary", on_click=_start_server)
 
 st.subheader("3. Put it on your website")
 with friendly():
@@ -241,8 +245,8 @@ with friendly():
 
     _show_flash("keys")
 
-    port = st.session_state.get("widget_port", DEFAULT_PORT)
-    base = st.text_input("Your chat server's web address", f"http://127.0.0.1:{port}",
+    here = server.url if server is not None else f"http://127.0.0.1:{st.session_state['widget_port']}"
+    base = st.text_input("Your chat server's web address", here,
                          help="Where your visitors' browsers reach the chat server (kbchat serve). On this computer "
                               "it is http://127.0.0.1 and the port; for your real site, the address of the server "
                               "where you run it, like https://chat.example.com.").strip().rstrip("/")
