@@ -33,6 +33,7 @@ TONES = {
     "custom": "",  # the owner's own tone_instructions
 }
 TONE_INSTRUCTIONS_MAX = 600  # characters: a few sentences; a long text would crowd out the documents
+DEFAULT_FALLBACK = "Sorry, I don't have that information. Please contact us directly and we'll be glad to help."
 PROFILE_ENV = "KBCHAT_MODEL_PROFILE"  # the default profile where settings.toml names none
 # What each profile runs: (search model, answer writer), as the model settings take them ("" is
 # the packaged MiniLM / SmolLM2).
@@ -197,10 +198,8 @@ class AnswerSettings(Group):
                                                     "answer a question before it writes; auto: measured on your own documents.",
                                               auto=True)
     lexical_weight: float = _opt(0.15, "How much exact-word matching (BM25) adds to meaning-based search; 0 turns it off.")
-    fallback_message: str = _opt(
-        "Sorry, I don't have that information. Please contact us directly and we'll be glad to help.",
-        "What the chatbot says when your documents do not answer a question. Add your phone or email.",
-    )
+    fallback_message: str = _opt(DEFAULT_FALLBACK, "What the chatbot says when your documents do not answer a question. "
+                                                   "Give your phone or e-mail (the contact setting fills it in).")
     tone: str = _opt("professional", "How written answers sound: professional, friendly, concise, or custom "
                                      "(your own words in tone_instructions). Curated FAQ answers and quotes keep your wording.")
     tone_instructions: str = _opt("", "With tone custom: a few sentences on how answers should sound, e.g. "
@@ -208,7 +207,9 @@ class AnswerSettings(Group):
     max_new_tokens: int = _opt(120, "The longest answer the model may write, in tokens (about 3/4 of a word each).")
     chat_idle_minutes: float = _opt(30.0, "A visitor's chat starts fresh after this many minutes without a message; until "
                                           "then the chatbot reads the chat's last messages to understand follow-up questions.")
-    max_question_chars: int = _opt(1000, "Longer questions are cut to this many characters (with a note).")
+    max_question_chars: int = _opt(1000, "The longest question, in characters, that the chat takes; a longer one is "
+                                         "sent back with a request to shorten it (the app, the widget, the API and "
+                                         "the command line alike).")
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -240,8 +241,20 @@ class AnswerSettings(Group):
         return TONES[self.tone]
 
 
+def fallback_with(contact: str) -> str:
+    """The default fallback message, giving the way to reach the business when there is one."""
+    contact = " ".join(str(contact).split())
+    if not contact:
+        return DEFAULT_FALLBACK
+    return f"Sorry, I don't have that information. Please contact us at {contact} and we'll be glad to help."
+
+
 @dataclass
 class WidgetSettings(Group):
+    business_name: str = _opt("", "Your business's name as customers know it, for what the chat says in your name "
+                                  "(like the contact form's 'I agree that ... may contact me').")
+    contact: str = _opt("", "The phone number, e-mail address or web page where customers reach you. The default "
+                            "fallback message gives it, so a customer the chatbot cannot help knows where to turn.")
     bot_name: str = _opt("Chat with us", "The name at the top of the chat window on your website.")
     bot_color: str = _opt("#2f6f4f", "The chat window's main colour, as #RRGGBB.")
     bot_text_color: str = _opt("#ffffff", "The colour of text on the main colour, as #RRGGBB.")
@@ -255,6 +268,10 @@ class WidgetSettings(Group):
         for name in ("bot_name", "welcome_message"):
             if not getattr(self, name).strip():
                 raise BadInput(f"Setting '{name}' must not be empty: visitors see it in the chat window.")
+        for name, most in (("business_name", 100), ("contact", 200)):
+            if len(getattr(self, name)) > most:
+                raise BadInput(f"Setting '{name}' is {len(getattr(self, name)):,} characters long; keep it to "
+                               f"{most} at most.")
         for name in ("bot_color", "bot_text_color"):
             if not re.fullmatch(r"#[0-9a-fA-F]{6}", getattr(self, name)):
                 raise BadInput(f"Setting '{name}' must be a colour like #2f6f4f, not {getattr(self, name)!r}.")

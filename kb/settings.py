@@ -22,8 +22,8 @@ from pathlib import Path
 
 from kb.errors import BadInput
 from kb.files import atomic_write
-from kb.setting_groups import (AUTO, FIELDS, GROUP_OF, GROUPS, TYPE_WORDS, AnswerSettings, Group, IngestSettings,
-                               ModelSettings, ServerSettings, WidgetSettings, setting_type)
+from kb.setting_groups import (AUTO, DEFAULT_FALLBACK, FIELDS, GROUP_OF, GROUPS, TYPE_WORDS, AnswerSettings, Group,
+                               IngestSettings, ModelSettings, ServerSettings, WidgetSettings, fallback_with, setting_type)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -168,6 +168,9 @@ class Settings:
             if name not in fields:
                 raise BadInput(f"Unknown setting '{name}'. Known settings: {', '.join(sorted(fields))}.")
             parsed[name] = _parse(fields[name], value) if isinstance(value, str) else value
+        if "contact" in parsed and "fallback_message" not in parsed \
+                and self.answers.fallback_message in (DEFAULT_FALLBACK, fallback_with(self.widget.contact)):
+            parsed["fallback_message"] = fallback_with(parsed["contact"])  # the owner's own wording stays
         return Settings(**self.groups(), **parsed)
 
     @staticmethod

@@ -23,18 +23,23 @@ _ENGLISH = frozenset(
 )
 
 
+def too_long(question: str, settings: Settings) -> str | None:
+    """The one sentence every interface says about a question over max_question_chars, else None."""
+    n, limit = len(" ".join(str(question or "").split())), settings.answers.max_question_chars
+    if n <= limit:
+        return None
+    return f"Questions can be up to {limit:,} characters, and this one has {n:,}. Please shorten it and send it again."
+
+
 def prepare_question(question: str, settings: Settings) -> tuple[str, list[str]]:
-    """The question as the paths use it, and notes for the owner. Empty questions are refused;
-    long ones are cut at a word boundary; another language gets a warning, not a refusal."""
+    """The question as the paths use it, and notes for the owner. Empty and over-long questions are
+    refused (too_long); another language gets a warning, not a refusal."""
     q = " ".join(str(question or "").split())
     if not q:
         raise BadInput("The question is empty. Type what a customer would ask, for example: When are you open?")
+    if problem := too_long(q, settings):
+        raise BadInput(problem)
     notes = []
-    limit = settings.answers.max_question_chars
-    if len(q) > limit:
-        cut = q[:limit].rsplit(" ", 1)[0] or q[:limit]
-        notes.append(f"The question was {len(q):,} characters long; only its first {len(cut):,} characters were used.")
-        q = cut
     words = re.findall(r"[^\W\d_]+", q.lower())
     letters = "".join(words)
     non_ascii = sum(not c.isascii() for c in letters) / max(len(letters), 1)

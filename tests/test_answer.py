@@ -123,10 +123,16 @@ def test_an_empty_question_is_refused_with_a_plain_message(rag):
             rag.answer(q)
 
 
-def test_a_huge_question_is_cut_with_a_note():
-    q, notes = prepare_question(("How much is a class? " * 1000)[:20_000], Settings())
-    assert len(q) <= Settings().answers.max_question_chars and q.startswith("How much is a class?")
-    assert notes and "20,000 characters" in notes[0]
+def test_a_question_over_the_limit_is_sent_back_with_one_plain_sentence(rag):
+    huge = ("How much is a class? " * 1000)[:20_000]
+    sentence = "Questions can be up to 1,000 characters, and this one has 20,000. Please shorten it and send it again."
+    with pytest.raises(BadInput) as refused:
+        rag.answer(huge)
+    assert str(refused.value) == sentence
+    at_limit = ("When are you open? " * 60)[:1000]
+    assert prepare_question(at_limit, Settings())[0] == at_limit.strip()
+    with pytest.raises(BadInput, match="up to 2,000 characters"):
+        prepare_question("x" * 2001, Settings(max_question_chars=2000))
 
 
 def test_a_question_in_another_language_gets_a_note_not_an_error(rag):

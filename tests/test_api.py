@@ -210,13 +210,17 @@ def test_malformed_and_oversized_requests_get_plain_4xx(client, keys):
     assert missing.status_code == 422 and "question: Field required" in missing.json()["detail"]
     empty = _chat(client, keys, "   ")
     assert empty.status_code == 422 and "question is empty" in empty.json()["detail"]
-    huge = client.post("/api/chat", content=b'{"question": "' + b"a" * 40_000 + b'"}', headers=headers)
+    huge = client.post("/api/chat", content=b'{"question": "' + b"a" * 100_000 + b'"}', headers=headers)
     assert huge.status_code == 413 and "too large" in huge.json()["detail"]
+    long = _chat(client, keys, "How much is a class? " * 250)  # 5,250 characters: the app's limit, in its words
+    assert long.status_code == 422 and long.json()["detail"] == (
+        "Questions can be up to 1,000 characters, and this one has 5,249. Please shorten it and send it again.")
+    assert client.get("/api/config", headers=_pub(keys)).json()["max_question_chars"] == 1000  # the widget's limit
     bad_session = client.post("/api/chat", json={"question": "Hi", "session_id": "x"}, headers=_pub(keys))
     assert bad_session.status_code == 422
     nowhere = client.get("/api/nothing")
     assert nowhere.status_code == 404 and nowhere.json() == {"detail": "There is nothing here."}
-    for r in (broken, missing, huge, nowhere):
+    for r in (broken, missing, huge, long, nowhere):
         assert "Traceback" not in r.text
 
 

@@ -3,6 +3,8 @@ the real packaged models (loaded once per process; appkit caches per knowledge b
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import ROOT, sample_kb
 from streamlit.testing.v1 import AppTest
@@ -84,6 +86,17 @@ def test_ask_page_renders_with_question_box_and_faq_examples(kb):
     assert any("not trained yet" in c.value and "Fine-tune" in c.value for c in at.caption)
 
 
+def test_a_question_over_the_limit_gets_the_visitors_sentence_and_no_answer(kb):
+    at = run_app()
+    assert at.text_input(key="ask_box").proto.max_chars == 1000
+    at.session_state["ask_now"] = "How much is a class? " * 100  # a question that came another way than the box
+    at.run()
+    assert not at.exception and not any(c.subheader for c in at.columns)  # no answer column
+    assert not any("Question:" in m.value for m in at.markdown)  # nor the question shown as asked
+    assert [w.value for w in at.warning] == [
+        "Questions can be up to 1,000 characters, and this one has 2,099. Please shorten it and send it again."]
+
+
 def test_asking_a_faq_question_answers_on_every_available_path(kb):
     at = run_app()
     at = at.button(key="example-1").click().run()  # the example fills the box and asks
@@ -96,7 +109,8 @@ def test_asking_a_faq_question_answers_on_every_available_path(kb):
     assert HOURS_A in rag.expander[0].text[0].value  # the cited passage, as plain text
     base = column(at, "base")
     assert texts(base).strip() and "the model alone" in " ".join(c.value for c in base.caption)
-    assert "tokens/s" in texts(base)
+    assert re.search(r"wrote (about \d+ words a second|slowly \(under 2 words a second\))", texts(base))
+    assert "tokens" not in texts(base)  # the speed in words an owner reads, not the model's units
     assert all(path_words("tuned", title=True) not in s.value for c in at.columns for s in c.subheader)
 
     at = at.run()  # a rerun (any widget) keeps the answers on screen without asking again

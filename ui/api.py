@@ -57,16 +57,18 @@ from kb.location import describe
 from kb.records import Answer
 from kb.settings import Settings
 from kb.store import Store
+from rag.prompts import too_long
 from ui.ratelimit import RateLimits
 
 log = logging.getLogger("kbchat.api")
 WIDGET = Path(__file__).parent / "widget" / "widget.js"
-MAX_BODY_BYTES = 32 * 1024  # a question, a lead: a few KB at most
 PUBLIC_PREFIXES = ("/api/chat", "/api/config", "/api/feedback", "/api/lead", "/api/handoff")
 BUSY = "The chat is busy answering other visitors. Please try again in a moment."
 TOO_FAST = "You're sending messages too quickly. Please wait a moment and try again."
 WAITING = ("We've asked someone from our team to join this chat. They'll reply here as soon as they can, while "
            "this page is open. If you can't wait, leave your details and we'll get back to you.")
+QUESTION_CAP = 20_000  # characters: the most max_question_chars allows; a longer body is no question
+MAX_BODY_BYTES = 4 * QUESTION_CAP + 4096  # the longest question in UTF-8, and the rest of a request
 POLLS_PER_MINUTE = 120  # a widget waiting for a person asks every few seconds
 
 
@@ -78,7 +80,7 @@ class ApiError(Exception):
 
 # -- request bodies -------------------------------------------------------------------------------
 class ChatIn(BaseModel):
-    question: str = Field(max_length=4000)
+    question: str = Field(max_length=QUESTION_CAP)  # the max_question_chars setting says it in words first
     session_id: str = Field(min_length=8, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")
     path: str | None = None
 
@@ -91,7 +93,7 @@ class FeedbackIn(BaseModel):
 
 class HandoffIn(BaseModel):
     session_id: str = Field(min_length=8, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")
-    question: str = Field(default="", max_length=4000)
+    question: str = Field(default="", max_length=QUESTION_CAP)
 
 
 class SessionIn(BaseModel):
@@ -340,8 +342,10 @@ def create_app(kb_dir: str | Path) -> FastAPI:
     @app.get("/api/config")
     def config(b: Bot = Depends(public)):
         s = b.settings
-        return {"name": s.widget.bot_name, "color": s.widget.bot_color, "text_color": s.widget.bot_text_color, "logo_url": s.widget.bot_logo_url,
-                "welcome_message": s.widget.welcome_message, "suggested_questions": list(s.widget.suggested_questions)}
+        return {"name": s.widget.bot_name, "business_name": s.widget.business_name, "color": s.widget.bot_color,
+                "text_color": s.widget.bot_text_color, "logo_url": s.widget.bot_logo_url,
+                "welcome_message": s.widget.welcome_message, "suggested_questions": list(s.widget.suggested_questions),
+                "max_question_chars": s.answers.max_question_chars}
 
     @app.post("/api/chat")
     def chat(body: ChatIn, request: Request, b: Bot = Depends(public)):
@@ -516,6 +520,8 @@ def _ready(b: Bot, body: ChatIn, request: Request):
     """The path to answer with, after the question, the rate limits and the path are checked."""
     if not body.question.strip():
         raise ApiError(422, "The question is empty. Type a question and send it again.")
+    if problem := too_long(body.question, b.settings):
+        raise ApiError(422, problem)
     b.check_rate(_ip(request), body.session_id)
     return b.path(body.path)
 

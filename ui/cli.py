@@ -20,7 +20,7 @@ from kb.errors import BadInput, KbchatError
 from kb.location import describe
 from kb.records import PATH_NAMES
 from ui import jobs, servers
-from ui.places import duration, place, plural, split_uri
+from ui.places import duration, place, plural, split_uri, writing_speed
 
 if TYPE_CHECKING:
     from compare.result import EvalResult
@@ -411,8 +411,8 @@ def _print_answer_details(answer) -> None:
     for note in answer.notes:
         click.secho(f"  ! {note}", fg="yellow")
     timing = f"{answer.total_ms:.0f} ms"
-    if answer.tokens_per_s:
-        timing += f", {answer.tokens_per_s:.1f} tokens/s"
+    if speed := writing_speed(answer.n_tokens, answer.tokens_per_s):
+        timing += f", {speed}"
     if answer.model:
         timing += f"; {answer.model}"
     click.secho(f"  ({METHOD_WORDS[answer.method]}; confidence {answer.confidence:.2f}; {timing})", dim=True)

@@ -35,3 +35,15 @@ def plural(n: int, word: str) -> str:
     """plural(1, "passage") -> '1 passage'; plural(3, "FAQ pair") -> '3 FAQ pairs'."""
     return f"{n} {word}{'' if n == 1 else 's'}"
 
+
+
+WORDS_PER_TOKEN = 0.75  # English text: a token is about 3/4 of a word
+
+
+def writing_speed(n_tokens: int, tokens_per_s: float | None) -> str | None:
+    """'writes about 9 words a second', for an answer the model wrote; None for a short one, whose
+    rate says more about the start-up than the model (a 1-token answer once showed '1 tokens/s')."""
+    if not tokens_per_s or n_tokens < 10:
+        return None
+    words = tokens_per_s * WORDS_PER_TOKEN
+    return f"wrote about {words:.0f} words a second" if words >= 1.5 else "wrote slowly (under 2 words a second)"

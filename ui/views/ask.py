@@ -14,8 +14,9 @@ import re
 import streamlit as st
 
 from kb.records import METHOD_WORDS, Answer, Turn
+from rag.prompts import too_long
 from ui import appkit
-from ui.places import duration, place
+from ui.places import duration, place, writing_speed
 
 _CITE = re.compile(r"\s*\[\d+\]")
 N_EXAMPLES = 3
@@ -80,8 +81,8 @@ def show_details(name: str, answer: Answer) -> None:
         badges.append(":orange-badge[Declined: your documents don't cover this]")
     if answer.total_ms > 0:
         badges.append(f":gray-badge[{duration(answer.total_ms)}]")
-    if answer.tokens_per_s:
-        badges.append(f":gray-badge[{answer.tokens_per_s:.0f} tokens/s]")
+    if speed := writing_speed(answer.n_tokens, answer.tokens_per_s):
+        badges.append(f":gray-badge[{speed}]")
     if badges:
         st.markdown(" ".join(badges))
     how = METHOD_WORDS.get(answer.method, answer.method)
@@ -203,15 +204,19 @@ if conversation and chat:
             st.markdown(f"**You:** {appkit.md(turn.question)}  \n{appkit.md(turn.answer)}")
         st.button("Start a new conversation", key="ask_chat_new", on_click=lambda: st.session_state.update(ask_chat=[]))
 
+limit = appkit.settings().answers.max_question_chars
 with st.form("ask-form"):
-    typed = st.text_input("Your question", key="ask_box", placeholder="e.g. When are you open on Saturday?")
+    typed = st.text_input("Your question", key="ask_box", placeholder="e.g. When are you open on Saturday?",
+                          max_chars=limit, help=f"Up to {limit:,} characters, as in the chat on your website.")
     submitted = st.form_submit_button("Ask", type="primary")
 
 question = st.session_state.pop("ask_now", None) or (typed.strip() if submitted else "")
 if submitted and not question:
     st.warning("Type a question first, as a customer would ask it.")
 chosen = [p for p in paths.available if p.name in selected]
-if question and not chosen:
+if question and (problem := too_long(question, appkit.settings())):
+    st.warning(problem)  # the sentence a visitor gets for the same question
+elif question and not chosen:
     st.warning("Choose at least one way of answering above.")
 elif question:
     ask(question, chosen, list(chat))
