@@ -119,6 +119,27 @@ def test_saving_the_form_writes_settings_toml(monkeypatch, kb):
     assert "`https://www.adaspottery.com`" in texts(at.info)  # the tip lists what was just saved
 
 
+def test_the_business_contact_goes_into_the_fallback_message_unless_the_owner_wrote_their_own(monkeypatch, kb):
+    at = open_page(monkeypatch, kb, WIDGET)
+    assert "Add your phone or e-mail above" in texts(at.warning)  # the default message gives no way to reach you
+    by_label(at.text_input, "Your business's name").input("Copper Kiln Pottery")
+    by_label(at.text_input, "Phone or e-mail for customers").input("0161 555 0199")
+    at.form_submit_button[0].click().run()
+    assert not at.error and "Saved" in texts(at.success)
+    saved = Settings.load(kb)
+    assert saved.widget.business_name == "Copper Kiln Pottery" and saved.widget.contact == "0161 555 0199"
+    assert saved.answers.fallback_message == ("Sorry, I don't have that information. Please contact us at 0161 555 "
+                                              "0199 and we'll be glad to help.")
+    assert by_label(at.text_area, "Fallback message").value == saved.answers.fallback_message
+    assert "Add your phone or e-mail above" not in texts(at.warning)
+
+    by_label(at.text_area, "Fallback message").input("Ring Ada on 0161 555 0199.")
+    at.form_submit_button[0].click().run()
+    by_label(at.text_input, "Phone or e-mail for customers").input("hello@copperkiln.example")
+    at.form_submit_button[0].click().run()
+    assert Settings.load(kb).answers.fallback_message == "Ring Ada on 0161 555 0199."  # the owner's words stay
+
+
 def test_the_tone_is_saved_and_the_small_profile_says_it_only_shapes_written_answers(monkeypatch, kb):
     at = open_page(monkeypatch, kb, WIDGET)
     assert "the tone does not change them" in texts(at.caption)  # the tests run the small (quoting) profile

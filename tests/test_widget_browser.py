@@ -95,7 +95,8 @@ def test_a_visitor_asks_and_sees_the_streamed_answer_with_sources(browser, host_
     answer = _ask(browser, "How much is the canvas studio apron?")
     assert "$28" in answer.text
     sources = _find(browser, "source", True)
-    assert sources and any("price_list.md" in s.text for s in sources)
+    assert sources and any("Copper Kiln Pottery Studio - Price List" in s.text for s in sources)  # its title
+    assert not any("price_list.md" in s.text for s in sources)  # not the owner's file name
     assert _find(browser, "thumb-up") is not None
 
     injected = _ask(browser, SECRET_QUESTION)
@@ -116,6 +117,35 @@ def test_the_conversation_survives_a_reload(browser, host_page):
     browser.refresh()
     wait_for(lambda: _find(browser, "message-user", True), 30, "the restored conversation")
     assert [m.text for m in _find(browser, "message-user", True)] == before
+
+
+def test_the_widget_says_what_to_do_with_an_empty_or_too_long_question_and_names_the_business(
+        browser, host_page, widget_kb):
+    from kb.settings import Settings
+
+    Settings.load(widget_kb).updated(business_name="Copper Kiln Pottery").save(widget_kb)
+    try:
+        browser.get(host_page)
+        wait_for(lambda: _find(browser, "bubble"), 30, "the chat bubble")
+        if not _find(browser, "panel").is_displayed():
+            _find(browser, "bubble").click()
+        box = wait_for(lambda: _find(browser, "input"), 10, "the question box")
+        asked = len(_find(browser, "message-user", True) or [])
+        _find(browser, "send").click()
+        wait_for(lambda: _find(browser, "hint").text == "Type your question first.", 10, "the empty-question hint")
+        assert len(_find(browser, "message-user", True) or []) == asked  # nothing was sent
+
+        box.send_keys("How much is a class? " * 48)  # 1,008 characters typed: the box keeps the first 1,000
+        assert len(box.get_attribute("value")) == 1000
+        assert _find(browser, "hint").text == "Questions can be up to 1,000 characters."
+        box.clear()
+
+        _find(browser, "human").click()
+        consent = browser.execute_script("return arguments[0].parentElement.textContent", _find(browser, "lead-consent"))
+        assert consent == "I agree that Copper Kiln Pottery may contact me about this request."  # not the bot's name
+        _find(browser, "lead-back").click()
+    finally:
+        Settings.load(widget_kb).updated(business_name="").save(widget_kb)
 
 
 def test_a_phone_sized_screen_gets_a_full_screen_chat(browser, host_page, tmp_path):

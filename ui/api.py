@@ -356,7 +356,7 @@ def create_app(kb_dir: str | Path) -> FastAPI:
             answer = path.answer(body.question, b.records.history(body.session_id, b.settings.answers.chat_idle_minutes))
         logged = b.records.log(body.session_id, answer)
         b.records.keep_for(b.settings.server.retention_days)
-        return _answer_json(answer, logged)
+        return _answer_json(answer, logged, b.store.sources())
 
     @app.post("/api/chat/stream")
     def chat_stream(body: ChatIn, request: Request, b: Bot = Depends(public)):
@@ -526,17 +526,24 @@ def _ready(b: Bot, body: ChatIn, request: Request):
     return b.path(body.path)
 
 
-def _answer_json(answer: Answer, exchange_id: int) -> dict:
+def _label(source, citation: dict) -> str:
+    """A cited passage as visitors read it: 'Our FAQ' or the document's title and section."""
+    from ui.places import visitor_place
+
+    kind, title = (source.kind, source.title) if source else ("", "")
+    return visitor_place(kind, title, citation["source"], citation["location"])
+
+
+def _answer_json(answer: Answer, exchange_id: int, sources: list) -> dict:
     """The Answer as visitors may see it: no notes, reasons or held-back sentences (they are written
     for the owner, and a held-back sentence is one the business must not say) and no file paths of
     the owner's computer; a web page source keeps its address, which is public anyway."""
-    from ui.places import place
-
     d = answer.to_dict()
     for key in ("notes", "model", "question", "why", "held_back", "searched"):
         d.pop(key, None)
+    by_uri = {s.uri: s for s in sources}
     d["citations"] = [
-        {"n": c["n"], "label": place(c["source"], c["location"]), "snippet": c["snippet"], "score": c["score"],
+        {"n": c["n"], "label": _label(by_uri.get(c["source"]), c), "snippet": c["snippet"], "score": c["score"],
          "url": c["source"] if c["source"].startswith(("http://", "https://")) else None}
         for c in d["citations"]
     ]
@@ -554,7 +561,7 @@ def _events(b: Bot, path, body: ChatIn, turn: _Turn) -> Iterator[str]:
         try:
             for item in path.stream(body.question, b.records.history(body.session_id, b.settings.answers.chat_idle_minutes)):
                 if isinstance(item, Answer):
-                    yield _sse("answer", _answer_json(item, b.records.log(body.session_id, item)))
+                    yield _sse("answer", _answer_json(item, b.records.log(body.session_id, item), b.store.sources()))
                     b.records.keep_for(b.settings.server.retention_days)
                 else:
                     yield _sse("piece", {"text": item})

@@ -3,6 +3,7 @@ absolute path on the owner's disk), and how long something took."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,6 +25,31 @@ def place(source: str, location: str) -> str:
     """'policies.pdf, page 2 > Kiln Room Access': where a passage is, as the owner names it."""
     name, _ = split_uri(source)
     return f"{name}, {location}" if location else name
+
+
+def visitor_place(kind: str, title: str, uri: str, location: str) -> str:
+    """Where a passage is, as a visitor names it: 'Our FAQ', or the document's title with its page and
+    section ('Studio Policies and Safety Guide, page 2: Kiln Room Access'), never a file name and row.
+
+    >>> visitor_place("markdown", "Price List", "/srv/price_list.md", "Price List > Classes")
+    'Price List: Classes'
+    >>> visitor_place("faq", "faq.csv", "/srv/faq.csv", "row 7")
+    'Our FAQ'
+    """
+    if kind == "faq":
+        return "Our FAQ"
+    name, _ = split_uri(uri)
+    title = " ".join(str(title).split())
+    if not title or title == name:  # a file without a title of its own: its name in words
+        title = Path(name).stem.replace("_", " ").replace("-", " ").strip().capitalize() or name
+    parts = [p.strip() for p in str(location).split(" > ") if p.strip()]
+    page = parts.pop(0) if parts and _PAGE.fullmatch(parts[0]) else ""
+    headings = [p for p in parts if p != title and not _PART.fullmatch(p)]
+    return title + (f", {page}" if page else "") + (f": {headings[-1]}" if headings else "")
+
+
+_PAGE = re.compile(r"page \d+")
+_PART = re.compile(r"(part|row) \d+")
 
 
 def duration(ms: float) -> str:

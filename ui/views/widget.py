@@ -12,7 +12,7 @@ import streamlit as st
 from compare.paths import DESCRIPTIONS, NAMES, availability
 from kb.bot import BotRecords, embed_tag
 from kb.errors import KbchatError
-from kb.setting_groups import TONE_INSTRUCTIONS_MAX, TONES
+from kb.setting_groups import DEFAULT_FALLBACK, TONE_INSTRUCTIONS_MAX, TONES
 from kb.settings import Settings
 from ui import jobs, servers
 from ui.appkit import friendly, job_failed, kb_dir, need_documents, settings, store
@@ -138,6 +138,11 @@ why = _unavailable()
 
 st.subheader("1. Look and rules")
 with st.form("widget_settings"):
+    left, right = st.columns(2)
+    business_name = left.text_input("Your business's name", current.widget.business_name, max_chars=100,
+                                    placeholder="Copper Kiln Pottery", help=HELP["business_name"])
+    contact = right.text_input("Phone or e-mail for customers", current.widget.contact, max_chars=200,
+                               placeholder="0161 555 0199 or hello@example.com", help=HELP["contact"])
     bot_name = st.text_input("Bot name", current.widget.bot_name, help=HELP["bot_name"])
     left, right = st.columns(2)
     bot_color = left.color_picker("Main colour", current.widget.bot_color, help=HELP["bot_color"])
@@ -167,27 +172,34 @@ with st.form("widget_settings"):
                             help=HELP["lead_webhook_url"])
     save = st.form_submit_button("Save", type="primary")
 
-visitors_get = current.widget.visitor_path
+_show_flash("saved")
 if save:
     changes = dict(
-        bot_name=bot_name.strip(), bot_color=bot_color, bot_text_color=bot_text_color, bot_logo_url=bot_logo_url.strip(),
+        business_name=business_name.strip(), contact=contact.strip(), bot_name=bot_name.strip(), bot_color=bot_color,
+        bot_text_color=bot_text_color, bot_logo_url=bot_logo_url.strip(),
         welcome_message=welcome_message.strip(), suggested_questions=_lines(suggested), visitor_path=visitor_path,
         fallback_message=fallback_message.strip(), allowed_origins=_lines(origins), rate_limit_per_ip=int(per_ip),
         rate_limit_per_session=int(per_session), lead_webhook_url=webhook.strip(), tone=tone,
         tone_instructions=tone_instructions.strip(),
     )
+    if changes["fallback_message"] == current.answers.fallback_message:
+        del changes["fallback_message"]  # untouched: a new contact fills in the default message
     try:  # read again: a change made elsewhere meanwhile (another page, the API) is kept
         settings().updated(**changes).save(kb_dir())
     except KbchatError as e:
         st.error(f"Not saved: {e}")
-    else:
+    else:  # draw the form again from what was saved (a new contact may have filled in the fallback message)
         st.session_state["widget_preview_n"] += 1
-        visitors_get = visitor_path
-        st.success("Saved. A running chat server uses the new settings at once; the preview below reloads to show them.")
+        _flash("saved", "success", "Saved. A running chat server uses the new settings at once; the preview below "
+                                   "reloads to show them.")
+        st.rerun()
+if not settings().widget.contact and settings().answers.fallback_message == DEFAULT_FALLBACK:
+    st.warning("A customer the chatbot cannot help is told to contact you, but not how. Add your phone or e-mail "
+               "above (Phone or e-mail for customers) and the fallback message gives it.")
 if settings().quotes:
     st.caption("The tone shapes answers the model writes. With the small model profile, answers quote your documents "
                "word for word, so the tone does not change them; choose the quality profile (Settings) to hear it.")
-if visitors_get in why:
+if (visitors_get := current.widget.visitor_path) in why:
     st.warning(f"Visitors get no answers until the chosen way of answering is available. {why[visitors_get]} "
                "Or choose another one.")
 

@@ -173,6 +173,7 @@
     ".typing i:nth-child(2){animation-delay:.15s}.typing i:nth-child(3){animation-delay:.3s}",
     "@keyframes kbd{0%,80%,100%{opacity:.3}40%{opacity:1;transform:translateY(-3px)}}",
     ".compose{display:flex;gap:8px;align-items:flex-end;padding:10px 12px 4px;border-top:1px solid #d8dee4}",
+    ".hint{padding:0 12px;font-size:12px;color:#57606a}.hint:empty{display:none}",
     "textarea,input{border:1px solid #afb8c1;border-radius:10px;padding:8px 10px;background:#fff;width:100%}",
     ".compose textarea{resize:none;height:38px;max-height:120px}",
     ".send{width:38px;height:38px;flex:none;border:0;border-radius:10px;background:var(--c);color:var(--t);display:flex;align-items:center;justify-content:center}.send:disabled{opacity:.45}",
@@ -194,7 +195,8 @@
 
   // -- the widget
   function build(cfg) {
-    var NAME = str(cfg.name, "Chat"), busy = false;
+    var NAME = str(cfg.name, "Chat"), BUSINESS = str(cfg.business_name, ""), busy = false;
+    var MAX = typeof cfg.max_question_chars === "number" && cfg.max_question_chars > 0 ? cfg.max_question_chars : 1000;
     var host = h("div", { id: "kbchat-widget" }), root = host.attachShadow({ mode: "open" });
     var kb = h("div", { class: PAGE ? "kb page" : "kb" });
     kb.style.setProperty("--c", color(cfg.color, "#2f6f4f"));
@@ -206,10 +208,11 @@
       onclick: function () { setOpen(panel.hidden, true); } }, [icon("chat")]);
     var logo = str(cfg.logo_url) && httpUrl(cfg.logo_url, BASE + "/");
     var msgs = h("div", { class: "msgs", hk: "messages", role: "log", "aria-live": "polite", "aria-label": "Conversation" });
-    var input = h("textarea", { hk: "input", rows: "1", maxlength: "4000", "aria-label": "Your question",
-      placeholder: "Type your question\u2026" });
+    var input = h("textarea", { hk: "input", rows: "1", maxlength: String(MAX), "aria-label": "Your question",
+      "aria-describedby": "kbchat-hint", placeholder: "Type your question\u2026" });
     var send = btn({ class: "send", hk: "send", "aria-label": "Send", onclick: function () { ask(input.value); } }, [icon("send")]);
-    var compose = h("div", { class: "compose" }, [input, send]);
+    var hint = h("div", { class: "hint", hk: "hint", id: "kbchat-hint", role: "status" });
+    var compose = h("div", { class: "compose-wrap" }, [h("div", { class: "compose" }, [input, send]), hint]);
     var foot = h("div", { class: "foot" }, [
       btn({ class: "link", hk: "human", "aria-label": "Talk to a person", onclick: function () { openLead(""); } }, [icon("person"), "Talk to a person"])
     ]);
@@ -225,7 +228,9 @@
       h("label", null, ["Name", fName]),
       h("label", null, ["Email", fEmail]),
       h("label", null, ["How can we help?", fMsg]),
-      h("label", { class: "consent" }, [fConsent, h("span", { text: "I agree that " + NAME + " may contact me about this request." })]),
+      h("label", { class: "consent" }, [fConsent, h("span", { text: BUSINESS
+        ? "I agree that " + BUSINESS + " may contact me about this request."
+        : "I agree to be contacted about this request." })]),
       fSubmit
     ]);
     var back = btn({ class: "link", hk: "lead-back", onclick: closeLead }, ["\u2190 Back to chat"]);
@@ -260,7 +265,11 @@
     input.addEventListener("keydown", function (e) { // Enter sends, Shift+Enter is a new line
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); ask(input.value); }
     });
-    input.addEventListener("input", grow);
+    input.addEventListener("input", function () {
+      grow();
+      hint.textContent = input.value.length >= MAX
+        ? "Questions can be up to " + MAX.toLocaleString("en-US") + " characters." : "";
+    });
     function grow() {
       input.style.height = "auto";
       input.style.height = Math.min(Math.max(input.scrollHeight + 2, 38), 120) + "px";
@@ -302,7 +311,7 @@
       if (notes.length) el.appendChild(h("ul", { class: "notes" }, notes.map(function (n) { return h("li", { text: n }); })));
       if (cites.length) {
         el.appendChild(h("div", { class: "srcs", hk: "sources" }, [h("b", { text: "Sources" })].concat(cites.map(function (c, i) {
-          var link = httpUrl(c.source);
+          var link = httpUrl(c.url || c.source);
           return h("details", { hk: "source" }, [
             h("summary", { text: "[" + (c.n != null ? c.n : i + 1) + "] " + str(c.label, str(c.source, "Source")) }),
             h("p", { text: str(c.snippet, "") }),
@@ -346,7 +355,9 @@
     // -- asking: stream the answer into a bot message
     async function ask(q) {
       q = (q || "").trim();
-      if (!q || busy) return;
+      if (!q) { hint.textContent = "Type your question first."; input.focus(); return; }
+      if (busy) return;
+      hint.textContent = "";
       busy = send.disabled = true;
       var chips = msgs.querySelector(".chips"), text = "", txt = null, rec = null, err = null, res, toTeam = null;
       if (chips) chips.remove();
