@@ -116,6 +116,8 @@ def test_streaming_sends_pieces_then_the_answer(client, keys):
     labels = [c["label"] for c in answer["citations"]]  # titles and sections, as a visitor reads them
     assert "Copper Kiln Pottery Studio - Price List: Tools and accessories" in labels, labels
     assert not any(".md" in label or ".csv" in label or "row " in label for label in labels), labels
+    snippets = " ".join(c["snippet"] for c in answer["citations"])  # the Markdown's marks left out
+    assert "$28" in snippets and "|---" not in snippets and "**" not in snippets and "\n#" not in snippets
 
 
 def test_unavailable_or_unknown_paths_are_explained(client, keys):

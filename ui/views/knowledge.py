@@ -12,6 +12,7 @@ import streamlit as st
 from kb import corrections, readers
 from kb.sources import add_uploads, kept_copy, remove
 from kb.ingest import IngestResult, ingest
+from kb.plain import readable
 from kb.records import Source
 from ui import appkit
 from ui.appkit import local_time, md
@@ -50,10 +51,21 @@ def show_results(results: list[IngestResult]) -> None:
             st.caption(f"⚠ {md(split_uri(r.target)[0])}: {md(w)}")
 
 
-def _after_ingest(results: list[IngestResult]) -> None:
-    st.session_state["knowledge_results"] = results
+def _after_ingest(results: list[IngestResult], where: str) -> None:
+    """Keep what happened for the part of the page it came from (`where`: "files" or "page")."""
+    st.session_state["knowledge_results"] = (where, results)
     if any(r.status in ("added", "updated") for r in results):
         _update_index()
+
+
+def _what_happened(where: str) -> None:
+    """The results of the last upload or web page, right under the button that started it."""
+    kept = st.session_state.get("knowledge_results")
+    if kept and kept[0] == where and kept[1]:
+        st.markdown("**What happened**")
+        show_results(kept[1])
+        for message in st.session_state.pop("knowledge_index_messages", []):
+            st.info(md(message), icon=":material/manage_search:")
 
 
 def _update_index() -> None:
@@ -95,8 +107,11 @@ with st.container(border=True):
                 results = add_uploads(appkit.store(), appkit.settings(), [(f.name, f.getvalue()) for f in uploads],
                                               _progress)
             bar.empty()
-            st.session_state["uploader_round"] = st.session_state.get("uploader_round", 0) + 1  # empty the box
-            _after_ingest(results)
+            _after_ingest(results, "files")
+        # Empty the box, failed files too (their reasons stay listed below it), and show the results.
+        st.session_state["uploader_round"] = st.session_state.get("uploader_round", 0) + 1
+        st.rerun()
+    _what_happened("files")
 
 with st.container(border=True):
     st.subheader("Add a web page")
@@ -114,15 +129,13 @@ with st.container(border=True):
                 with appkit.friendly():
                     with st.spinner(f"Reading {url} ..."):
                         results = list(ingest(appkit.store(), [url], appkit.settings(), crawl_pages=int(pages)))
-                    _after_ingest(results)
+                    _after_ingest(results, "page")
+    _what_happened("page")
 
-if st.session_state.get("knowledge_results"):
-    st.markdown("**What happened**")
-    show_results(st.session_state["knowledge_results"])
 removed = st.session_state.pop("knowledge_removed", None)
 if removed:
     st.success(md(removed))
-for message in st.session_state.pop("knowledge_index_messages", []):
+for message in st.session_state.pop("knowledge_index_messages", []):  # after a removal or a rebuild
     st.info(md(message), icon=":material/manage_search:")
 
 st.header("Your documents")
@@ -151,7 +164,7 @@ else:
             if c.faq:
                 st.text(f"Q: {c.faq.question}\nA: {c.faq.answer}")
             else:
-                st.text(c.text)
+                st.text(readable(c.text, source.kind))
     with removal:
         confirming = st.session_state.get("knowledge_remove") == uri
         if not confirming:
@@ -172,7 +185,7 @@ else:
                 st.session_state.pop("knowledge_remove", None)
                 with appkit.friendly():
                     n = remove(appkit.store(), uri).passages
-                    st.session_state["knowledge_results"] = []
+                    st.session_state.pop("knowledge_results", None)
                     st.session_state["knowledge_removed"] = f"Removed {split_uri(uri)[0]} ({n} passages)."
                     _update_index()
                     st.rerun()
@@ -182,13 +195,13 @@ else:
 st.header("Search index")
 with appkit.friendly():
     status = appkit.retriever().status()
-    kinds = {"flat": "exact (compares the question with every passage)",
-             "hnsw": "approximate (fast search for large collections)"}
-    a, b, c = st.columns(3)
+    a, b = st.columns(2)
     a.metric("Passages in the index", status["passages"], help="Every text passage and every FAQ pair, searched by meaning.")
     b.metric("FAQ questions in the index", status["faqs"],
              help="Your FAQ questions, compared with a customer's question to give your answer word for word.")
-    c.metric("Search type", "exact" if status["kind"] == "flat" else "approximate", help=kinds[status["kind"]])
+    st.caption("Each question is compared with every passage." if status["kind"] == "flat" else
+               "With this many passages, each question is compared with the likeliest ones first, so answers stay "
+               "fast; now and then a good passage may be missed.")
     if status["up_to_date"]:
         st.success("The search index is up to date with your documents.")
     else:
