@@ -14,6 +14,14 @@ from __future__ import annotations
 from functools import lru_cache
 
 MARKDOWN_KINDS = ("markdown", "html", "docx")  # the readers that keep a document as Markdown
+_MARKDOWN_FILES = (".md", ".markdown", ".html", ".htm", ".docx")
+
+
+def kind_of(uri: str) -> str:
+    """'markdown' for a source whose passages are Markdown (by its name: a web page, a .md, .html or
+    .docx file), else '' (no marks to leave out); for when only the source's address is at hand."""
+    uri = str(uri).lower()
+    return "markdown" if uri.startswith(("http://", "https://")) or uri.endswith(_MARKDOWN_FILES) else ""
 
 
 @lru_cache(maxsize=1)

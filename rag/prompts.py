@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from kb.errors import BadInput
+from kb.plain import kind_of, readable
 from kb.records import Chunk, Citation, Turn
 from kb.settings import Settings
 from rag import followup
@@ -49,7 +50,8 @@ def prepare_question(question: str, settings: Settings) -> tuple[str, list[str]]
 
 
 def citation(n: int, chunk: Chunk, score: float) -> Citation:
-    text = " ".join((chunk.faq.answer if chunk.faq else chunk.text).split())
+    """The passage as a source under an answer: its snippet is the text as people read it (kb.plain)."""
+    text = " ".join((chunk.faq.answer if chunk.faq else readable(chunk.text, kind_of(chunk.source))).split())
     snippet = text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " ..."
     return Citation(n, chunk.id, chunk.source, chunk.location, snippet, float(score))
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from kb.plain import kind_of, readable
 from kb.errors import BadInput, EmptyKnowledgeBase
 from kb.ingest import ingest
 from kb.records import Answer
@@ -77,7 +78,7 @@ def test_a_non_faq_answer_is_grounded_and_cites_real_passages(sample_kb, generat
         assert f"[{c.n}]" in a.text
         chunk = chunks[c.chunk_id]
         assert c.source == chunk.source and c.location == chunk.location
-        assert c.snippet.rstrip(" .") [:80] in " ".join(chunk.text.split())
+        assert c.snippet.rstrip(" .")[:80] in " ".join(readable(chunk.text, kind_of(chunk.source)).split())
     assert "18 inches" in " ".join(chunks[c.chunk_id].text for c in a.citations)
     assert a.confidence >= rag.retriever.refusal_threshold and a.retrieval_ms > 0 and a.generation_ms > 0
 

@@ -54,7 +54,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from kb.bot import BotRecords
 from kb.errors import KbchatError, NotFound, ServiceUnavailable
 from kb.location import describe
-from kb.plain import readable
 from kb.records import Answer
 from kb.settings import Settings
 from kb.store import Store
@@ -544,8 +543,7 @@ def _answer_json(answer: Answer, exchange_id: int, sources: list) -> dict:
         d.pop(key, None)
     by_uri = {s.uri: s for s in sources}
     d["citations"] = [
-        {"n": c["n"], "label": _label(by_uri.get(c["source"]), c), "score": c["score"],
-         "snippet": readable(c["snippet"], by_uri[c["source"]].kind if c["source"] in by_uri else ""),
+        {"n": c["n"], "label": _label(by_uri.get(c["source"]), c), "snippet": c["snippet"], "score": c["score"],
          "url": c["source"] if c["source"].startswith(("http://", "https://")) else None}
         for c in d["citations"]
     ]

@@ -13,7 +13,6 @@ import re
 
 import streamlit as st
 
-from kb.plain import readable
 from kb.records import METHOD_WORDS, Answer, Turn
 from rag.prompts import too_long
 from ui import appkit
@@ -100,10 +99,9 @@ def show_details(name: str, answer: Answer) -> None:
         st.caption(f"Left out: \"{appkit.md(sentence)}\"")
     for note in answer.notes:
         st.warning(appkit.md(note), icon=":material/warning:")
-    kinds = {s.uri: s.kind for s in appkit.store().sources()} if answer.citations else {}
     for c in answer.citations:
         with st.expander(appkit.md(f"[{c.n}] {place(c.source, c.location)}")):
-            st.text(readable(c.snippet, kinds.get(c.source, "")))
+            st.text(c.snippet)
 
     qid = state["id"]
     rated = state["rated"].get(name)
