@@ -23,7 +23,7 @@ from kb.errors import BadInput
 from kb.records import Document, Source
 from kb.settings import Settings
 from kb.store import Store, now_iso
-from kb.web import crawl, is_url
+from kb.web import PageGone, crawl, is_url
 
 IGNORE_FILE = ".kbchatignore"
 # Bump when a reader or the chunker changes its output, so unchanged files are read again.
@@ -40,6 +40,7 @@ class IngestResult:
     n_faqs: int = 0
     reason: str = ""  # why it failed or was skipped
     warnings: list[str] = field(default_factory=list)  # parts of the file that were skipped
+    gone: bool = False  # failed because the file or page no longer exists (kb.sync removes it)
 
     @property
     def failed(self) -> bool:
@@ -55,7 +56,7 @@ def ingest(store: Store, targets: list[str], settings: Settings, crawl_pages: in
             continue
         path = Path(target).expanduser()
         if not path.exists():
-            yield IngestResult(target, "failed", reason="no such file or folder")
+            yield IngestResult(target, "failed", reason="no such file or folder", gone=True)
         elif path.is_dir():
             for file, ignored_reason in walk_folder(path):
                 if ignored_reason:
@@ -142,7 +143,7 @@ def _ingest_file(store: Store, path: Path, settings: Settings) -> IngestResult:
 def _ingest_url(store: Store, url: str, settings: Settings, max_pages: int) -> Iterator[IngestResult]:
     for page_url, page in crawl(url, max_pages, settings):
         if isinstance(page, BadInput):
-            yield IngestResult(page_url, "failed", reason=str(page))
+            yield IngestResult(page_url, "failed", reason=str(page), gone=isinstance(page, PageGone))
             continue
         try:
             doc = readers.read(page.content, page.url, ext=page.ext)

@@ -297,6 +297,8 @@ class ServerSettings(Group):
                                   "(0: keep them).")
     lead_webhook_url: str = _opt("", "A web address (https://...) that receives each new lead as JSON; empty for none.")
     answer_timeout_s: float = _opt(60.0, "Seconds a visitor's question may wait for the model before a 'busy' message.")
+    sync_every_hours: float = _opt(0.0, "Read your web pages and files again this often while kbchat serve runs, "
+                                        "keeping only what changed (like kbchat sync); 0: never by itself.")
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -312,6 +314,9 @@ class ServerSettings(Group):
             raise BadInput(f"Setting 'redis_url' must be a Redis address like redis://127.0.0.1:6379/0, not {self.redis_url!r}.")
         _web_address("lead_webhook_url", self.lead_webhook_url)
         _positive("answer_timeout_s", self.answer_timeout_s, " seconds")
+        if self.sync_every_hours and not 0.25 <= self.sync_every_hours <= 8760:
+            raise BadInput(f"Setting 'sync_every_hours' must be 0 (off) or between 0.25 (every 15 minutes) and 8760 "
+                           f"(once a year), not {self.sync_every_hours:g}.")
 
 
 # The groups in the order settings.toml and the help screens show them, by their table name.

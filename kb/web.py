@@ -21,6 +21,10 @@ _SKIP_EXTENSIONS = (
 )
 
 
+class PageGone(BadInput):
+    """The site says the page is not there any more (HTTP 404 or 410), rather than failing to serve it."""
+
+
 @dataclass
 class Page:
     url: str  # after redirects, without #fragment
@@ -48,7 +52,8 @@ def fetch(url: str, settings: Settings, session=None) -> Page:
     try:
         with http.get(url, timeout=settings.ingest.fetch_timeout_s, headers={"User-Agent": settings.ingest.user_agent}, stream=True) as r:
             if r.status_code >= 400:
-                raise BadInput(f"the server answered {r.status_code} {r.reason or ''}".rstrip())
+                gone = r.status_code in (404, 410)  # the site removed it; anything else may pass
+                raise (PageGone if gone else BadInput)(f"the server answered {r.status_code} {r.reason or ''}".rstrip())
             content_type = r.headers.get("Content-Type", "text/html").split(";")[0].strip().lower()
             ext = CONTENT_TYPES.get(content_type)
             if ext is None:

@@ -57,6 +57,7 @@ from kb.location import describe
 from kb.records import Answer
 from kb.settings import Settings
 from kb.store import Store
+from kb.sync import Background
 from rag.prompts import too_long
 from ui.ratelimit import RateLimits
 
@@ -131,6 +132,8 @@ class Bot:
         self.limiter = RateLimits(hashlib.sha256(describe(kb_dir).encode()).hexdigest()[:12])
         self.records.keep_for(self.settings.server.retention_days)  # the retention setting, at start and then hourly
         self.live.paths()
+        # sync_every_hours: pages and files read again in a thread; the index follows in the same thread
+        self.syncer = Background(self.store, lambda: self.live.settings, lambda _: self.live.retriever().sync()).start()
 
     @property
     def settings(self) -> Settings:
@@ -146,6 +149,7 @@ class Bot:
         return self.live.paths(wait=False)
 
     def close(self) -> None:
+        self.syncer.stop()
         self.records.close()
         self.store.close()
 

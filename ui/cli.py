@@ -172,6 +172,48 @@ def _print_result(r) -> None:
 
 # -- sources, remove, chunks -------------------------------------------------------------------------
 @cli.command()
+@click.option("--last", is_flag=True, help="Only show the report of the last sync.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def sync(ctx: click.Context, last: bool, as_json: bool) -> None:
+    """Read every web page and file of the knowledge base again and keep only what changed.
+
+    Changed pages and files are read again (only their new passages are embedded); pages the site
+    removed and deleted files are removed; a page that fails to load keeps its old passages and is
+    reported. The setting sync_every_hours makes kbchat serve do this by itself.
+    """
+    from kb import sync as syncing
+
+    if last:
+        report = syncing.last(ctx.obj)
+        if report is None:
+            raise BadInput("This knowledge base has not been synced yet. Sync it with: kbchat sync")
+    else:
+        settings = _settings(ctx)
+        with _store(ctx, create=False) as store:
+            store.require_documents()
+
+            def heard(uri: str, result) -> None:
+                if not as_json and result is not None and result.status != "unchanged":
+                    _print_result(result)
+                elif not as_json and result is None:
+                    click.secho(f"- removed   {uri}  (gone)", fg="yellow")
+
+            report = syncing.sync(store, settings, heard)
+            if report.changed_anything:
+                if not as_json:
+                    click.echo("Updating the search index...")
+                _index(store, settings, quiet=as_json)
+    if as_json:
+        _echo_json(dataclasses.asdict(report))
+        return
+    when = report.finished_at[:16].replace("T", " ")
+    click.echo(f"{'Last sync' if last else 'Synced'} ({when} UTC, {report.seconds:.1f} s): {report.summary()}")
+    if report.failed:
+        ctx.exit(1)
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 @click.pass_context
 def sources(ctx: click.Context, as_json: bool) -> None:

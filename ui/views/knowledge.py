@@ -11,6 +11,8 @@ import streamlit as st
 
 from kb import corrections, readers
 from kb.sources import add_uploads, kept_copy, remove
+from kb.sync import last as sync_report
+from kb.sync import sync
 from kb.ingest import IngestResult, ingest
 from kb.plain import readable
 from kb.records import Source
@@ -192,6 +194,38 @@ else:
             if no.button("Cancel", key="remove-no"):
                 st.session_state.pop("knowledge_remove", None)
                 st.rerun()
+st.header("Keep in step with your site")
+last_sync = sync_report(appkit.kb_dir())
+every = appkit.settings().server.sync_every_hours
+st.write("When you change your web pages or files, kbchat can read them all again and keep only what changed. "
+         "A page that fails to load keeps what kbchat read before; a page your site removed is removed.")
+if last_sync:
+    st.caption(md(f"Last sync: {local_time(last_sync.finished_at)} ({last_sync.seconds:.0f} s). {last_sync.summary()}"))
+else:
+    st.caption("Not synced yet.")
+left, right = st.columns([2, 1], vertical_alignment="bottom")
+hours = left.number_input("While the chat server runs, sync by itself every ... hours (0: never)", min_value=0.0,
+                          max_value=8760.0, value=float(every), step=1.0, key="sync-hours",
+                          help="Read your web pages and files again this often (at least every 0.25 hours), "
+                               "keeping only what changed. The setting sync_every_hours.")
+if right.button("Save", key="sync-hours-save") and hours != every:
+    with appkit.friendly():
+        appkit.settings().updated(sync_every_hours=hours).save(appkit.kb_dir())
+        st.success(f"Saved: the chat server syncs every {hours:g} hours." if hours else
+                   "Saved: the chat server no longer syncs by itself.")
+if st.button("Sync now", key="sync-now", disabled=not sources):
+    with appkit.friendly():
+        with st.spinner("Reading your pages and files again..."):
+            report = sync(appkit.store(), appkit.settings())
+        if report.changed_anything:
+            _update_index()
+        st.session_state["knowledge_synced"] = report
+        st.rerun()  # the list of documents and the last sync, as they are now
+if synced := st.session_state.pop("knowledge_synced", None):
+    (st.warning if synced.failed else st.success)(md(synced.summary()))
+    for message in st.session_state.pop("knowledge_index_messages", []):
+        st.info(md(message), icon=":material/manage_search:")
+
 st.header("Search index")
 with appkit.friendly():
     status = appkit.retriever().status()
