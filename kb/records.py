@@ -124,6 +124,22 @@ class Turn:
 
 
 @dataclass(frozen=True)
+class Step:
+    """What an answer path is doing before its words come, for whoever waits for them (a path's
+    stream yields these only when asked: `stream(..., steps=True)`). `name` is one of STEP_WORDS."""
+
+    name: str
+
+    @property
+    def words(self) -> str:
+        return STEP_WORDS[self.name]
+
+
+STEP_WORDS = {"searching": "Looking in our documents\u2026", "checking": "Checking our documents answer this\u2026",
+              "writing": "Writing the answer\u2026"}
+
+
+@dataclass(frozen=True)
 class Decision:
     """What the rag path decided to do with a question, and why (rag.decide): give the curated FAQ
     answer, decline, check whether the passages answer it, or write from them."""

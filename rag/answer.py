@@ -37,7 +37,7 @@ import re
 import time
 from typing import Iterator
 
-from kb.records import Answer, Decision, Turn
+from kb.records import Answer, Decision, Step, Turn
 from kb.settings import Settings
 from kb.store import Store
 from rag import facts, followup
@@ -83,14 +83,16 @@ class RagPath:
         r = self.retriever
         return Thresholds(r.faq_threshold, r.refusal_threshold, r.answerable_threshold if checks_answers(self.settings) else None)
 
-    def stream(self, question: str, history: list[Turn] = ()) -> Iterator[str | Answer]:
+    def stream(self, question: str, history: list[Turn] = (), steps: bool = False) -> Iterator[str | Step | Answer]:
         """The answer's pieces, then the Answer. `history`: the chat's earlier turns, oldest first
         (rag.followup): a message that leans on them is searched with their topic, and the writer
-        reads them."""
+        reads them. With `steps`, a Step says what it does before each slow part."""
         s = self.settings
         q, notes = prepare_question(question, s)
         history = list(history or ())
         self.store.require_documents()
+        if steps:
+            yield Step("searching")
         start = time.perf_counter()
         # 1. Retrieve: the curated FAQ asked the same way, and the best passages.
         searched, faq, hits = self._retrieve(q, history)
@@ -128,6 +130,8 @@ class RagPath:
             return
         gen_start = time.perf_counter()
         if decision.action == "check":  # 2'. Do the passages answer it? Read from the model's logits.
+            if steps:
+                yield Step("checking")
             p_yes = self.generator.yes_probability(check_messages(q, sources, s.answers.tone_prompt, history))
             if p_yes is None:
                 decision = Decision("write", "Written: the model server gives no probabilities, so the check whether "
@@ -139,6 +143,8 @@ class RagPath:
                 yield from decline(decision.reason, (time.perf_counter() - gen_start) * 1000)
                 return
         # 3. Write, whole sentences at a time; 4. check each before it is shown.
+        if steps:
+            yield Step("writing")
         limit = s.answers.max_new_tokens
         stream = self.generator.stream_counted(rag_messages(q, sources, s.answers.tone_prompt, history), limit)
         pieces: list[str] = []
@@ -291,8 +297,10 @@ class BasePath:
         tone = self.settings.answers.tone_prompt
         return f"{self.SYSTEM} {tone}" if tone else self.SYSTEM
 
-    def stream(self, question: str, history: list[Turn] = ()) -> Iterator[str | Answer]:
+    def stream(self, question: str, history: list[Turn] = (), steps: bool = False) -> Iterator[str | Step | Answer]:
         q, notes = prepare_question(question, self.settings)
+        if steps:
+            yield Step("writing")
         messages = [{"role": "system", "content": self.system()}, *followup.as_messages(list(history or ())),
                     {"role": "user", "content": q}]
         yield from model_answer(self.name, self.generator, messages, q, notes, self.settings.answers.max_new_tokens, self.WHY)

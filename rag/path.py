@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator, Protocol
 
-from kb.records import PATH_NAMES as NAMES, Answer, Turn
+from kb.records import PATH_NAMES as NAMES, Answer, Step, Turn
 
 
 @dataclass
@@ -43,6 +43,6 @@ class AnswerPath(Protocol):
 
     def answer(self, question: str, history: list[Turn] = ()) -> Answer: ...
 
-    def stream(self, question: str, history: list[Turn] = ()) -> Iterator[str | Answer]: ...
+    def stream(self, question: str, history: list[Turn] = (), steps: bool = False) -> Iterator[str | Step | Answer]: ...
 
     def info(self) -> PathInfo: ...

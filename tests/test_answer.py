@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from kb.plain import kind_of, readable
 from kb.errors import BadInput, EmptyKnowledgeBase
 from kb.ingest import ingest
-from kb.records import Answer
+from kb.plain import kind_of, readable
+from kb.records import STEP_WORDS, Answer, Step
 from kb.settings import Settings
 from kb.store import Store
 from rag.answer import BasePath, RagPath, declines
@@ -109,6 +109,19 @@ def test_streaming_yields_the_same_text_as_the_whole_answer(rag):
     *pieces, final = items
     assert isinstance(final, Answer) and all(isinstance(p, str) for p in pieces)
     assert "".join(pieces) == final.text == rag.answer(question).text
+
+
+def test_with_steps_the_stream_says_what_it_does_before_the_words_and_the_words_stay_the_same(sample_kb, generator):
+    rag = RagPath(Store(sample_kb), Settings(rag_writer="model"), generator=generator)
+    question = "Can I bring my own clay to the open studio?"
+    items = list(rag.stream(question, steps=True))
+    steps = [i.name for i in items if isinstance(i, Step)]
+    assert steps[0] == "searching" and steps[-1] == "writing" and set(steps) <= set(STEP_WORDS)
+    first_words = next(n for n, i in enumerate(items) if isinstance(i, str))
+    assert all(isinstance(i, Step) for i in items[:first_words])  # every step comes before the first word
+    assert [i for i in items if not isinstance(i, Step)][:-1] == list(rag.stream(question))[:-1]
+    assert STEP_WORDS["writing"] == Step("writing").words == "Writing the answer\u2026"
+    assert not any(isinstance(i, Step) for i in rag.stream(question))  # only when asked
 
 
 def test_base_path_answers_without_sources(generator):

@@ -92,8 +92,15 @@ def test_a_visitor_asks_and_sees_the_streamed_answer_with_sources(browser, host_
     welcome = _find(browser, "message-bot", True)
     assert welcome and "Ask me anything" in welcome[0].text
 
+    browser.execute_script(  # note every step the chat shows while the visitor waits
+        "window.kbSteps = []; new MutationObserver(function (changes) { changes.forEach(function (c) {"
+        "  var el = c.target; if (el.getAttribute && el.getAttribute('data-kbchat') === 'step' && el.textContent)"
+        "    window.kbSteps.push(el.textContent); }); })"
+        ".observe(document.getElementById('kbchat-widget').shadowRoot, {subtree: true, childList: true});")
     answer = _ask(browser, "How much is the canvas studio apron?")
     assert "$28" in answer.text
+    assert browser.execute_script("return window.kbSteps")[:1] == ["Looking in our documents\u2026"]
+    assert not _find(browser, "step")  # gone once the words came
     sources = _find(browser, "source", True)
     assert sources and any("Copper Kiln Pottery Studio - Price List" in s.text for s in sources)  # its title
     assert not any("price_list.md" in s.text for s in sources)  # not the owner's file name
@@ -171,8 +178,15 @@ def test_the_full_page_chat_answers_without_a_bubble(browser, server):
     assert panel.is_displayed() and _find(browser, "bubble") is None and _find(browser, "close") is None
     width = browser.execute_script("return document.documentElement.clientWidth")
     assert panel.size["width"] >= min(width, 760) - 2  # the page is the chat
+    browser.execute_script(  # note every step the chat shows while the visitor waits
+        "window.kbSteps = []; new MutationObserver(function (changes) { changes.forEach(function (c) {"
+        "  var el = c.target; if (el.getAttribute && el.getAttribute('data-kbchat') === 'step' && el.textContent)"
+        "    window.kbSteps.push(el.textContent); }); })"
+        ".observe(document.getElementById('kbchat-widget').shadowRoot, {subtree: true, childList: true});")
     answer = _ask(browser, "How much is the canvas studio apron?")
-    assert "$28" in answer.text and _find(browser, "source", True)
+    assert "$28" in answer.text
+    assert browser.execute_script("return window.kbSteps")[:1] == ["Looking in our documents\u2026"]
+    assert not _find(browser, "step")  # gone once the words came and _find(browser, "source", True)
 
 
 def test_a_follow_up_is_answered_in_the_chats_context(browser, server):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Iterator
 
-from kb.records import Answer
+from kb.records import Answer, Step
 from kb.settings import Settings
 from kb.store import Store
 from rag.answer import BasePath, RagPath
@@ -41,9 +41,9 @@ class _NotesStaleness:
     store: Store
     adapter: adapters.AdapterInfo
 
-    def stream(self, question: str, history=()) -> Iterator[str | Answer]:
+    def stream(self, question: str, history=(), steps: bool = False) -> Iterator[str | Step | Answer]:
         stale = staleness_note(self.store, self.adapter)
-        for item in super().stream(question, history):
+        for item in super().stream(question, history, steps):
             if isinstance(item, Answer) and stale:
                 item.notes.append(stale)
             yield item

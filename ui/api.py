@@ -10,7 +10,8 @@ page origin the owner allowed; admin endpoints need the admin token as `Authoriz
     GET  /api/config             the widget's look: name, colours, logo, welcome, suggested questions
     POST /api/chat               {"question", "session_id", "path"?} -> the Answer record (+ exchange_id); the
                                  session's earlier messages (within chat_idle_minutes) give a follow-up its context
-    POST /api/chat/stream        the same as server-sent events: piece..., then answer (or error)
+    POST /api/chat/stream        the same as server-sent events: step... (what it is doing), piece..., then
+                                 answer (or error)
     POST /api/feedback           {"exchange_id", "session_id", "rating": "up" | "down"}
     POST /api/lead               {"session_id", "name", "email", "message", "consent"}
     POST /api/handoff            {"session_id", "question"?}: ask for a person (the bot goes quiet in this chat)
@@ -54,7 +55,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from kb.bot import BotRecords
 from kb.errors import KbchatError, NotFound, ServiceUnavailable
 from kb.location import describe
-from kb.records import Answer
+from kb.records import Answer, Step
 from kb.settings import Settings
 from kb.store import Store
 from kb.sync import Background
@@ -559,14 +560,18 @@ def _sse(event: str, data: dict) -> str:
 
 
 def _events(b: Bot, path, body: ChatIn, turn: _Turn) -> Iterator[str]:
-    """piece events as the answer is written, then the answer event; an error event on failure.
+    """step events while the answer is prepared (searching, checking, writing), piece events as it
+    is written, then the answer event; an error event on failure.
     The model is released when the answer ends or the visitor goes away."""
     with turn:
         try:
-            for item in path.stream(body.question, b.records.history(body.session_id, b.settings.answers.chat_idle_minutes)):
+            history = b.records.history(body.session_id, b.settings.answers.chat_idle_minutes)
+            for item in path.stream(body.question, history, steps=True):
                 if isinstance(item, Answer):
                     yield _sse("answer", _answer_json(item, b.records.log(body.session_id, item), b.store.sources()))
                     b.records.keep_for(b.settings.server.retention_days)
+                elif isinstance(item, Step):
+                    yield _sse("step", {"step": item.name, "text": item.words})
                 else:
                     yield _sse("piece", {"text": item})
         except KbchatError as e:

@@ -13,7 +13,7 @@ import re
 
 import streamlit as st
 
-from kb.records import METHOD_WORDS, Answer, Turn
+from kb.records import METHOD_WORDS, Answer, Step, Turn
 from rag.prompts import too_long
 from ui import appkit
 from ui.places import duration, place, writing_speed
@@ -30,13 +30,19 @@ def why_unavailable(name: str, reason: str) -> str:
     return f"{appkit.md(label)}: {appkit.md(reason)}"
 
 
-def text_pieces(stream, into: dict):
+def text_pieces(stream, into: dict, doing=None):
     """The text pieces of a path's stream, escaped for st.write_stream; the final Answer goes
-    into `into["answer"]`."""
+    into `into["answer"]`, and what the path is doing before its words into `doing` (st.empty)."""
     for item in stream:
         if isinstance(item, Answer):
             into["answer"] = item
+        elif isinstance(item, Step):
+            if doing is not None:
+                doing.caption(item.words)
         elif item:
+            if doing is not None:
+                doing.empty()
+                doing = None
             yield appkit.md(item)
 
 
@@ -144,8 +150,10 @@ def ask(question: str, chosen: list, history: list[Turn]) -> None:
         with column:
             st.subheader(appkit.path_words(path.name, title=True))
             got: dict = {}
+            doing = st.empty()
             with appkit.friendly(), st.spinner("Answering..."):
-                st.write_stream(text_pieces(path.stream(question, history), got))
+                st.write_stream(text_pieces(path.stream(question, history, steps=True), got, doing))
+            doing.empty()
             if "answer" in got:
                 state["answers"][path.name] = got["answer"]
                 if not got["answer"].text:

@@ -173,6 +173,7 @@
     ".typing i:nth-child(2){animation-delay:.15s}.typing i:nth-child(3){animation-delay:.3s}",
     "@keyframes kbd{0%,80%,100%{opacity:.3}40%{opacity:1;transform:translateY(-3px)}}",
     ".compose{display:flex;gap:8px;align-items:flex-end;padding:10px 12px 4px;border-top:1px solid #d8dee4}",
+    ".step{font-size:12px;color:#57606a}.step:empty{display:none}",
     ".hint{padding:0 12px;font-size:12px;color:#57606a}.hint:empty{display:none}",
     "textarea,input{border:1px solid #afb8c1;border-radius:10px;padding:8px 10px;background:#fff;width:100%}",
     ".compose textarea{resize:none;height:38px;max-height:120px}",
@@ -363,8 +364,9 @@
       if (chips) chips.remove();
       input.value = ""; grow();
       add({ role: "user", text: q });
+      var step = h("span", { class: "step", hk: "step" });
       var el = h("div", { class: "msg bot", hk: "message-bot", "data-state": "streaming", "aria-busy": "true" }, [
-        h("div", { class: "typing", role: "img", "aria-label": NAME + " is typing" }, [h("i"), h("i"), h("i")])
+        h("div", { class: "typing", role: "img", "aria-label": NAME + " is typing" }, [h("i"), h("i"), h("i")]), step
       ]);
       msgs.appendChild(el); scrollDown(true);
       try {
@@ -374,7 +376,9 @@
           var d;
           try { d = JSON.parse(raw); } catch (e) { return; }
           if (!d || typeof d !== "object") return;
-          if (ev === "piece" && typeof d.text === "string") {
+          if (ev === "step" && typeof d.text === "string") {
+            if (!txt) step.textContent = d.text;  // what it is doing, until the words come
+          } else if (ev === "piece" && typeof d.text === "string") {
             if (!txt) { el.textContent = ""; txt = el.appendChild(h("div", { class: "txt" })); }
             text += d.text; txt.append(d.text); scrollDown();  // a text node per piece: never HTML
           } else if (ev === "answer") rec = d;
