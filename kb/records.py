@@ -191,6 +191,7 @@ class Answer:
     why: str = ""  # why this answer was given, declined or written, in the owner's words (rag.decide)
     held_back: list[str] = field(default_factory=list)  # written sentences not shown: facts no passage holds
     searched: str = ""  # what search was given: the question, or with the chat's topic added (rag.followup)
+    language: str = "en"  # the visitor's language, which the answer is in (kb.languages)
 
     @property
     def refused(self) -> bool:

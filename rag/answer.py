@@ -37,6 +37,7 @@ import re
 import time
 from typing import Iterator
 
+from kb import languages
 from kb.records import Answer, Decision, Step, Turn
 from kb.settings import Settings
 from kb.store import Store
@@ -45,10 +46,12 @@ from rag.decide import Thresholds, decide, is_decline, written
 from rag.generate import Generator
 from rag.grounding import terms, unsaid
 from rag.path import PathInfo
-from rag.prompts import check_messages, citation, prepare_question, quote, rag_messages, source_text
+from rag.prompts import (NOT_ENGLISH, check_messages, citation, prepare_question, quote, rag_messages, source_text,
+                         translation_messages)
 from rag.retrieve import Retriever
 
 _CITED = re.compile(r"\[(\d+)\]")
+_CLOCK = re.compile(r"\b\d{1,2}(?::\d{2})? ?[ap]\.?m\b")  # "9 pm": a translation keeps it, not "9 heures"
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*(?=\s|$)")
 
 
@@ -69,6 +72,7 @@ class RagPath:
         self.settings = settings or Settings.load(store.dir)
         self.retriever = retriever or Retriever(store, self.settings)
         self.generator = generator or Generator.for_settings(self.settings)
+        self._translations: dict[tuple[str, str], str | None] = {}  # the business's words, per language
 
     def answer(self, question: str, history: list[Turn] = ()) -> Answer:
         return last_answer(self.stream(question, history))
@@ -94,8 +98,17 @@ class RagPath:
         if steps:
             yield Step("searching")
         start = time.perf_counter()
+        # 0. The visitor's language: search in English, answer in theirs (kb.languages).
+        language = languages.chat_language([t.question for t in history] + [q])
+        english = q
+        if language != languages.ENGLISH and not s.quotes:
+            notes = [n for n in notes if n != NOT_ENGLISH]
+            english = self.translate(q, languages.ENGLISH) or q
+        elif language != languages.ENGLISH and NOT_ENGLISH not in notes:
+            notes.append(NOT_ENGLISH)
+        speaks = "" if language == languages.ENGLISH or s.quotes else languages.NAMES[language]
         # 1. Retrieve: the curated FAQ asked the same way, and the best passages.
-        searched, faq, hits = self._retrieve(q, history)
+        searched, faq, hits = self._retrieve(english, history)
         retrieval_ms = (time.perf_counter() - start) * 1000
         thresholds = self.thresholds()
         cosines = [max(0.0, min(1.0, h.dense)) for h in hits]
@@ -103,16 +116,23 @@ class RagPath:
         decision = decide(searched, (faq[0].faq.question, faq[1]) if faq else None, cosines, thresholds)
         if decision.action == "faq":
             chunk, score = faq
-            yield chunk.faq.answer
-            yield Answer(self.name, q, chunk.faq.answer, "faq", [citation(1, chunk, score)], score, retrieval_ms,
-                         notes=notes, why=decision.reason, searched=searched)
+            text = chunk.faq.answer
+            if speaks:
+                if steps:
+                    yield Step("writing")
+                text = self.in_language(text, language, notes)
+            yield text
+            yield Answer(self.name, q, text, "faq", [citation(1, chunk, score)], score, retrieval_ms,
+                         notes=notes, why=decision.reason, searched=searched, language=language)
             return
         confidence = cosines[0] if cosines else 0.0
 
         def decline(why: str, generation_ms: float = 0.0, n_tokens: int = 0, held: list[str] = ()) -> Iterator[str | Answer]:
-            yield s.answers.fallback_message
-            yield Answer(self.name, q, s.answers.fallback_message, "refused", [], confidence, retrieval_ms, generation_ms,
-                         n_tokens, self.generator.model_id if n_tokens else "", notes, why, list(held), searched)
+            text = self.fallback(language, notes) if speaks else s.answers.fallback_message
+            yield text
+            yield Answer(self.name, q, text, "refused", [], confidence, retrieval_ms, generation_ms,
+                         n_tokens, self.generator.model_id if n_tokens else "", notes, why, list(held), searched,
+                         language=language)
 
         if decision.action == "decline":
             yield from decline(decision.reason)
@@ -126,13 +146,13 @@ class RagPath:
             yield text
             yield Answer(self.name, q, text, "quoted", [citation(1, hits[0].chunk, hits[0].dense)], confidence,
                          retrieval_ms, (time.perf_counter() - start) * 1000 - retrieval_ms, notes=notes,
-                         why=decision.reason.replace("Written", "Quoted from passage [1]", 1), searched=searched)
+                         why=decision.reason.replace("Written", "Quoted from passage [1]", 1), searched=searched, language=language)
             return
         gen_start = time.perf_counter()
         if decision.action == "check":  # 2'. Do the passages answer it? Read from the model's logits.
             if steps:
                 yield Step("checking")
-            p_yes = self.generator.yes_probability(check_messages(q, sources, s.answers.tone_prompt, history))
+            p_yes = self.generator.yes_probability(check_messages(english, sources, s.answers.tone_prompt, history))
             if p_yes is None:
                 decision = Decision("write", "Written: the model server gives no probabilities, so the check whether "
                                              "the passages answer the question did not run.", decision.scores,
@@ -146,7 +166,8 @@ class RagPath:
         if steps:
             yield Step("writing")
         limit = s.answers.max_new_tokens
-        stream = self.generator.stream_counted(rag_messages(q, sources, s.answers.tone_prompt, history), limit)
+        stream = self.generator.stream_counted(
+            rag_messages(q, sources, s.answers.tone_prompt, history, speaks), limit)
         pieces: list[str] = []
         held_back: list[str] = []
         held, n_tokens, declined = "", 0, False
@@ -209,8 +230,40 @@ class RagPath:
             self.name, q, "".join(pieces), "generated",
             [citation(n, hits[n - 1].chunk, hits[n - 1].dense) for n in cited], confidence,
             retrieval_ms, generation_ms, n_tokens, self.generator.model_id, notes,
-            written(decision, cited, len(held_back)), held_back, searched,
+            written(decision, cited, len(held_back)), held_back, searched, language,
         )
+
+    # -- the visitor's language (kb.languages) ----------------------------------------------------------
+    def translate(self, text: str, language: str) -> str | None:
+        """`text` in `language` (a code) by the writer, or None when it gave nothing."""
+        about = "; ".join(src.title for src in self.store.sources()[:8]) if language == languages.ENGLISH else ""
+        limit = min(400, 20 + len(text) // 2)  # tokens: a translation is about as long as its text
+        done = self.generator.complete(translation_messages(text, languages.NAMES[language], about), limit).text
+        return " ".join(done.split()).strip('"') or None
+
+    def in_language(self, text: str, language: str, notes: list[str]) -> str:
+        """The business's own words (a curated answer, the fallback message) in the visitor's
+        language, when the translation keeps every fact of them (numbers, prices, phones, codes,
+        addresses); else as written, with a note for the owner."""
+        key = (text, language)
+        if key not in self._translations:
+            done = self.translate(text, language)
+            kept = (done is not None and not facts.unsupported(done, [text]) and not facts.unsupported(text, [done])
+                    and set(_CLOCK.findall(text.lower())) <= set(_CLOCK.findall(done.lower())))
+            self._translations[key] = done if kept else None
+        if self._translations[key] is None:
+            notes.append(f"Given in English: its {languages.NAMES[language]} translation did not keep every fact "
+                         "(a number, price or address) of it.")
+            return text
+        return self._translations[key]
+
+    def fallback(self, language: str, notes: list[str]) -> str:
+        """The fallback message in the visitor's language: the owner's own for it, kbchat's default in
+        it, or the owner's translated by the writer (kb.languages.fallback)."""
+        s = self.settings
+        own = languages.load(self.store.dir).get(language)
+        text = languages.fallback(language, s.answers.fallback_message, s.widget.contact, own)
+        return text if text is not None else self.in_language(s.answers.fallback_message, language, notes)
 
     def _fits_better(self, message: str, topic: str, leaned, alone, tie: bool) -> bool:
         """Whether the topic's best passage fits the message in its chat better than the best

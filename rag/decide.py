@@ -149,6 +149,19 @@ _DECLINE = re.compile(
     r"|\bsorry,? i (?:dont|do not|cant|cannot)\b"
     r"|\bas an ai\b"
 )
+# The same in the other languages kbchat answers in (kb.languages), as the writer says them.
+_DECLINE_OTHER = re.compile(
+    r"\bno lo sé\b|\bno sé\b|\bno tengo (?:esa|esta|la|información)|\bno hay información\b"
+    r"|\b(?:los )?documentos no (?:mencionan|contienen|indican|dicen|especifican|incluyen)"
+    r"|\bje ne sais pas\b|\bje nai pas (?:cette|ces|d|l|dinformation)|\baucune information\b"
+    r"|\b(?:les )?documents ne (?:mentionnent|contiennent|précisent|disent|indiquent)"
+    r"|\bweiß ich (?:leider )?nicht\b|\bich weiß (?:es )?(?:leider )?nicht\b|\bkeine (?:informationen|angaben)\b"
+    r"|\b(?:dokumente|unterlagen) (?:enthalten|nennen|erwähnen) (?:keine|nicht)"
+    r"|\bnão sei\b|\bnão tenho (?:essa|esta|a|informação)|\bnão há informação\b"
+    r"|\b(?:os )?documentos não (?:mencionam|contêm|indicam|dizem|especificam|incluem)"
+    r"|\bnon (?:lo )?so\b|\bnon ho (?:questa|queste|informazioni)|\bnessuna informazione\b"
+    r"|\b(?:i )?documenti non (?:menzionano|contengono|indicano|dicono|specificano)"
+)
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"'})
 
 
@@ -169,4 +182,5 @@ def is_decline(text: str, fallback: str = "") -> bool:
     """
     if fallback.strip() and _words(fallback) and f" {_words(fallback)} " in f" {_words(text)} ":
         return True
-    return bool(_DECLINE.search(_plain(text)))
+    plain = _plain(text)
+    return bool(_DECLINE.search(plain) or _DECLINE_OTHER.search(plain))

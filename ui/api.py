@@ -35,6 +35,7 @@ is not made for parallel calls on a small CPU); a question waits for its turn at
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -52,6 +53,7 @@ from starlette.background import BackgroundTask
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from kb import languages
 from kb.bot import BotRecords
 from kb.errors import KbchatError, NotFound, ServiceUnavailable
 from kb.location import describe
@@ -64,6 +66,7 @@ from ui.ratelimit import RateLimits
 
 log = logging.getLogger("kbchat.api")
 WIDGET = Path(__file__).parent / "widget" / "widget.js"
+WIDGET_TEXTS = WIDGET.with_name("texts.json")
 PUBLIC_PREFIXES = ("/api/chat", "/api/config", "/api/feedback", "/api/lead", "/api/handoff")
 BUSY = "The chat is busy answering other visitors. Please try again in a moment."
 TOO_FAST = "You're sending messages too quickly. Please wait a moment and try again."
@@ -345,12 +348,18 @@ def create_app(kb_dir: str | Path) -> FastAPI:
                                      "Cache-Control": "no-cache"})
 
     @app.get("/api/config")
-    def config(b: Bot = Depends(public)):
+    def config(lang: str = "", b: Bot = Depends(public)):
+        """The widget's look and words; `lang` (the visitor's browser language, like "es-MX") picks
+        the widget's labels and, when the owner kept kbchat's, the welcome message in it."""
         s = b.settings
+        language = lang[:2].lower() if lang[:2].lower() in languages.SUPPORTED else languages.ENGLISH
+        own = languages.load(b.kb_dir).get(language)
         return {"name": s.widget.bot_name, "business_name": s.widget.business_name, "color": s.widget.bot_color,
                 "text_color": s.widget.bot_text_color, "logo_url": s.widget.bot_logo_url,
-                "welcome_message": s.widget.welcome_message, "suggested_questions": list(s.widget.suggested_questions),
-                "max_question_chars": s.answers.max_question_chars}
+                "welcome_message": languages.welcome(language, s.widget.welcome_message, own),
+                "suggested_questions": list(s.widget.suggested_questions),
+                "max_question_chars": s.answers.max_question_chars, "language": language,
+                "texts": _widget_texts(language)}
 
     @app.post("/api/chat")
     def chat(body: ChatIn, request: Request, b: Bot = Depends(public)):
@@ -531,6 +540,13 @@ def _ready(b: Bot, body: ChatIn, request: Request):
     return b.path(body.path)
 
 
+@functools.lru_cache(maxsize=None)
+def _widget_texts(language: str) -> dict[str, str]:
+    """The widget's own labels and messages in `language` (ui/widget/texts.json), English for any missing."""
+    texts = json.loads(WIDGET_TEXTS.read_text(encoding="utf-8"))
+    return {**texts[languages.ENGLISH], **texts.get(language, {})}
+
+
 def _label(source, citation: dict) -> str:
     """A cited passage as visitors read it: 'Our FAQ' or the document's title and section."""
     from ui.places import visitor_place
@@ -566,12 +582,13 @@ def _events(b: Bot, path, body: ChatIn, turn: _Turn) -> Iterator[str]:
     with turn:
         try:
             history = b.records.history(body.session_id, b.settings.answers.chat_idle_minutes)
+            language = languages.chat_language([t.question for t in history] + [body.question])
             for item in path.stream(body.question, history, steps=True):
                 if isinstance(item, Answer):
                     yield _sse("answer", _answer_json(item, b.records.log(body.session_id, item), b.store.sources()))
                     b.records.keep_for(b.settings.server.retention_days)
                 elif isinstance(item, Step):
-                    yield _sse("step", {"step": item.name, "text": item.words})
+                    yield _sse("step", {"step": item.name, "text": languages.step_words(item.name, language)})
                 else:
                     yield _sse("piece", {"text": item})
         except KbchatError as e:

@@ -10,6 +10,7 @@ import httpx
 import streamlit as st
 
 from compare.paths import DESCRIPTIONS, NAMES, availability
+from kb import languages
 from kb.bot import BotRecords, embed_tag
 from kb.errors import KbchatError
 from kb.setting_groups import DEFAULT_FALLBACK, TONE_INSTRUCTIONS_MAX, TONES
@@ -202,6 +203,25 @@ if settings().quotes:
 if (visitors_get := current.widget.visitor_path) in why:
     st.warning(f"Visitors get no answers until the chosen way of answering is available. {why[visitors_get]} "
                "Or choose another one.")
+
+with st.expander("Visitors who write in another language"):
+    st.write("A visitor who writes in Spanish, French, German, Portuguese or Italian gets answers in their language; "
+             "the chat's buttons and labels follow their browser's language. Write your own fallback and welcome "
+             "message for a language here; left empty, kbchat says its own (your contact included) or translates "
+             "yours.")
+    others = [c for c in languages.SUPPORTED if c != languages.ENGLISH]
+    language = st.selectbox("Language", others, format_func=languages.NAMES.get, key="widget_language")
+    own = languages.load(kb_dir()).get(language, {})
+    with st.form(f"widget_language_{language}"):
+        said_fallback = languages.fallback(language, current.answers.fallback_message, current.widget.contact) or ""
+        own_fallback = st.text_area(f"Fallback message in {languages.NAMES[language]}", own.get("fallback_message", ""),
+                                    placeholder=said_fallback or "(your fallback message, translated)")
+        own_welcome = st.text_area(f"Welcome message in {languages.NAMES[language]}", own.get("welcome_message", ""),
+                                   placeholder=languages.welcome(language, current.widget.welcome_message))
+        if st.form_submit_button("Save these"):
+            with friendly():
+                languages.save(kb_dir(), language, {"fallback_message": own_fallback, "welcome_message": own_welcome})
+                st.success(f"Saved: visitors who write in {languages.NAMES[language]} get these.")
 
 st.subheader("2. Try it")
 st.write("The preview shows the real chat window, answered by the chat server on this computer. Saved settings "

@@ -37,7 +37,10 @@
   var src = new URL(script.src, location.href);
   var BASE = src.origin + src.pathname.slice(0, src.pathname.lastIndexOf("/"));
   var NET = "Can't reach the chat right now. Please try again in a moment.";
+  var TEXTS = {}; // the widget's words in the visitor's language (/api/config's texts)
+  function T(key, english) { var t = TEXTS[key]; return typeof t === "string" && t ? t : english; }
   var SKEY = "kbchat:" + KEY;
+  var LANG = (navigator.language || "en").slice(0, 2).toLowerCase(); // the visitor's; the server picks the words
 
   // -- the conversation, kept for this tab: {session_id, messages, open}
   function newId() { // randomUUID needs a secure page; else 32 random hex digits
@@ -108,7 +111,7 @@
   }
   async function post(path, body) { // -> {data} or {error: text for the visitor}
     var res;
-    try { res = await api(path, body); } catch (e) { return { error: NET }; }
+    try { res = await api(path, body); } catch (e) { return { error: T("offline", NET) }; }
     if (!res.ok) return { error: await detailOf(res) };
     try { return { data: await res.json() }; } catch (e) { return { data: {} }; }
   }
@@ -205,17 +208,17 @@
     root.appendChild(h("style", { text: CSS_TEXT }));
     root.appendChild(kb);
 
-    var bubble = btn({ class: "bubble", hk: "bubble", "aria-label": "Open chat", "aria-expanded": "false",
+    var bubble = btn({ class: "bubble", hk: "bubble", "aria-label": T("open", "Open chat"), "aria-expanded": "false",
       onclick: function () { setOpen(panel.hidden, true); } }, [icon("chat")]);
     var logo = str(cfg.logo_url) && httpUrl(cfg.logo_url, BASE + "/");
-    var msgs = h("div", { class: "msgs", hk: "messages", role: "log", "aria-live": "polite", "aria-label": "Conversation" });
-    var input = h("textarea", { hk: "input", rows: "1", maxlength: String(MAX), "aria-label": "Your question",
-      "aria-describedby": "kbchat-hint", placeholder: "Type your question\u2026" });
-    var send = btn({ class: "send", hk: "send", "aria-label": "Send", onclick: function () { ask(input.value); } }, [icon("send")]);
+    var msgs = h("div", { class: "msgs", hk: "messages", role: "log", "aria-live": "polite", "aria-label": T("conversation", "Conversation") });
+    var input = h("textarea", { hk: "input", rows: "1", maxlength: String(MAX), "aria-label": T("question", "Your question"),
+      "aria-describedby": "kbchat-hint", placeholder: T("placeholder", "Type your question\u2026") });
+    var send = btn({ class: "send", hk: "send", "aria-label": T("send", "Send"), onclick: function () { ask(input.value); } }, [icon("send")]);
     var hint = h("div", { class: "hint", hk: "hint", id: "kbchat-hint", role: "status" });
     var compose = h("div", { class: "compose-wrap" }, [h("div", { class: "compose" }, [input, send]), hint]);
     var foot = h("div", { class: "foot" }, [
-      btn({ class: "link", hk: "human", "aria-label": "Talk to a person", onclick: function () { openLead(""); } }, [icon("person"), "Talk to a person"])
+      btn({ class: "link", hk: "human", "aria-label": T("person", "Talk to a person"), onclick: function () { openLead(""); } }, [icon("person"), T("person", "Talk to a person")])
     ]);
 
     // the "talk to a person" form, shown in place of the conversation
@@ -223,37 +226,37 @@
     var fEmail = h("input", { type: "email", hk: "lead-email", autocomplete: "email", maxlength: "320" });
     var fMsg = h("textarea", { hk: "lead-message", rows: "4", maxlength: "4000" });
     var fConsent = h("input", { type: "checkbox", hk: "lead-consent" });
-    var fSubmit = h("button", { type: "submit", class: "primary", hk: "lead-submit" }, ["Send"]);
+    var fSubmit = h("button", { type: "submit", class: "primary", hk: "lead-submit" }, [T("send", "Send")]);
     var fStatus = h("div", { class: "status", hk: "lead-status", role: "status" });
     var form = h("form", { hk: "lead-form", novalidate: true, onsubmit: submitLead }, [
-      h("label", null, ["Name", fName]),
-      h("label", null, ["Email", fEmail]),
-      h("label", null, ["How can we help?", fMsg]),
+      h("label", null, [T("name", "Name"), fName]),
+      h("label", null, [T("email", "Email"), fEmail]),
+      h("label", null, [T("help", "How can we help?"), fMsg]),
       h("label", { class: "consent" }, [fConsent, h("span", { text: BUSINESS
-        ? "I agree that " + BUSINESS + " may contact me about this request."
-        : "I agree to be contacted about this request." })]),
+        ? T("consent_business", "I agree that {business} may contact me about this request.").replace("{business}", BUSINESS)
+        : T("consent", "I agree to be contacted about this request.") })]),
       fSubmit
     ]);
-    var back = btn({ class: "link", hk: "lead-back", onclick: closeLead }, ["\u2190 Back to chat"]);
+    var back = btn({ class: "link", hk: "lead-back", onclick: closeLead }, [T("back", "\u2190 Back to chat")]);
     var live = h("div", { class: "live" }, [
-      h("p", { text: "Someone from our team can join this chat and answer you here." }),
-      btn({ class: "primary", hk: "ask-person", onclick: askPerson }, ["Chat with a person"])
+      h("p", { text: T("live_intro", "Someone from our team can join this chat and answer you here.") }),
+      btn({ class: "primary", hk: "ask-person", onclick: askPerson }, [T("live_button", "Chat with a person")])
     ]);
     var lead = h("div", { class: "lead", hidden: true }, [
-      h("h2", { text: "Talk to a person" }),
+      h("h2", { text: T("person", "Talk to a person") }),
       live,
-      h("p", { text: "Or leave your details and someone from our team will get back to you." }),
+      h("p", { text: T("leave_details", "Or leave your details and someone from our team will get back to you.") }),
       fStatus, form, back
     ]);
     var barText = h("span", { hk: "handoff-status", role: "status" });
     var bar = h("div", { class: "bar", hk: "handoff-bar", hidden: true }, [
-      barText, btn({ class: "link", hk: "back-to-bot", onclick: backToBot }, ["Back to the assistant"])
+      barText, btn({ class: "link", hk: "back-to-bot", onclick: backToBot }, [T("back_to_bot", "Back to the assistant")])
     ]);
     var panel = h("div", { class: "panel", hk: "panel", role: PAGE ? "main" : "dialog", "aria-label": NAME + " chat", hidden: true }, [
       h("div", { class: "head" }, [
         logo && h("img", { src: logo, alt: "", onerror: function () { this.hidden = true; } }),
         h("div", { class: "name", text: NAME }),
-        !PAGE && btn({ class: "x", hk: "close", "aria-label": "Close chat", onclick: function () { setOpen(false, true); } }, [icon("close")])
+        !PAGE && btn({ class: "x", hk: "close", "aria-label": T("close", "Close chat"), onclick: function () { setOpen(false, true); } }, [icon("close")])
       ]),
       msgs, lead, bar, compose, foot
     ]);
@@ -269,7 +272,7 @@
     input.addEventListener("input", function () {
       grow();
       hint.textContent = input.value.length >= MAX
-        ? "Questions can be up to " + MAX.toLocaleString("en-US") + " characters." : "";
+        ? T("too_long", "Questions can be up to {n} characters.").replace("{n}", MAX.toLocaleString(LANG)) : "";
     });
     function grow() {
       input.style.height = "auto";
@@ -279,7 +282,7 @@
       state.open = open; save();
       panel.hidden = !open;
       bubble.setAttribute("aria-expanded", open);
-      bubble.setAttribute("aria-label", open ? "Close chat" : "Open chat");
+      bubble.setAttribute("aria-label", open ? T("close", "Close chat") : T("open", "Open chat"));
       bubble.replaceChild(icon(open ? "close" : "chat"), bubble.firstChild);
       if (open) { scrollDown(true); if (focus) (lead.hidden ? input : fName).focus(); }
       else if (focus && !PAGE) bubble.focus();
@@ -293,7 +296,7 @@
       var el = m.role === "user" ? h("div", { class: "msg user", hk: "message-user" }, [m.text])
         : m.role === "bot" ? fillBot(h("div", { class: "msg bot", hk: "message-bot" }), m)
         : m.role === "team" ? h("div", { class: "msg bot team", hk: "message-team" }, [
-          h("div", { class: "who", text: "Our team" }), h("div", { class: "txt", text: m.text })])
+          h("div", { class: "who", text: T("our_team", "Our team") }), h("div", { class: "txt", text: m.text })])
         : m.role === "error" ? h("div", { class: "err", hk: "error" }, [m.text])
         : h("div", { class: "note", hk: "notice" }, [m.text]);
       msgs.appendChild(el);
@@ -311,21 +314,21 @@
       el.appendChild(h("div", { class: "txt", text: m.text }));
       if (notes.length) el.appendChild(h("ul", { class: "notes" }, notes.map(function (n) { return h("li", { text: n }); })));
       if (cites.length) {
-        el.appendChild(h("div", { class: "srcs", hk: "sources" }, [h("b", { text: "Sources" })].concat(cites.map(function (c, i) {
+        el.appendChild(h("div", { class: "srcs", hk: "sources" }, [h("b", { text: T("sources", "Sources") })].concat(cites.map(function (c, i) {
           var link = httpUrl(c.url || c.source);
           return h("details", { hk: "source" }, [
-            h("summary", { text: "[" + (c.n != null ? c.n : i + 1) + "] " + str(c.label, str(c.source, "Source")) }),
+            h("summary", { text: "[" + (c.n != null ? c.n : i + 1) + "] " + str(c.label, str(c.source, T("source", "Source"))) }),
             h("p", { text: str(c.snippet, "") }),
-            link && h("a", { href: link, target: "_blank", rel: "noopener noreferrer", text: "Open the page" })
+            link && h("a", { href: link, target: "_blank", rel: "noopener noreferrer", text: T("open_page", "Open the page") })
           ]);
         }))));
       }
       if (typeof m.exchange_id === "number") el.appendChild(thumbs(m));
       if (m.refused) {
         el.appendChild(h("div", { class: "offer" }, [
-          h("div", { text: "Would you like someone from our team to get back to you?" }),
+          h("div", { text: T("offer", "Would you like someone from our team to get back to you?") }),
           btn({ class: "link", hk: "human-offer", onclick: function () { openLead(m.question); } },
-            [icon("person"), "Contact our team"])
+            [icon("person"), T("contact_team", "Contact our team")])
         ]));
       }
       return el;
@@ -337,7 +340,7 @@
         up.setAttribute("aria-pressed", m.rating === "up");
         down.setAttribute("aria-pressed", m.rating === "down");
         up.disabled = down.disabled = !!m.rating;
-        label.textContent = text || (m.rating ? "Thanks for your feedback!" : "Was this helpful?");
+        label.textContent = text || (m.rating ? T("thanks_feedback", "Thanks for your feedback!") : T("helpful", "Was this helpful?"));
       }
       async function rate(r) {
         if (m.rating) return;
@@ -346,8 +349,8 @@
         var res = await post("/api/feedback", { exchange_id: m.exchange_id, session_id: state.session_id, rating: r });
         if (res.error) { m.rating = null; save(); mark(res.error); }
       }
-      up = btn({ hk: "thumb-up", "aria-label": "This answer helped", onclick: function () { rate("up"); } }, [icon("up")]);
-      down = btn({ hk: "thumb-down", "aria-label": "This answer did not help", onclick: function () { rate("down"); } },
+      up = btn({ hk: "thumb-up", "aria-label": T("helped", "This answer helped"), onclick: function () { rate("up"); } }, [icon("up")]);
+      down = btn({ hk: "thumb-down", "aria-label": T("not_helped", "This answer did not help"), onclick: function () { rate("down"); } },
         [icon("up")]); // turned upside down by the CSS
       mark();
       return h("div", { class: "fb" }, [label, up, down]);
@@ -356,7 +359,7 @@
     // -- asking: stream the answer into a bot message
     async function ask(q) {
       q = (q || "").trim();
-      if (!q) { hint.textContent = "Type your question first."; input.focus(); return; }
+      if (!q) { hint.textContent = T("empty", "Type your question first."); input.focus(); return; }
       if (busy) return;
       hint.textContent = "";
       busy = send.disabled = true;
@@ -366,7 +369,7 @@
       add({ role: "user", text: q });
       var step = h("span", { class: "step", hk: "step" });
       var el = h("div", { class: "msg bot", hk: "message-bot", "data-state": "streaming", "aria-busy": "true" }, [
-        h("div", { class: "typing", role: "img", "aria-label": NAME + " is typing" }, [h("i"), h("i"), h("i")]), step
+        h("div", { class: "typing", role: "img", "aria-label": T("typing", "{name} is typing").replace("{name}", NAME) }, [h("i"), h("i"), h("i")]), step
       ]);
       msgs.appendChild(el); scrollDown(true);
       try {
@@ -383,9 +386,9 @@
             text += d.text; txt.append(d.text); scrollDown();  // a text node per piece: never HTML
           } else if (ev === "answer") rec = d;
           else if (ev === "handoff") toTeam = d;
-          else if (ev === "error") err = str(d.message, "Sorry, something went wrong. Please try again.");
+          else if (ev === "error") err = str(d.message, T("wrong", "Sorry, something went wrong. Please try again."));
         });
-      } catch (e) { err = err || NET; }
+      } catch (e) { err = err || T("offline", NET); }
       if (toTeam) {
         el.remove();
         setHandoff(str(toTeam.state, "waiting"));
@@ -401,7 +404,7 @@
         state.messages.push(m); save();
         fillBot(el, m);
       } else el.remove();
-      if (!rec && !err) err = "The answer was cut off. Please try again.";
+      if (!rec && !err) err = T("cut_off", "The answer was cut off. Please try again.");
       if (err) show({ role: "error", text: err });
       busy = send.disabled = false;
     }
@@ -416,11 +419,11 @@
       var was = state.handoff.state;
       state.handoff.state = s; save();
       bar.hidden = s === "bot";
-      barText.textContent = s === "waiting" ? "Waiting for someone from our team\u2026"
-        : s === "live" ? "You're chatting with our team." : "";
+      barText.textContent = s === "waiting" ? T("waiting", "Waiting for someone from our team\u2026")
+        : s === "live" ? T("with_team", "You're chatting with our team.") : "";
       if (s === "bot") {
         if (poller) { clearInterval(poller); poller = null; }
-        if (was !== "bot") add({ role: "note", text: "You're chatting with our assistant again." });
+        if (was !== "bot") add({ role: "note", text: T("with_bot", "You're chatting with our assistant again.") });
       } else if (!poller) {
         poller = setInterval(poll, 3000);
         poll();
@@ -430,7 +433,7 @@
       var r = await post("/api/handoff", { session_id: state.session_id, question: lastQuestion() });
       if (r.error) return status(r.error, "bad");
       closeLead();
-      add({ role: "note", text: str(r.data && r.data.message, "We've asked someone from our team to join this chat.") });
+      add({ role: "note", text: str(r.data && r.data.message, T("asked_person", "We've asked someone from our team to join this chat.")) });
       setHandoff("waiting");
     }
     async function backToBot() {
@@ -474,18 +477,18 @@
         field.setAttribute("aria-invalid", !ok);
         if (!ok) { why.push(problem); first = first || field; }
       }
-      check(name, fName, "Please enter your name.");
+      check(name, fName, T("need_name", "Please enter your name."));
       check(/^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/.test(email), fEmail,
-        email ? "Please check your email address (like name@example.com)." : "Please enter your email address.");
-      check(message, fMsg, "Please tell us how we can help.");
-      check(fConsent.checked, fConsent, "Please tick the box so we may contact you.");
+        email ? "Please check your email address (like name@example.com)." : T("need_email", "Please enter your email address."));
+      check(message, fMsg, T("need_message", "Please tell us how we can help."));
+      check(fConsent.checked, fConsent, T("need_consent", "Please tick the box so we may contact you."));
       if (first) { status(why.join(" "), "bad"); return first.focus(); }
-      fSubmit.disabled = true; status("Sending\u2026", "");
+      fSubmit.disabled = true; status(T("sending", "Sending\u2026"), "");
       var r = await post("/api/lead", { session_id: state.session_id, name: name, email: email, message: message,
         consent: true });
       fSubmit.disabled = false;
       if (r.error) return status(r.error, "bad");
-      var thanks = str(r.data && r.data.message, "Thanks! We'll get back to you soon.");
+      var thanks = str(r.data && r.data.message, T("lead_thanks", "Thanks! We'll get back to you soon."));
       form.reset(); form.hidden = true;
       status(thanks, "ok");
       add({ role: "note", text: thanks });
@@ -498,7 +501,7 @@
     ]));
     var sugg = [].concat(cfg.suggested_questions || []).filter(function (q) { return str(q); }).slice(0, 6);
     if (sugg.length && !state.messages.some(function (m) { return m.role === "user"; })) {
-      msgs.appendChild(h("div", { class: "chips", role: "group", "aria-label": "Suggested questions" }, sugg.map(function (q) {
+      msgs.appendChild(h("div", { class: "chips", role: "group", "aria-label": T("suggested", "Suggested questions") }, sugg.map(function (q) {
         return btn({ class: "chip", hk: "suggestion", onclick: function () { ask(q); input.focus(); } }, [q]);
       })));
     }
@@ -512,10 +515,11 @@
   async function start() {
     var cfg = {}, res;
     try {
-      res = await api("/api/config");
+      res = await api("/api/config?lang=" + encodeURIComponent(LANG));
       if (res.ok) cfg = (await res.json()) || {};
       else if (res.status < 500) return console.error("kbchat: " + (await detailOf(res))); // wrong key or site
     } catch (e) { /* unreachable now: show the widget anyway; questions will say so */ }
+    if (cfg.texts && typeof cfg.texts === "object") TEXTS = cfg.texts;
     build(cfg);
   }
   if (document.body) start(); else document.addEventListener("DOMContentLoaded", start);
