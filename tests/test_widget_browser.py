@@ -241,3 +241,22 @@ def test_a_visitor_asks_for_a_person_and_sees_the_owners_reply(browser, host_pag
     wait_for(lambda: not _find(browser, "handoff-bar").is_displayed(), 30, "the bar to go")
     assert any("assistant again" in n.text for n in _find(browser, "notice", True))
     assert "$28" in _ask(browser, "How much is the canvas studio apron?").text
+
+
+def test_a_spanish_browser_gets_the_widgets_words_in_spanish(browser, host_page):
+    added = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {
+        "source": "Object.defineProperty(navigator, 'language', {get: function () { return 'es-ES'; }});"})
+    try:
+        browser.get(host_page)
+        wait_for(lambda: _find(browser, "bubble"), 30, "the chat bubble")
+        if not _find(browser, "panel").is_displayed():
+            _find(browser, "bubble").click()
+        box = wait_for(lambda: _find(browser, "input"), 10, "the question box")
+        assert box.get_attribute("placeholder") == "Escriba su pregunta\u2026"
+        assert _find(browser, "send").get_attribute("aria-label") == "Enviar"
+        assert "Hablar con una persona" in _find(browser, "human").text
+        assert "¡Hola! Pregúntenos lo que quiera." in _find(browser, "message-bot", True)[0].text
+        _find(browser, "send").click()
+        wait_for(lambda: _find(browser, "hint").text == "Escriba primero su pregunta.", 10, "the hint in Spanish")
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]})
