@@ -293,6 +293,16 @@ def any_kb(request, tmp_path):
 
 
 # -- a web site on this computer ---------------------------------------------------------------
+def send_page(handler: BaseHTTPRequestHandler, status: int, html: str) -> None:
+    """A loopback site's reply: an HTML page with this status."""
+    body = html.encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "text/html; charset=utf-8")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 class _Site(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path.startswith("/go"):  # a redirect to wherever ?to= says
@@ -300,12 +310,8 @@ class _Site(BaseHTTPRequestHandler):
             self.send_header("Location", self.path.split("to=", 1)[1])
             self.end_headers()
             return
-        body = b"<html><head><title>Opening hours</title></head><body><p>We open at 9 am, Monday to Saturday.</p></body></html>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_page(self, 200, "<html><head><title>Opening hours</title></head><body><p>We open at 9 am, Monday to "
+                             "Saturday.</p></body></html>")
 
     def log_message(self, *args):
         pass

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from kb import languages
 from kb.ingest import ingest
 from kb.settings import Settings
 from kb.store import Store
@@ -132,6 +133,17 @@ def test_a_follow_up_is_written_about_the_item_the_chat_is_about(rag):
     assert "$45" in first.text
     follow = rag.answer("and can I cancel?", [Turn(first.question, first.text, first.searched)])
     assert "48 hours" in follow.text and not follow.refused, follow
+
+
+def test_a_visitor_writing_in_spanish_is_answered_in_spanish_from_the_english_documents(rag):
+    a = rag.answer("¿Cuál es vuestro número de teléfono?")
+    assert a.language == "es" and languages.detect(a.searched, "?") == "en"  # searched in English
+    assert not a.refused and "314-2760" in a.text, a
+    assert languages.detect(a.text, "?") == "es", a.text
+    declined = rag.answer("¿Me podéis recomendar un buen dentista?")
+    assert declined.refused and declined.language == "es"
+    # The owner's own fallback, translated by the writer only when its phone number survives.
+    assert "314-2760" in declined.text and languages.detect(declined.text, "?") == "es", declined
 
 
 def test_a_planted_instruction_is_still_ignored(tmp_path, model_cache):

@@ -54,7 +54,7 @@ def test_every_command_takes_kb_after_its_name_too(tmp_path, data, monkeypatch):
     nested = CliRunner().invoke(cli, ["visitor", "export", "--session", "nobody-here", "--kb", str(kb)])
     assert nested.exit_code == 1 and "Nothing is stored about the chat 'nobody-here'" in nested.output
     assert not (tmp_path / "from_env").exists()  # every command read the knowledge base named after it
-    for command in ("ui", "serve", "eval", "tune"):
+    for command in ("ui", "serve", "eval", "tune", "sync"):
         assert "--kb DIR" in CliRunner().invoke(cli, [command, "--help"]).output
 
 

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, SAMPLE, wait_for
+from conftest import ROOT, SAMPLE, send_page, wait_for
 from streamlit.testing.v1 import AppTest
 
 from kb import sync as syncing
@@ -31,13 +31,7 @@ class _Pages(BaseHTTPRequestHandler):
     pages: dict[str, tuple[int, str]] = {}  # path -> (status, html)
 
     def do_GET(self):
-        status, html = self.pages.get(self.path, (404, "<p>Not here</p>"))
-        body = html.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_page(self, *self.pages.get(self.path, (404, "<p>Not here</p>")))
 
     def log_message(self, *args):
         pass

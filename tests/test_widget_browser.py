@@ -71,6 +71,15 @@ def _find(driver, hook: str, all_: bool = False):
     return driver.execute_script(script, all_)
 
 
+def _open(driver, page: str):
+    """The host page loaded and the chat open (it stays open across loads); its question box."""
+    driver.get(page)
+    wait_for(lambda: _find(driver, "bubble"), 30, "the chat bubble")
+    if not _find(driver, "panel").is_displayed():
+        _find(driver, "bubble").click()
+    return wait_for(lambda: _find(driver, "input"), 10, "the question box")
+
+
 def _ask(driver, question: str):
     before = len(_find(driver, "message-bot", True) or [])
     box = _find(driver, "input")
@@ -132,11 +141,7 @@ def test_the_widget_says_what_to_do_with_an_empty_or_too_long_question_and_names
 
     Settings.load(widget_kb).updated(business_name="Copper Kiln Pottery").save(widget_kb)
     try:
-        browser.get(host_page)
-        wait_for(lambda: _find(browser, "bubble"), 30, "the chat bubble")
-        if not _find(browser, "panel").is_displayed():
-            _find(browser, "bubble").click()
-        box = wait_for(lambda: _find(browser, "input"), 10, "the question box")
+        box = _open(browser, host_page)
         asked = len(_find(browser, "message-user", True) or [])
         _find(browser, "send").click()
         wait_for(lambda: _find(browser, "hint").text == "Type your question first.", 10, "the empty-question hint")
@@ -247,11 +252,7 @@ def test_a_spanish_browser_gets_the_widgets_words_in_spanish(browser, host_page)
     added = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {
         "source": "Object.defineProperty(navigator, 'language', {get: function () { return 'es-ES'; }});"})
     try:
-        browser.get(host_page)
-        wait_for(lambda: _find(browser, "bubble"), 30, "the chat bubble")
-        if not _find(browser, "panel").is_displayed():
-            _find(browser, "bubble").click()
-        box = wait_for(lambda: _find(browser, "input"), 10, "the question box")
+        box = _open(browser, host_page)
         assert box.get_attribute("placeholder") == "Escriba su pregunta\u2026"
         assert _find(browser, "send").get_attribute("aria-label") == "Enviar"
         assert "Hablar con una persona" in _find(browser, "human").text

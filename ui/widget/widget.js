@@ -6,8 +6,11 @@
  *
  * The API base is where this file came from (origin + any path before /widget.js). Every request
  * sends "X-Bot-Key: PUBLIC_KEY" and "Content-Type: application/json":
- *   GET  /api/config       {name, color, text_color, logo_url, welcome_message, suggested_questions}
- *   POST /api/chat/stream  {question, session_id} -> server-sent events: piece {text}..., then
+ *   GET  /api/config?lang=BROWSER_LANGUAGE  {name, business_name, color, text_color, logo_url, welcome_message,
+ *                          suggested_questions, max_question_chars, language, texts: {key: words}}: the
+ *                          widget's own words come from texts (ui/widget/texts.json), English inline if not
+ *   POST /api/chat/stream  {question, session_id} -> server-sent events: step {step, text}... (what it is
+ *                          doing, shown under the typing dots), piece {text}..., then
  *                          answer {exchange_id, text, refused, citations, notes, ...} or error {message}
  *   POST /api/feedback     {exchange_id, session_id, rating: "up" | "down"}
  *   POST /api/lead         {session_id, name, email, message, consent} -> {ok, message}
