@@ -1,7 +1,7 @@
 """Visitors who write in Spanish, French, German, Portuguese or Italian, measured beside the same
 questions in English (quality profile, the rag path).
 
-    .venv/bin/python bench/languages.py            # the 40 questions of bench/languages/sample.jsonl (~12 min)
+    .venv/bin/python bench/languages.py            # the 40 questions of bench/languages.jsonl (~12 min)
     .venv/bin/python bench/languages.py --only es  # one language
 
 The 40 questions (8 per language: 6 the sample's documents answer, 2 they do not) were written for
@@ -34,7 +34,7 @@ from kb.store import Store  # noqa: E402
 from rag import facts  # noqa: E402
 from rag.answer import RagPath  # noqa: E402
 
-QUESTIONS = ROOT / "bench" / "languages" / "sample.jsonl"
+QUESTIONS = ROOT / "bench" / "languages.jsonl"
 
 
 def fact_hit(text: str, expected: list[str]) -> bool:

@@ -125,10 +125,32 @@ def _known(sources: list[str]) -> tuple[set[str], str]:
     return keys, " ".join(s.lower() for s in sources)
 
 
+# Currencies by their signs, codes and words (in the languages kbchat answers in): "80 euros" for a
+# price the passages give in dollars is a made-up fact though its number is right.
+_CURRENCIES = {
+    "dollars": r"\$|\busd\b|\bdollars?\b|\bdólar(?:es)?\b|\bdollari?\b|\bdólares\b",
+    "euros": r"€|\beur\b|\beuros?\b",
+    "pounds": r"£|\bgbp\b|\bpounds? sterling\b|\blibras?\b|\bsterline?\b",
+    "yen": r"¥|\bjpy\b|\byen\b",
+    "francs": r"\bchf\b|\bfrancs?\b|\bfranken\b",
+}
+
+
+def currencies(text: str) -> set[str]:
+    """The currencies a text names: currencies("80 euros") == {"euros"}."""
+    low = text.lower()
+    return {name for name, pattern in _CURRENCIES.items() if re.search(pattern, low)}
+
+
 def unsupported(text: str, sources: list[str]) -> list[str]:
-    """The facts of `text` (as written) that none of the passages holds."""
+    """The facts of `text` (as written) that none of the passages holds, a currency none of them
+    names among them.
+
+    >>> unsupported("Le cours coûte 80 euros.", ["A private lesson is $80 per hour."])
+    ['euros']
+    """
     keys, joined = _known(sources)
-    out = []
+    out = sorted(currencies(text) - currencies(joined))
     for fact in fact_list(text):
         if fact.key in keys:
             continue

@@ -102,8 +102,8 @@ def rag_messages(question: str, sources: list[str], tone: str = "", history: lis
     answered Spanish questions in English), so the rules and passages are the same as the
     answerability check's, which reads the English question, and the model reads them once."""
     numbered = "\n\n".join(f"[{n}] {text}" for n, text in enumerate(sources, start=1))
-    asked = f"Question: {question}" + (f"\n\nThe customer writes in {language}: write your answer in {language}."
-                                       if language else "")
+    asked = f"Question: {question}" + (f"\n\nThe customer writes in {language}: write your answer in {language}, "
+                                       "with the documents' facts." if language else "")
     return [
         {"role": "system", "content": (
             "You are a customer service assistant for a small business. Answer the customer's question from the "
