@@ -166,8 +166,7 @@ class RagPath:
         if steps:
             yield Step("writing")
         limit = s.answers.max_new_tokens
-        stream = self.generator.stream_counted(
-            rag_messages(q, sources, s.answers.tone_prompt, history, speaks), limit)
+        stream = self.generator.stream_counted(rag_messages(english, sources, s.answers.tone_prompt, history), limit)
         pieces: list[str] = []
         held_back: list[str] = []
         held, n_tokens, declined = "", 0, False
@@ -199,13 +198,15 @@ class RagPath:
                         break
                     if shown:
                         pieces.append(shown)
-                        yield shown
+                        if not speaks:  # another language: said once the model is done (it translates too)
+                            yield shown
             else:
                 if n_tokens < limit and _has_words(held):  # the model ended by itself: its last sentence is whole
                     shown = release(held.rstrip())
                     if shown:
                         pieces.append(shown)
-                        yield shown
+                        if not speaks:
+                            yield shown
         finally:
             stream.close()
         generation_ms = (time.perf_counter() - gen_start) * 1000
@@ -222,6 +223,10 @@ class RagPath:
         text = "".join(pieces)
         # 5. Cite: the passages the answer names, else the one it shares most words with.
         cited = sorted({int(n) for n in _CITED.findall(text) if 1 <= int(n) <= len(hits)})
+        if speaks:  # 6. Say it in the visitor's language, sentence by sentence, each keeping its facts.
+            pieces = [self.in_language_sentence(piece, language, notes) for piece in pieces]
+            yield from pieces
+            generation_ms = (time.perf_counter() - gen_start) * 1000
         if not cited:
             cited = [_best_overlap(text, sources)]
             pieces.append(f" [{cited[0]}]")
@@ -241,21 +246,33 @@ class RagPath:
         done = self.generator.complete(translation_messages(text, languages.NAMES[language], about), limit).text
         return " ".join(done.split()).strip('"') or None
 
-    def in_language(self, text: str, language: str, notes: list[str]) -> str:
-        """The business's own words (a curated answer, the fallback message) in the visitor's
-        language, when the translation keeps every fact of them (numbers, prices, phones, codes,
-        addresses); else as written, with a note for the owner."""
-        key = (text, language)
-        if key not in self._translations:
+    def in_language(self, text: str, language: str, notes: list[str], keep: bool = True) -> str:
+        """The business's words (a curated answer, the fallback message, a checked sentence) in the
+        visitor's language when the translation keeps every fact of them (numbers, prices, phones,
+        codes, currencies, clock times); else as written, with a note for the owner. `keep`: the
+        translation is kept for next time (the business's fixed words, not one answer's sentences)."""
+        done = self._translations[(text, language)] if (text, language) in self._translations else None
+        if (text, language) not in self._translations:
             done = self.translate(text, language)
-            kept = (done is not None and not facts.unsupported(done, [text]) and not facts.unsupported(text, [done])
-                    and set(_CLOCK.findall(text.lower())) <= set(_CLOCK.findall(done.lower())))
-            self._translations[key] = done if kept else None
-        if self._translations[key] is None:
-            notes.append(f"Given in English: its {languages.NAMES[language]} translation did not keep every fact "
-                         "(a number, price or address) of it.")
+            if done is not None and (facts.unsupported(done, [text]) or facts.unsupported(text, [done])
+                                     or not set(_CLOCK.findall(text.lower())) <= set(_CLOCK.findall(done.lower()))):
+                done = None
+            if keep:
+                self._translations[(text, language)] = done
+        if done is None:
+            note = (f"Given in English, in part or whole: its {languages.NAMES[language]} translation did not keep "
+                    "every fact (a number, price, time or address) of it.")
+            if note not in notes:
+                notes.append(note)
             return text
-        return self._translations[key]
+        return done
+
+    def in_language_sentence(self, sentence: str, language: str, notes: list[str]) -> str:
+        """One checked sentence of a written answer in the visitor's language, its citations kept."""
+        marks = "".join(f" [{n}]" for n in _CITED.findall(sentence))
+        bare = _CITED.sub("", sentence).strip()
+        lead = sentence[:len(sentence) - len(sentence.lstrip())]
+        return lead + self.in_language(bare, language, notes, keep=False) + marks if bare else sentence
 
     def fallback(self, language: str, notes: list[str]) -> str:
         """The fallback message in the visitor's language: the owner's own for it, kbchat's default in
