@@ -37,6 +37,8 @@ def _kb_here(ctx: click.Context, _param, value: str | None) -> None:
 
 
 def _with_kb(command: click.Command) -> click.Command:
+    if any("--kb" in getattr(p, "opts", ()) for p in command.params):
+        return command  # a command with a --kb of its own (model-server: several knowledge bases)
     command.params.append(click.Option(["--kb"], metavar="DIR", expose_value=False, callback=_kb_here,
                                        is_eager=True, help="Knowledge base folder or database (as kbchat --kb)."))
     return command
