@@ -72,6 +72,18 @@ def test_every_language_has_every_widget_label():
             assert ("{business}" if key == "consent_business" else "{n}" if key == "too_long" else "{name}") in words[key]
 
 
+def test_the_servers_fixed_messages_name_widget_words_that_say_the_same_in_english():
+    """The API's refusals and notes carry a code; the widget shows the words under that code in the
+    visitor's language, so the English words must be the server's own."""
+    from ui import api
+
+    english = json.loads(WIDGET_TEXTS.read_text(encoding="utf-8"))["en"]
+    for code, message in {"busy": api.BUSY, "too_fast": api.TOO_FAST, "server_error": api.SERVER_ERROR,
+                          "lead_thanks": api.LEAD_THANKS, "waiting_long": api.WAITING,
+                          "sent_to_team": api.SENT_TO_TEAM}.items():
+        assert english[code] == message, code
+
+
 @pytest.fixture(scope="module")
 def client(tmp_path_factory, model_cache):
     kb = sample_kb(tmp_path_factory.mktemp("languages"), 8, "price_list.md")

@@ -248,7 +248,11 @@ def test_a_visitor_asks_for_a_person_and_sees_the_owners_reply(browser, host_pag
     assert "$28" in _ask(browser, "How much is the canvas studio apron?").text
 
 
-def test_a_spanish_browser_gets_the_widgets_words_in_spanish(browser, host_page):
+def test_a_spanish_browser_gets_the_widgets_words_in_spanish(browser, host_page, server, widget_kb):
+    """The widget's own labels, and the server's fixed messages (named by their code), in Spanish."""
+    import httpx
+
+    base, key = server
     added = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {
         "source": "Object.defineProperty(navigator, 'language', {get: function () { return 'es-ES'; }});"})
     try:
@@ -259,5 +263,21 @@ def test_a_spanish_browser_gets_the_widgets_words_in_spanish(browser, host_page)
         assert "¡Hola! Pregúntenos lo que quiera." in _find(browser, "message-bot", True)[0].text
         _find(browser, "send").click()
         wait_for(lambda: _find(browser, "hint").text == "Escriba primero su pregunta.", 10, "the hint in Spanish")
+
+        _find(browser, "human").click()  # the contact form checks the e-mail in Spanish
+        wait_for(lambda: _find(browser, "lead-form").is_displayed(), 10, "the contact form")
+        _find(browser, "lead-name").send_keys("Ana")
+        _find(browser, "lead-email").send_keys("ana-en-ejemplo")
+        _find(browser, "lead-submit").click()
+        wait_for(lambda: "Compruebe su dirección de correo electrónico" in _find(browser, "lead-status").text, 10,
+                 "the e-mail check in Spanish")
+        _find(browser, "ask-person").click()  # the server's "we've asked our team" note, in Spanish
+        wait_for(lambda: any("Le responderá aquí en cuanto pueda" in n.text for n in _find(browser, "notice", True) or []),
+                 30, "the server's note in Spanish")
+        session = browser.execute_script(f"return JSON.parse(sessionStorage.getItem('kbchat:{key}')).session_id")
+        with BotRecords(widget_kb) as records:
+            admin = {"Authorization": f"Bearer {records.rotate_admin_token()}"}
+        httpx.post(f"{base}/api/admin/handoffs/release", json={"session_id": session}, headers=admin)
+        wait_for(lambda: not _find(browser, "handoff-bar").is_displayed(), 30, "the chat back with the assistant")
     finally:
         browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]})

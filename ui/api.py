@@ -70,6 +70,9 @@ WIDGET_TEXTS = WIDGET.with_name("texts.json")
 PUBLIC_PREFIXES = ("/api/chat", "/api/config", "/api/feedback", "/api/lead", "/api/handoff")
 BUSY = "The chat is busy answering other visitors. Please try again in a moment."
 TOO_FAST = "You're sending messages too quickly. Please wait a moment and try again."
+SERVER_ERROR = "Something went wrong on our side. Please try again."
+LEAD_THANKS = "Thanks! We'll get back to you soon."
+SENT_TO_TEAM = "Sent to our team. They'll reply here."
 WAITING = ("We've asked someone from our team to join this chat. They'll reply here as soon as they can, while "
            "this page is open. If you can't wait, leave your details and we'll get back to you.")
 QUESTION_CAP = 20_000  # characters: the most max_question_chars allows; a longer body is no question
@@ -78,9 +81,12 @@ POLLS_PER_MINUTE = 120  # a widget waiting for a person asks every few seconds
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, headers: dict | None = None):
+    """A refusal with a plain message; `code` names a message the widget also has in the visitor's
+    language (ui/widget/texts.json)."""
+
+    def __init__(self, status: int, message: str, headers: dict | None = None, code: str = ""):
         super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
+        self.status, self.message, self.headers, self.code = status, message, headers or {}, code
 
 
 # -- request bodies -------------------------------------------------------------------------------
@@ -190,13 +196,13 @@ class Bot:
             item = RateLimitItemPerMinute(per_minute)
             if not self.limiter.hit(item, key):
                 wait = max(1, int(self.limiter.reset_in(item, key)) + 1)
-                raise ApiError(429, TOO_FAST, {"Retry-After": str(wait)})
+                raise ApiError(429, TOO_FAST, {"Retry-After": str(wait)}, "too_fast")
 
     def check_polls(self, ip: str) -> None:
         from limits import RateLimitItemPerMinute
 
         if not self.limiter.hit(RateLimitItemPerMinute(POLLS_PER_MINUTE), f"poll:{ip}"):
-            raise ApiError(429, TOO_FAST, {"Retry-After": "5"})
+            raise ApiError(429, TOO_FAST, {"Retry-After": "5"}, "too_fast")
 
     def turn(self) -> "_Turn":
         """Wait for the model (at most answer_timeout_s, else 503 busy) and hold it."""
@@ -209,7 +215,7 @@ class _Turn:
 
     def __init__(self, lock: threading.Lock, timeout: float):
         if not lock.acquire(timeout=timeout):
-            raise ApiError(503, BUSY, {"Retry-After": "5"})
+            raise ApiError(503, BUSY, {"Retry-After": "5"}, "busy")
         self._lock, self._released, self._guard = lock, False, threading.Lock()
 
     def release(self) -> None:
@@ -280,7 +286,7 @@ def create_app(kb_dir: str | Path) -> FastAPI:
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, e: ApiError):
-        return _error(e.status, e.message, e.headers)
+        return _error(e.status, e.message, e.headers, e.code)
 
     @app.exception_handler(KbchatError)
     async def kbchat_error(request: Request, e: KbchatError):
@@ -297,7 +303,7 @@ def create_app(kb_dir: str | Path) -> FastAPI:
     @app.exception_handler(Exception)
     async def crashed(request: Request, e: Exception):
         log.exception("unexpected error on %s", request.url.path)
-        return _error(500, "Something went wrong on our side. Please try again.")
+        return _error(500, SERVER_ERROR, code="server_error")
 
     def bot(request: Request) -> Bot:
         return request.app.state.bot
@@ -394,7 +400,7 @@ def create_app(kb_dir: str | Path) -> FastAPI:
         saved = b.records.add_lead(body.session_id, body.name, body.email, body.message, body.consent)
         if b.settings.server.lead_webhook_url:
             tasks.add_task(_post_lead, b, b.settings.server.lead_webhook_url, saved)
-        return {"ok": True, "message": "Thanks! We'll get back to you soon."}
+        return {"ok": True, "message": LEAD_THANKS, "code": "lead_thanks"}
 
     @app.post("/api/handoff")
     def ask_for_person(body: HandoffIn, request: Request, tasks: BackgroundTasks, b: Bot = Depends(public)):
@@ -405,7 +411,7 @@ def create_app(kb_dir: str | Path) -> FastAPI:
                        "asked_at": handoff.asked_at}
             tasks.add_task(_post_webhook, b.settings.server.lead_webhook_url, payload,
                            lambda status: b.records.set_handoff_webhook(handoff.session, status))
-        return {"state": handoff.state, "message": WAITING}
+        return {"state": handoff.state, "message": WAITING, "code": "waiting_long"}
 
     @app.get("/api/handoff")
     def handoff_news(session_id: str, request: Request, after: int = 0, b: Bot = Depends(public)):
@@ -512,8 +518,8 @@ def frame_ancestors(allowed: tuple[str, ...]) -> str:
     return "frame-ancestors " + " ".join(["'self'", *allowed])
 
 
-def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"detail": message}, status_code=status, headers=headers)
+def _error(status: int, message: str, headers: dict | None = None, code: str = "") -> JSONResponse:
+    return JSONResponse({"detail": message, **({"code": code} if code else {})}, status_code=status, headers=headers)
 
 
 def _validation_message(e: RequestValidationError) -> str:
@@ -595,7 +601,7 @@ def _events(b: Bot, path, body: ChatIn, turn: _Turn) -> Iterator[str]:
             yield _sse("error", {"message": str(e)})
         except Exception:  # noqa: BLE001 - the visitor gets a message, the log gets the traceback
             log.exception("answer failed")
-            yield _sse("error", {"message": "Something went wrong on our side. Please try again."})
+            yield _sse("error", {"message": SERVER_ERROR, "code": "server_error"})
 
 
 def _to_team(b: Bot, body: ChatIn) -> dict:
@@ -603,7 +609,7 @@ def _to_team(b: Bot, body: ChatIn) -> dict:
     message = b.records.add_message(body.session_id, "visitor", body.question)
     handoff = b.records.handoff(body.session_id)
     return {"handoff": {"state": handoff.state, "message_id": message.id,
-                        "message": "Sent to our team. They'll reply here."}}
+                        "message": SENT_TO_TEAM, "code": "sent_to_team"}}
 
 
 WEBHOOK_TRIES = 4  # a webhook that is down for a moment (a deploy, a 503) still gets the lead

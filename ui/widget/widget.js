@@ -105,12 +105,19 @@
     if (body) { o.method = "POST"; o.body = JSON.stringify(body); }
     return fetch(BASE + path, o);
   }
-  async function detailOf(res) { // the server's {"detail": "..."} or a plain explanation
-    var d;
-    try { d = (await res.json()).detail; } catch (e) { /* not JSON */ }
-    if (typeof d === "string" && d) return d;
-    if (res.status === 429) return "You're sending messages too quickly. Please wait a moment and try again.";
-    return res.status >= 500 ? "Something went wrong on our side. Please try again." : "Sorry, that didn't work (error " + res.status + ").";
+  // The server's words: its fixed messages carry a code that names the same words in the visitor's
+  // language (texts.json); the others (an owner's setting, a knowledge base's problem) come as written.
+  function said(d, english) {
+    if (!d || typeof d !== "object") return english;
+    if (typeof d.code === "string" && typeof TEXTS[d.code] === "string" && TEXTS[d.code]) return TEXTS[d.code];
+    return str(typeof d.detail === "string" ? d.detail : d.message, english);
+  }
+  async function detailOf(res) { // the server's {"detail": "...", "code": "..."} or a plain explanation
+    var d = null;
+    try { d = await res.json(); } catch (e) { /* not JSON */ }
+    return said(d, res.status === 429 ? T("too_fast", "You're sending messages too quickly. Please wait a moment and try again.")
+      : res.status >= 500 ? T("server_error", "Something went wrong on our side. Please try again.")
+      : T("failed", "Sorry, that didn't work (error {n}).").replace("{n}", res.status));
   }
   async function post(path, body) { // -> {data} or {error: text for the visitor}
     var res;
@@ -389,7 +396,7 @@
             text += d.text; txt.append(d.text); scrollDown();  // a text node per piece: never HTML
           } else if (ev === "answer") rec = d;
           else if (ev === "handoff") toTeam = d;
-          else if (ev === "error") err = str(d.message, T("wrong", "Sorry, something went wrong. Please try again."));
+          else if (ev === "error") err = said(d, T("wrong", "Sorry, something went wrong. Please try again."));
         });
       } catch (e) { err = err || T("offline", NET); }
       if (toTeam) {
@@ -436,7 +443,7 @@
       var r = await post("/api/handoff", { session_id: state.session_id, question: lastQuestion() });
       if (r.error) return status(r.error, "bad");
       closeLead();
-      add({ role: "note", text: str(r.data && r.data.message, T("asked_person", "We've asked someone from our team to join this chat.")) });
+      add({ role: "note", text: said(r.data, T("asked_person", "We've asked someone from our team to join this chat.")) });
       setHandoff("waiting");
     }
     async function backToBot() {
@@ -482,7 +489,8 @@
       }
       check(name, fName, T("need_name", "Please enter your name."));
       check(/^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/.test(email), fEmail,
-        email ? "Please check your email address (like name@example.com)." : T("need_email", "Please enter your email address."));
+        email ? T("check_email", "Please check your email address (like name@example.com).")
+          : T("need_email", "Please enter your email address."));
       check(message, fMsg, T("need_message", "Please tell us how we can help."));
       check(fConsent.checked, fConsent, T("need_consent", "Please tick the box so we may contact you."));
       if (first) { status(why.join(" "), "bad"); return first.focus(); }
@@ -491,7 +499,7 @@
         consent: true });
       fSubmit.disabled = false;
       if (r.error) return status(r.error, "bad");
-      var thanks = str(r.data && r.data.message, T("lead_thanks", "Thanks! We'll get back to you soon."));
+      var thanks = said(r.data, T("lead_thanks", "Thanks! We'll get back to you soon."));
       form.reset(); form.hidden = true;
       status(thanks, "ok");
       add({ role: "note", text: thanks });
