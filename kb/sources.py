@@ -16,7 +16,7 @@ from typing import Callable
 
 from kb import corrections
 from kb.files import safe_name
-from kb.ingest import IngestResult, ingest
+from kb.ingest import IngestResult, ingest, leave_out
 from kb.settings import Settings
 from kb.store import Store
 
@@ -46,6 +46,7 @@ def remove(store: Store, name: str) -> Removed:
     (an upload, the owner's answers written in kbchat) is deleted with it."""
     source = store.find_source(name)
     n = store.remove_source(source.uri)
+    leave_out(store.dir, source.uri)  # a page of a site kbchat follows: the next sync does not bring it back
     kept = kept_copy(store, source.uri)
     if kept:
         Path(source.uri).unlink(missing_ok=True)

@@ -2,6 +2,9 @@
 again, and only what changed is stored again (so only new or changed passages are embedded, by
 the search index's own sync).
 
+- A site that was read by following its links (`kbchat ingest URL --crawl N`) is followed again
+  from the same address, so pages the site added since are found and added.
+
 - A page the site says is gone (HTTP 404 or 410), or a file that was deleted, is removed.
 - A page or file that fails to load (a timeout, a server error, a damaged file) keeps its old
   passages and is reported: a site that is down for a moment never empties the chatbot.
@@ -30,7 +33,7 @@ from typing import Callable
 
 from kb.errors import BadInput
 from kb.files import atomic_write
-from kb.ingest import IngestResult, ingest
+from kb.ingest import IngestResult, crawls, ingest
 from kb.settings import Settings
 from kb.sources import kept_copy
 from kb.store import Store, now_iso
@@ -47,6 +50,7 @@ class SyncReport:
     finished_at: str = ""
     seconds: float = 0.0
     changed: list[str] = field(default_factory=list)  # sources read again with new content
+    added: list[str] = field(default_factory=list)  # new pages found by following a site's links
     unchanged: int = 0
     removed: list[str] = field(default_factory=list)  # gone from the site or the disk: their passages went
     failed: list[dict] = field(default_factory=list)  # {"source", "reason"}: kept with their old passages
@@ -59,6 +63,9 @@ class SyncReport:
             return shown + (f" and {len(uris) - 5} more" if len(uris) > 5 else "")
 
         parts = []
+        if self.added:
+            parts.append(f"{len(self.added)} new page{'' if len(self.added) == 1 else 's'} found on the site and "
+                         f"added ({names(self.added)})")
         if self.changed:
             parts.append(f"{_documents(len(self.changed))} changed and read again ({names(self.changed)})")
         if self.removed:
@@ -73,7 +80,7 @@ class SyncReport:
 
     @property
     def changed_anything(self) -> bool:
-        return bool(self.changed or self.removed)
+        return bool(self.changed or self.added or self.removed)
 
 
 def _documents(n: int) -> str:
@@ -91,25 +98,43 @@ def sync(store: Store, settings: Settings,
     with _only_one(store.dir):
         started = time.monotonic()
         report = SyncReport(now_iso())
+        known, done = {s.uri for s in store.sources()}, set()
+        for start, pages in crawls(store.dir).items():  # followed again: finds the pages added since
+            for result in ingest(store, [start], settings, crawl_pages=pages):
+                done.add(result.target)
+                if result.target in known:
+                    _count(report, store, result.target, result, on_result)
+                elif result.status == "added":
+                    report.added.append(result.target)
+                    if on_result is not None:
+                        on_result(result.target, result)
+                elif result.failed:  # a link to a page that cannot be read: nothing of it was kept
+                    log.info("sync: %s could not be read (%s)", result.target, result.reason)
         for source in store.sources():
-            result = next(iter(ingest(store, [source.uri], settings)), None)
-            if result is None:
-                continue
-            if result.failed and result.gone and not kept_copy(store, source.uri):
-                report.passages_removed += store.remove_source(source.uri)
-                report.removed.append(source.uri)
-                result = None
-            elif result.failed:
-                report.failed.append({"source": source.uri, "reason": result.reason})
-            elif result.status in ("added", "updated"):
-                report.changed.append(source.uri)
-            else:
-                report.unchanged += 1
-            if on_result is not None:
-                on_result(source.uri, result)
+            if source.uri not in done:
+                result = next(iter(ingest(store, [source.uri], settings)), None)
+                if result is not None:
+                    _count(report, store, source.uri, result, on_result)
         report.finished_at, report.seconds = now_iso(), round(time.monotonic() - started, 1)
         atomic_write(Path(store.dir) / REPORT, lambda f: f.write(json.dumps(asdict(report), indent=1).encode()))
         return report
+
+
+def _count(report: SyncReport, store: Store, uri: str, result: IngestResult,
+           on_result: Callable[[str, IngestResult | None], None] | None) -> None:
+    """A known source read again, in the report (and removed when it is gone)."""
+    if result.failed and result.gone and not kept_copy(store, uri):
+        report.passages_removed += store.remove_source(uri)
+        report.removed.append(uri)
+        result = None
+    elif result.failed:
+        report.failed.append({"source": uri, "reason": result.reason})
+    elif result.status in ("added", "updated"):
+        report.changed.append(uri)
+    else:
+        report.unchanged += 1
+    if on_result is not None:
+        on_result(uri, result)
 
 
 def last(kb_dir) -> SyncReport | None:

@@ -94,6 +94,38 @@ def test_kbchat_sync_reads_changed_files_again_and_embeds_only_their_new_passage
     assert busy.exit_code == 1 and "A sync of this knowledge base is already running" in busy.output
 
 
+def test_a_followed_site_is_followed_again_finding_new_pages_but_not_the_ones_the_owner_removed(tmp_path, changing_site):
+    base, pages = changing_site
+    home = (f'<html><head><title>Copper Kiln</title></head><body><h1>Copper Kiln</h1><p>Welcome to the studio.</p>'
+            f'<a href="/hours">Hours</a> <a href="/workshops">Workshops</a> {{}}</body></html>')
+    pages["/"] = (200, home.format(""))
+    kb, run = tmp_path / "kb", CliRunner().invoke
+    Settings().updated(intranet_addresses="127.0.0.1").save(kb)
+    first = run(cli, ["ingest", f"{base}/", "--crawl", "10", "--kb", str(kb)])
+    assert first.exit_code == 0, first.output
+    with Store(kb) as store:
+        assert {s.uri for s in store.sources()} == {f"{base}/", f"{base}/hours", f"{base}/workshops"}
+    removed = run(cli, ["remove", f"{base}/workshops", "--kb", str(kb)])  # the owner does not want this one
+    assert removed.exit_code == 0, removed.output
+
+    pages["/"] = (200, home.format('<a href="/classes">Classes</a>'))  # the site adds a page and links it
+    pages["/classes"] = (200, PAGE.format("Classes", "Wheel throwing for beginners runs on Tuesday evenings."))
+    synced = run(cli, ["sync", "--kb", str(kb)])
+    assert synced.exit_code == 0, synced.output
+    assert f"1 new page found on the site and added ({base}/classes)" in synced.output
+    assert "1 document changed and read again" in synced.output  # the home page, with its new link
+    with Store(kb) as store:
+        assert {s.uri for s in store.sources()} == {f"{base}/", f"{base}/hours", f"{base}/classes"}
+        assert any("Tuesday evenings" in c.text for c in store.chunks(source=f"{base}/classes"))
+    assert json.loads((kb / "sync.json").read_text())["added"] == [f"{base}/classes"]
+
+    again = run(cli, ["ingest", f"{base}/workshops", "--kb", str(kb)])  # asked for again: synced again too
+    assert again.exit_code == 0 and "added" in again.output
+    assert "4 documents unchanged." in run(cli, ["sync", "--kb", str(kb)]).output
+    with Store(kb) as store:
+        assert store.source(f"{base}/workshops") is not None
+
+
 def test_the_chat_server_syncs_by_itself_keeping_a_page_that_fails_and_removing_a_removed_one(tmp_path, changing_site):
     """sync_every_hours: kbchat serve's own sync, in the background, with the chat answering."""
     from fastapi.testclient import TestClient
