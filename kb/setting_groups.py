@@ -197,7 +197,7 @@ class AnswerSettings(Group):
     answerable_threshold: float | None = _opt(None, "With answer_check: how sure (0-1) the model must be that your documents "
                                                     "answer a question before it writes; auto: measured on your own documents.",
                                               auto=True)
-    lexical_weight: float = _opt(0.15, "How much exact-word matching (BM25) adds to meaning-based search; 0 turns it off.")
+    lexical_weight: float = _opt(0.05, "How much exact-word matching (BM25) adds to meaning-based search; 0 turns it off.")
     fallback_message: str = _opt(DEFAULT_FALLBACK, "What the chatbot says when your documents do not answer a question. "
                                                    "Give your phone or e-mail (the contact setting fills it in).")
     tone: str = _opt("professional", "How written answers sound: professional, friendly, concise, or custom "

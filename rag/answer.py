@@ -44,7 +44,7 @@ from kb.store import Store
 from rag import facts, followup
 from rag.decide import Thresholds, decide, is_decline, written
 from rag.generate import Generator
-from rag.grounding import terms, unsaid
+from rag.grounding import offers_itself, terms, unsaid
 from rag.path import PathInfo
 from rag.prompts import (NOT_ENGLISH, check_messages, citation, prepare_question, quote, rag_messages, source_text,
                          translation_messages)
@@ -181,7 +181,7 @@ class RagPath:
             if not pieces and is_decline(text):
                 declined = True
                 return None
-            if facts.unsupported(text, known) or (decision.advice and unsaid(text, known)):
+            if facts.unsupported(text, known) or (decision.advice and unsaid(text, known)) or offers_itself(text):
                 held_back.append(text.strip())
                 return None
             text = cite_holders(text, sources)
@@ -211,7 +211,10 @@ class RagPath:
             stream.close()
         generation_ms = (time.perf_counter() - gen_start) * 1000
         if not pieces:
-            if held_back:
+            if held_back and all(offers_itself(t) for t in held_back):
+                why = (f"Declined: the model offered to do something itself, which your documents do not offer "
+                       f"({held_back[0][:80]!r}).")
+            elif held_back:
                 missing = facts.unsupported(" ".join(held_back), known) or unsaid(" ".join(held_back), known)
                 why = f"Declined: every sentence the model wrote says what your documents do not ({', '.join(missing[:3])})."
             elif declined:

@@ -85,6 +85,27 @@ def unsaid(sentence: str, sources: list[str]) -> list[str]:
     return [t for t in dict.fromkeys(terms(sentence)) if t[:5] not in said]
 
 
+# The assistant offering to do something itself ("Yes, I can help you write a cover letter.",
+# "I'll draft that for you"): the documents speak of the business ("we", "you can"), never of what
+# the chatbot can do, so no passage supports such a sentence, whatever its words. Not "I can't".
+_OFFERS_ITSELF = re.compile(
+    r"\bI(?:\s+can|\s+could|\s+will|'ll|\s+would\s+be\s+(?:happy|glad)|'d\s+be\s+(?:happy|glad)|\s+am\s+able|'m\s+able"
+    r"|\s+am\s+happy|'m\s+happy)\b(?!\s*not\b|n?'t\b)",
+    re.IGNORECASE,
+)
+
+
+def offers_itself(sentence: str) -> bool:
+    """Whether a sentence has the assistant offer to do something itself.
+
+    >>> offers_itself("Yes, I can help you write a cover letter. [3]"), offers_itself("You can book online [1].")
+    (True, False)
+    >>> offers_itself("I can't find that in our documents."), offers_itself("I'd be happy to draft one for you.")
+    (False, True)
+    """
+    return bool(_OFFERS_ITSELF.search(sentence.replace("\u2019", "'")))
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences, with each line of a list or table kept as its own unit."""
     out = []

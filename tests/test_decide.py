@@ -247,3 +247,16 @@ def test_advice_is_answered_only_in_what_the_passages_say(hours_kb):
 def test_a_model_server_without_probabilities_writes_and_says_the_check_did_not_run(hours_kb):
     a, _ = _answer(hours_kb, FixedWriter("A taster session costs $45 per person [1].", p_yes=None))
     assert a.method == "generated" and "the check whether the passages answer the question did not run" in a.why
+
+
+def test_a_sentence_where_the_assistant_offers_to_do_something_itself_is_caught():
+    """No document says what the chatbot can do: "I can help you write a cover letter" is never
+    supported, while the business's own offers and the chatbot's declines are not caught."""
+    from rag.grounding import offers_itself
+
+    for offer in ("Yes, I can help you write a cover letter. [3]", "I'd be happy to draft one for you.",
+                  "Sure! I\u2019ll put together a training plan for you.", "I am able to translate it."):
+        assert offers_itself(offer), offer
+    for fine in ("You can book a taster session online [1].", "We can fire your pieces on Fridays [2].",
+                 "I can't find that in our documents.", "I cannot help with that.", "I couldn't find a price."):
+        assert not offers_itself(fine), fine
