@@ -71,7 +71,7 @@ def test_a_visitor_gets_a_person_and_the_bot_stays_quiet_until_handed_back(api, 
     assert first[-1][0] == "answer"
     asked = client.post("/api/handoff", json={"session_id": SESSION, "question": "Do you have parking for a wheelchair van?"},
                         headers=keys["public"])
-    assert asked.status_code == 200 and asked.json() == {"state": "waiting", "message": WAITING}
+    assert asked.status_code == 200 and asked.json() == {"state": "waiting", "message": WAITING, "code": "waiting_long"}
     # The owner is told: the webhook gets the handoff, the inbox lists the chat.
     note = wait_for(lambda: [g for g in got if g["type"] == "handoff"], 30, "the handoff webhook")[0]
     assert note["session_id"] == SESSION and "wheelchair" in note["question"]
