@@ -20,7 +20,7 @@ Prints, against the targets of the RAG issue:
   * out-of-scope questions near the trade (`near` in the file) declined, apart from the others.
 Each rate is printed with its ratio to the target. --show prints every wrong answer;
 --no-check answers without the answerability check (the answer_check setting off) for comparison;
---lexical-weight W searches with another exact-word weight (0.15 was the default before 2026-12).
+--lexical-weight W searches with another exact-word weight (0.15 was the default until 2026-12-04).
 """
 
 from __future__ import annotations
