@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,15 +19,14 @@ from typing import Iterator
 
 from kb import readers
 from kb.chunk import chunk_document
+from kb.crawls import Crawls
 from kb.errors import BadInput
-from kb.files import atomic_write
 from kb.records import Document, Source
 from kb.settings import Settings
 from kb.store import Store, now_iso
 from kb.web import PageGone, crawl, is_url
 
 IGNORE_FILE = ".kbchatignore"
-CRAWLS = "crawls.json"  # in the knowledge base folder: the sites read by following links
 # Bump when a reader or the chunker changes its output, so unchanged files are read again.
 PIPELINE_VERSION = "2"
 
@@ -52,17 +50,13 @@ class IngestResult:
 
 def ingest(store: Store, targets: list[str], settings: Settings, crawl_pages: int = 0) -> Iterator[IngestResult]:
     """Ingest files, folders (recursively) and http(s) URLs. `crawl_pages` > 1 follows same-site
-    links from each URL up to that many pages, and is remembered (`crawls`) so that a sync finds
-    the pages the site adds later."""
+    links from each URL up to that many pages, and is remembered (kb.crawls) so that a sync finds
+    the pages the site adds later; pages of it the owner removed are passed by."""
     for target in targets:
         if is_url(target):
-            if crawl_pages > 1:
-                remember_crawl(store.dir, target, crawl_pages)
-            passed_by = left_out(store.dir)  # pages the owner removed, unless asked for again
-            if target in passed_by:
-                passed_by.discard(target)
-                _save_crawls(store.dir, crawls(store.dir), passed_by)
-            yield from _ingest_url(store, target, settings, max(1, crawl_pages), passed_by)
+            memory = Crawls.load(store.dir)
+            memory.asked_for(store.dir, target, crawl_pages)
+            yield from _ingest_url(store, target, settings, max(1, crawl_pages), memory.removed)
             continue
         path = Path(target).expanduser()
         if not path.exists():
@@ -75,42 +69,6 @@ def ingest(store: Store, targets: list[str], settings: Settings, crawl_pages: in
                     yield _ingest_file(store, file, settings)
         else:
             yield _ingest_file(store, path, settings)
-
-
-def crawls(kb_dir) -> dict[str, int]:
-    """The sites read by following their links: {start address: most pages}."""
-    sites = _crawl_file(kb_dir).get("sites", {})
-    return {u: n for u, n in sites.items() if isinstance(u, str) and isinstance(n, int)} if isinstance(sites, dict) else {}
-
-
-def left_out(kb_dir) -> set[str]:
-    """Pages of those sites that the owner removed: a sync does not bring them back."""
-    removed = _crawl_file(kb_dir).get("removed", [])
-    return {u for u in removed if isinstance(u, str)} if isinstance(removed, list) else set()
-
-
-def remember_crawl(kb_dir, start: str, max_pages: int) -> None:
-    if crawls(kb_dir).get(start) != max_pages or start in left_out(kb_dir):
-        _save_crawls(kb_dir, {**crawls(kb_dir), start: max_pages}, left_out(kb_dir) - {start})
-
-
-def leave_out(kb_dir, uri: str) -> None:
-    """The owner removed this page: a sync following its site's links passes it by."""
-    if is_url(uri) and crawls(kb_dir) and uri not in left_out(kb_dir):
-        _save_crawls(kb_dir, crawls(kb_dir), left_out(kb_dir) | {uri})
-
-
-def _crawl_file(kb_dir) -> dict:
-    try:
-        saved = json.loads((Path(kb_dir) / CRAWLS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return saved if isinstance(saved, dict) else {}
-
-
-def _save_crawls(kb_dir, sites: dict[str, int], removed: set[str]) -> None:
-    data = {"sites": sites, "removed": sorted(removed)}
-    atomic_write(Path(kb_dir) / CRAWLS, lambda f: f.write(json.dumps(data, indent=1).encode()))
 
 
 def walk_folder(folder: Path) -> Iterator[tuple[Path, str]]:

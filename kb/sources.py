@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Callable
 
 from kb import corrections
+from kb.crawls import Crawls
 from kb.files import safe_name
-from kb.ingest import IngestResult, ingest, leave_out
+from kb.ingest import IngestResult, ingest
 from kb.settings import Settings
 from kb.store import Store
+from kb.web import is_url
 
 UPLOADS = "uploads"  # the folder in the knowledge base that keeps the owner's uploaded files
 
@@ -46,7 +48,8 @@ def remove(store: Store, name: str) -> Removed:
     (an upload, the owner's answers written in kbchat) is deleted with it."""
     source = store.find_source(name)
     n = store.remove_source(source.uri)
-    leave_out(store.dir, source.uri)  # a page of a site kbchat follows: the next sync does not bring it back
+    if is_url(source.uri):  # a page of a site kbchat follows: the next sync does not bring it back
+        Crawls.load(store.dir).leave_out(store.dir, source.uri)
     kept = kept_copy(store, source.uri)
     if kept:
         Path(source.uri).unlink(missing_ok=True)

@@ -31,9 +31,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from kb.crawls import Crawls
 from kb.errors import BadInput
 from kb.files import atomic_write
-from kb.ingest import IngestResult, crawls, ingest
+from kb.ingest import IngestResult, ingest
 from kb.settings import Settings
 from kb.sources import kept_copy
 from kb.store import Store, now_iso
@@ -99,11 +100,11 @@ def sync(store: Store, settings: Settings,
         started = time.monotonic()
         report = SyncReport(now_iso())
         known, done = {s.uri for s in store.sources()}, set()
-        for start, pages in crawls(store.dir).items():  # followed again: finds the pages added since
+        for start, pages in Crawls.load(store.dir).sites.items():  # followed again: finds the pages added since
             for result in ingest(store, [start], settings, crawl_pages=pages):
                 done.add(result.target)
                 if result.target in known:
-                    _count(report, store, result.target, result, on_result)
+                    _record(report, store, result.target, result, on_result)
                 elif result.status == "added":
                     report.added.append(result.target)
                     if on_result is not None:
@@ -114,13 +115,13 @@ def sync(store: Store, settings: Settings,
             if source.uri not in done:
                 result = next(iter(ingest(store, [source.uri], settings)), None)
                 if result is not None:
-                    _count(report, store, source.uri, result, on_result)
+                    _record(report, store, source.uri, result, on_result)
         report.finished_at, report.seconds = now_iso(), round(time.monotonic() - started, 1)
         atomic_write(Path(store.dir) / REPORT, lambda f: f.write(json.dumps(asdict(report), indent=1).encode()))
         return report
 
 
-def _count(report: SyncReport, store: Store, uri: str, result: IngestResult,
+def _record(report: SyncReport, store: Store, uri: str, result: IngestResult,
            on_result: Callable[[str, IngestResult | None], None] | None) -> None:
     """A known source read again, in the report (and removed when it is gone)."""
     if result.failed and result.gone and not kept_copy(store, uri):
