@@ -29,7 +29,8 @@ class Crawls:
         try:
             saved = json.loads((Path(kb_dir) / FILE).read_text(encoding="utf-8"))
             sites = {u: n for u, n in saved.get("sites", {}).items() if isinstance(u, str) and isinstance(n, int)}
-            return cls(sites, {u for u in saved.get("removed", []) if isinstance(u, str)})
+            removed = saved.get("removed", [])
+            return cls(sites, {u for u in removed if isinstance(u, str)} if isinstance(removed, list) else set())
         except (OSError, ValueError, AttributeError, TypeError):
             return cls()
 
