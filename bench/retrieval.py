@@ -200,9 +200,8 @@ def field_rules(sets: list[tuple[str, Retriever, list[tuple[str, Callable[[Chunk
             rights = [right(c) for c in chunks]
             for rule, score in FIELD_RULES.items():
                 dense = np.where(is_faq, score(pair, question, answer), pair)
-                for w in RULE_WEIGHTS:
-                    fused = [fuse(d, b, float(bm.max(initial=0.0)), w, x) for d, b, x in zip(dense, bm, share)]
-                    hits[(rule, w)] += rights[int(np.argmax(fused))]
+                for w in RULE_WEIGHTS:  # fuse's arithmetic takes whole arrays
+                    hits[(rule, w)] += rights[int(np.argmax(fuse(dense, bm, float(bm.max(initial=0.0)), w, share)))]
         print(name)
         for rule in FIELD_RULES:
             print(f"   {rule:28} " + "  ".join(f"{hits[(rule, w)] / len(cases):.3f}" for w in RULE_WEIGHTS))

@@ -68,13 +68,11 @@ log = logging.getLogger("kbchat.api")
 WIDGET = Path(__file__).parent / "widget" / "widget.js"
 WIDGET_TEXTS = WIDGET.with_name("texts.json")
 PUBLIC_PREFIXES = ("/api/chat", "/api/config", "/api/feedback", "/api/lead", "/api/handoff")
-BUSY = "The chat is busy answering other visitors. Please try again in a moment."
-TOO_FAST = "You're sending messages too quickly. Please wait a moment and try again."
-SERVER_ERROR = "Something went wrong on our side. Please try again."
-LEAD_THANKS = "Thanks! We'll get back to you soon."
-SENT_TO_TEAM = "Sent to our team. They'll reply here."
-WAITING = ("We've asked someone from our team to join this chat. They'll reply here as soon as they can, while "
-           "this page is open. If you can't wait, leave your details and we'll get back to you.")
+# The server's fixed messages, in English, are the widget's own words (texts.json), so the widget
+# can show each in the visitor's language by its code ("busy", "too_fast", ...).
+_ENGLISH = json.loads(WIDGET_TEXTS.read_text(encoding="utf-8"))["en"]
+BUSY, TOO_FAST, SERVER_ERROR = _ENGLISH["busy"], _ENGLISH["too_fast"], _ENGLISH["server_error"]
+LEAD_THANKS, SENT_TO_TEAM, WAITING = _ENGLISH["lead_thanks"], _ENGLISH["sent_to_team"], _ENGLISH["waiting_long"]
 QUESTION_CAP = 20_000  # characters: the most max_question_chars allows; a longer body is no question
 MAX_BODY_BYTES = 4 * QUESTION_CAP + 4096  # the longest question in UTF-8, and the rest of a request
 POLLS_PER_MINUTE = 120  # a widget waiting for a person asks every few seconds
