@@ -16,6 +16,7 @@ from kb.sync import sync
 from kb.ingest import IngestResult, ingest
 from kb.plain import readable
 from kb.records import Source
+from kb.web import is_url
 from ui import appkit
 from ui.appkit import local_time, md
 from ui.places import plural, split_uri
@@ -122,8 +123,6 @@ with st.container(border=True):
         pages = st.number_input("Follow links on the same site, up to this many pages (1: only this page)",
                                 min_value=1, max_value=200, value=1, step=1)
         if st.form_submit_button("Add this page"):
-            from kb.web import is_url
-
             url = url.strip()
             if not is_url(url):
                 st.error("Give the full web address, starting with https:// (or http://).")
@@ -161,12 +160,13 @@ else:
         chunks = appkit.store().chunks(source=uri)
         if len(chunks) > PREVIEW_LIMIT:
             st.caption(f"Showing the first {PREVIEW_LIMIT} of {len(chunks)} passages.")
-        for c in chunks[:PREVIEW_LIMIT]:
-            st.caption(md(c.location or "passage"))
-            if c.faq:
-                st.text(f"Q: {c.faq.question}\nA: {c.faq.answer}")
-            else:
-                st.text(readable(c.text, source.kind))
+        with st.container(height=520):  # a long document scrolls here, not the whole page past the sections below
+            for c in chunks[:PREVIEW_LIMIT]:
+                st.caption(md(c.location or "passage"))
+                if c.faq:
+                    st.text(f"Q: {c.faq.question}\nA: {c.faq.answer}")
+                else:
+                    st.text(readable(c.text, source.kind))
     with removal:
         confirming = st.session_state.get("knowledge_remove") == uri
         if not confirming:
@@ -178,6 +178,8 @@ else:
                 also = f" The {source.n_faqs} answers you wrote in kbchat (Fix this answer) are deleted with it."
             elif kept_copy(appkit.store(), uri):
                 also = " The copy kbchat keeps of the uploaded file is deleted too."
+            elif is_url(uri):
+                also = " The page on your site is not touched, and syncing your site does not bring it back."
             else:
                 also = " Your own file is not touched."
             st.warning(f"Remove **{md(split_uri(uri)[0])}** from the knowledge base? The chatbot stops using "
@@ -198,7 +200,8 @@ st.header("Keep in step with your site")
 last_sync = sync_report(appkit.kb_dir())
 every = appkit.settings().server.sync_every_hours
 st.write("When you change your web pages or files, kbchat can read them all again and keep only what changed. "
-         "A page that fails to load keeps what kbchat read before; a page your site removed is removed.")
+         "A page that fails to load keeps what kbchat read before; a page your site removed is removed. A site added "
+         "by following its links is followed again, so its new pages are added too (not the ones you removed here).")
 if last_sync:
     st.caption(md(f"Last sync: {local_time(last_sync.finished_at)} ({last_sync.seconds:.0f} s). {last_sync.summary()}"))
 else:
