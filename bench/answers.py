@@ -21,6 +21,13 @@ Prints, against the targets of the RAG issue:
 Each rate is printed with its ratio to the target. --show prints every wrong answer;
 --no-check answers without the answerability check (the answer_check setting off) for comparison;
 --lexical-weight W searches with another exact-word weight (0.15 was the default until 2026-12-04).
+
+Where a written answer's time goes, p50 and p95 over the answers the model wrote: search, the
+answerability check's prompt reading, the writer's reading of the rest of its prompt (to its first
+token), decoding (the checks on each sentence run between its tokens), and what runs after the model
+(citations, a translation), with the first words shown and the whole answer. --top-k N,
+--passage-margin M and --threads N answer with those settings, to see what fewer passages or another
+thread count buy in time and cost in facts.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import re
 import statistics
 import sys
 import tempfile
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -45,6 +53,7 @@ from kb.settings import Settings  # noqa: E402
 from rag import facts  # noqa: E402
 from rag.answer import RagPath  # noqa: E402
 from rag.prompts import source_text  # noqa: E402
+from rag.retrieve import close_to_best  # noqa: E402
 
 TARGETS = {"fact accuracy (in scope)": 0.80, "out-of-scope refused": 0.9, "FAQ top-1 (reworded)": 0.9}
 
@@ -55,6 +64,81 @@ def normalize(text: str) -> str:
 
 def has_fact(answer: str, expected: list[str]) -> bool:
     return any(normalize(e) in normalize(answer) for e in expected)
+
+
+class Stages:
+    """Where each answer's time goes: the path's writer with its calls timed (the check's prompt
+    reading, the writer's first token and decoding, read from the engine's own `last` figures), and
+    the first words the path shows."""
+
+    def __init__(self, generator):
+        self.generator, self.rows, self.now = generator, [], {}
+        ask, write = generator.yes_probability, generator.stream_counted
+
+        def yes_probability(messages):
+            start = time.perf_counter()
+            try:
+                return ask(messages)
+            finally:
+                last = getattr(generator.engine, "last", {})
+                self.now.update(check_s=time.perf_counter() - start,
+                                check_read=(last.get("prompt_tokens") or 0) - (last.get("cached_tokens") or 0))
+
+        def stream_counted(messages, max_new_tokens, min_new_tokens=0):
+            start, n = time.perf_counter(), 0
+            inner = write(messages, max_new_tokens, min_new_tokens)
+            try:
+                for piece, n in inner:
+                    yield piece, n
+            finally:
+                inner.close()
+                last = getattr(generator.engine, "last", {})
+                spent, first = time.perf_counter() - start, last.get("first_token_s") or 0.0
+                self.now.update(prompt_s=first, decode_s=spent - first, tokens=n,
+                                write_read=(last.get("prompt_tokens") or 0) - (last.get("cached_tokens") or 0))
+
+        generator.yes_probability, generator.stream_counted = yes_probability, stream_counted
+
+    def answer(self, path, question: str):
+        self.now = {}
+        start, first = time.perf_counter(), None
+        for item in path.stream(question):
+            if isinstance(item, str) and first is None:
+                first = time.perf_counter() - start
+        answer = item
+        if answer.method == "generated":
+            model = self.now.get("check_s", 0.0) + self.now.get("prompt_s", 0.0) + self.now.get("decode_s", 0.0)
+            self.rows.append({**self.now, "search_s": answer.retrieval_ms / 1000, "first_s": first,
+                              "total_s": answer.total_ms / 1000,
+                              "after_s": max(0.0, answer.total_ms / 1000 - answer.retrieval_ms / 1000 - model)})
+        return answer
+
+    def report(self) -> None:
+        rows = self.rows
+        if not rows:
+            return
+        q = lambda key, f: pick([r.get(key, 0.0) for r in rows], f)  # noqa: E731
+        total = sum(r["total_s"] for r in rows)
+        print(f"\nwhere a written answer's time goes ({len(rows)} written answers)     p50 s   p95 s   share of all")
+        for key, label in (("search_s", "search"),
+                           ("check_s", f"check: reading the prompt ({q('check_read', .5):.0f} tokens at p50)"),
+                           ("prompt_s", f"writer: the rest of the prompt ({q('write_read', .5):.0f} tokens)"),
+                           ("decode_s", f"writer: decoding ({q('tokens', .5):.0f} tokens at p50)"),
+                           ("after_s", "after the model ended (citations, translation)"),
+                           ("first_s", "first words shown"),
+                           ("total_s", "whole answer")):
+            share = f"{sum(r.get(key, 0.0) for r in rows) / total:6.0%}" if key not in ("first_s", "total_s") else ""
+            print(f"  {label:58} {q(key, .5):5.2f}   {q(key, .95):5.2f}   {share}")
+        read = sum(r.get("check_read", 0) + r.get("write_read", 0) for r in rows)
+        reading = sum(r.get("check_s", 0) + r.get("prompt_s", 0) for r in rows)
+        decoded = sum(r.get("tokens", 0) for r in rows)
+        print(f"  prompt reading {read / max(reading, 1e-9):.0f} tokens/s, decoding "
+              f"{decoded / max(sum(r.get('decode_s', 0) for r in rows), 1e-9):.1f} tokens/s")
+
+
+def pick(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else 0.0
 
 
 def main() -> None:
@@ -68,6 +152,10 @@ def main() -> None:
     parser.add_argument("--no-check", action="store_true", help="the answer_check setting off: no answerability check")
     parser.add_argument("--lexical-weight", type=float, default=None,
                         help="the lexical_weight setting (default: its default), e.g. 0.15 to compare with the earlier search")
+    parser.add_argument("--top-k", type=int, default=None, help="the top_k setting: how many passages the model reads (default 5)")
+    parser.add_argument("--passage-margin", type=float, default=None,
+                        help="the passage_margin setting (default 0.2); 1 reads all top_k passages, as before 2026-12-04")
+    parser.add_argument("--threads", type=int, default=None, help="the threads setting: the model's CPU threads (default 0, all cores)")
     args = parser.parse_args()
     from kb.models import SPLIT_MODELS
 
@@ -84,9 +172,11 @@ def main() -> None:
         resolve = lambda m: m if m in SPLIT_MODELS or not m else str(Path(m).resolve())  # noqa: E731
         Settings(model_profile=args.profile, embedder_path=resolve(args.embedder),
                  generator_path=resolve(args.generator), answer_check=not args.no_check,
-                 **({} if args.lexical_weight is None else {"lexical_weight": args.lexical_weight})).save(store.dir)
+                 **{k: v for k, v in (("lexical_weight", args.lexical_weight), ("top_k", args.top_k),
+                                      ("passage_margin", args.passage_margin), ("threads", args.threads)) if v is not None}).save(store.dir)
         path = RagPath(store)
         path.answer("When are you open?")  # load both models before timing
+        stages = Stages(path.generator)
         by_method: dict[str, list[tuple[bool, float]]] = defaultdict(list)
         in_scope, out_scope, faq_right, faq_n, wrongly_refused = [], [], 0, 0, 0
         fast_given, fast_right, all_ms = 0, 0, []
@@ -94,7 +184,7 @@ def main() -> None:
         tokens, gen_s = 0, 0.0
         dump: list[dict] = []
         for row in rows:
-            a = path.answer(row["question"])
+            a = stages.answer(path, row["question"])
             if a.n_tokens:
                 tokens, gen_s = tokens + a.n_tokens, gen_s + a.generation_ms / 1000
             if "faq_question" in row:
@@ -114,7 +204,9 @@ def main() -> None:
             held_back += bool(a.held_back)
             if a.method == "generated":
                 written += 1
-                read = [source_text(h.chunk)[0] for h in path.retriever.search(a.question, path.settings.answers.top_k)]
+                answers = path.settings.answers
+                read = [source_text(h.chunk)[0] for h in
+                        close_to_best(path.retriever.search(a.question, answers.top_k), answers.passage_margin)]
                 missing = facts.unsupported(a.text, read + [path.settings.answers.tone_prompt])
                 still_unsupported += bool(missing)
                 if missing and args.show:
@@ -160,6 +252,7 @@ def main() -> None:
         print(f"{method:26} {len(results):4}   {sum(ok for ok, _ in results) / len(results):.3f}  {statistics.median(ms):7.0f}  {p95:7.0f}")
     if gen_s:
         print(f"\nmodel speed while answering: {tokens / gen_s:.1f} tokens/s (checks and quoting included)")
+    stages.report()
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     .venv/bin/python bench/retrieval.py            # full: 10k and 100k chunk knowledge bases
     .venv/bin/python bench/retrieval.py --quick    # a smoke run: 2k chunks, fewer queries
     .venv/bin/python bench/retrieval.py --quick --rules   # also each FAQ field rule at each exact-word weight
+    .venv/bin/python bench/retrieval.py --precision       # only: search vectors in bfloat16 against float32
 
 Every figure is printed with its ratio to a baseline from the same run: kbchat's hit@1 against the
 better of two plain cosine rankings, search p50 against the 20 ms goal, embedding throughput against
@@ -125,15 +126,19 @@ def is_faq(question: str) -> Callable[[Chunk], bool]:
     return lambda c: bool(c.faq) and question_key(c.faq.question) == question_key(question)
 
 
-def quality(tmp: Path, rules: bool = False) -> None:
-    """Per set: kbchat's search beside plain cosine, with the right FAQ entry (or a passage holding
-    the expected fact) at rank 1, in the top 5, and its mean reciprocal rank; then the fast path."""
+def ranking_sets(tmp: Path, settings: Settings | None = None) -> list[tuple[str, Retriever, list[tuple[str, Callable[[Chunk], bool]]]]]:
+    """(name, its retriever with the index built, its cases) for each ranking set, in knowledge
+    bases under `tmp`, searched with `settings` (None: each knowledge base's own, the defaults)."""
     rows = eval_rows()
-    sample = Retriever(sample_store(tmp / "sample"))
-    sample.sync()
+
+    def synced(store: Store) -> Retriever:
+        retriever = Retriever(store, settings)
+        retriever.sync()
+        return retriever
+
+    sample = synced(sample_store(tmp / "sample"))
     store, covid_pairs = covidqa_store(tmp / "covidqa")
-    covid = Retriever(store)
-    covid.sync()
+    covid = synced(store)
     sets = [
         (f"sample, reworded FAQ questions -> that FAQ (n={sum('faq_question' in r for r in rows)})", sample,
          [(r["question"], is_faq(r["faq_question"])) for r in rows if "faq_question" in r]),
@@ -143,10 +148,16 @@ def quality(tmp: Path, rules: bool = False) -> None:
     ]
     for name in ("groomer", "bikeshop"):
         store, questions = business_store(name, tmp / name)
-        retriever = Retriever(store)
-        retriever.sync()
-        sets.append((f"{name} (bench/businesses), questions -> the fact (n={len(questions)})", retriever,
+        sets.append((f"{name} (bench/businesses), questions -> the fact (n={len(questions)})", synced(store),
                      [(r["question"], holds(r["expected"])) for r in questions]))
+    return sets
+
+
+def quality(tmp: Path, rules: bool = False) -> None:
+    """Per set: kbchat's search beside plain cosine, with the right FAQ entry (or a passage holding
+    the expected fact) at rank 1, in the top 5, and its mean reciprocal rank; then the fast path."""
+    sets = ranking_sets(tmp)
+    sample = sets[0][1]
     print(f"\n== Ranking: kbchat's search (fusion weight {sample.lexical_weight}) against plain cosine; hit@1 / hit@5 / MRR ==")
     for name, retriever, cases in sets:
         figures = {rule: rank_figures(retriever, cases, rule) for rule in ("kbchat", "pair", "question")}
@@ -157,7 +168,37 @@ def quality(tmp: Path, rules: bool = False) -> None:
               f" | hit@1 ratio to the better plain cosine {figures['kbchat'][0] / best:.2f}")
     if rules:
         field_rules(sets)
-    faq_threshold(sample, rows)
+    faq_threshold(sample, eval_rows())
+
+
+def precision(tmp: Path) -> None:
+    """The search model in bfloat16 (the fast_search setting) against float32, each on its own copy
+    of every set: the time to build the knowledge bases' indexes and to embed every set's
+    questions, and kbchat's hit@1 / hit@5 / MRR with each."""
+    from rag.embed import cpu_has_bf16
+
+    if not cpu_has_bf16():
+        print("\n== Search in bfloat16: this CPU has no bfloat16 instructions, so fast_search keeps float32 here ==")
+        return
+    measured = {}
+    for fast in (False, True):  # the model loaded and warmed up first, so neither pays for that
+        Embedder(Settings(fast_search=fast)).embed(["warm up", "When are you open on Saturdays?"])
+    for fast in (False, True):
+        start = time.perf_counter()
+        sets = ranking_sets(tmp / f"fast-{fast}", Settings(fast_search=fast))
+        built = time.perf_counter() - start
+        start = time.perf_counter()
+        for _, retriever, cases in sets:
+            retriever.embedder.embed([q for q, _ in cases])
+        asked = time.perf_counter() - start
+        measured[fast] = (built, asked, [(name, rank_figures(retriever, cases, "kbchat")) for name, retriever, cases in sets])
+    (b32, a32, f32), (b16, a16, f16) = measured[False], measured[True]
+    print(f"\n== Search in bfloat16 (fast_search) against float32, {Settings().models.embedder} ==")
+    print(f"building the five indexes (ingest included): {b32:.1f} s -> {b16:.1f} s (ratio {b32 / b16:.2f}x faster)")
+    print(f"embedding every set's questions: {a32:.1f} s -> {a16:.1f} s (ratio {a32 / a16:.2f}x faster)")
+    for (name, x), (_, y) in zip(f32, f16):
+        print(f"{name}\n   float32 {'/'.join(f'{v:.3f}' for v in x)} | bfloat16 {'/'.join(f'{v:.3f}' for v in y)}"
+              f" | hit@1 ratio {y[0] / (x[0] or 1e-9):.2f}")
 
 
 # Ways to score an FAQ entry against a question, from its three cosines (its question and answer
@@ -330,7 +371,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", help="knowledge base sizes in chunks (default 10000 100000)")
     parser.add_argument("--rules", action="store_true",
                         help="also every way of scoring an FAQ entry (its question, answer, both) at several exact-word weights")
+    parser.add_argument("--precision", action="store_true",
+                        help="only the search model in bfloat16 (fast_search) against float32: time and ranking per set")
     args = parser.parse_args()
+    if args.precision:
+        with tempfile.TemporaryDirectory() as tmp:
+            precision(Path(tmp))
+        return
     sizes, pool, n_queries = ([2000], 200, 20) if args.quick else ([10_000, 100_000], 2000, 200)
     sizes = args.sizes or sizes
     with tempfile.TemporaryDirectory() as tmp:

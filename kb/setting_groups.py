@@ -139,6 +139,11 @@ class ModelSettings(Group):
                                      "model runs in kbchat. Its key goes in $KBCHAT_MODEL_SERVER_KEY.")
     model_server_model: str = _opt("", "With model_server_url: the name of the model on the server.")
     model_server_timeout_s: float = _opt(60.0, "With model_server_url: seconds to wait for the server to start answering.")
+    # On a CPU with bfloat16 instructions (AVX512-BF16, AMX) the search model runs its matrix products
+    # in bfloat16: all-mpnet-base-v2 embedded the sample's passages 1.9x faster, every vector within
+    # 0.003 of its float32 cosines (rag.embed, bench/vectors.py --precision).
+    fast_search: bool = _opt(True, "Compute search vectors in bfloat16 on processors that support it (about twice "
+                                   "as fast; the ranking very rarely differs). Off: full float32 precision.")
     # llama.cpp runs .gguf models. 0 threads uses every core; on a busy machine 1 can be faster.
     threads: int = _opt(0, "CPU threads the language model uses (0: all cores). Try 1 on a machine that runs other work.")
     context_tokens: int = _opt(4096, "The most tokens (question, passages and answer together) the language model reads at once.")
@@ -180,6 +185,15 @@ class AnswerSettings(Group):
     # than 3: the expected fact is in the top 3 passages for 0.91 of sample_data's questions, in the
     # top 5 for 0.94, and Qwen2.5-Coder-1.5B's facts rose 0.73 -> 0.77 for ~1 s more.
     top_k: int = _opt(5, "How many passages the answer is written from.")
+    # Reading the passages is most of a written answer's time on a CPU (bench/answers.py: 80% of it on
+    # 2 cores, ~90 tokens/s), and a passage far below the best one rarely holds the answer: on the
+    # sample and two businesses written apart from it, the first passage with the fact was more than
+    # 0.2 below the best for 1 of 198 questions (0.15: 3). At 0.15 the model read 402 tokens instead
+    # of 530 at p50 and wrote answers 10% sooner with the same facts (40 sample questions); 0.2 is
+    # kept for the businesses not measured.
+    passage_margin: float = _opt(0.2, "The model does not read a passage that matches the question this much (0-1) "
+                                      "less than the best one, so it answers sooner; the best two are always read. "
+                                      "1 reads all top_k passages.")
     rag_writer: str = _opt(
         "auto",
         "How answers from your documents are made. model: the language model writes them from the best passages. "
@@ -215,6 +229,7 @@ class AnswerSettings(Group):
         self._check_types()
         _between("lexical_weight", self.lexical_weight, 0, 1)
         _between("top_k", self.top_k, 1, 20)
+        _between("passage_margin", self.passage_margin, 0, 1)
         _between("max_new_tokens", self.max_new_tokens, 1, 2000)
         _between("max_question_chars", self.max_question_chars, 20, 20000)
         _positive("chat_idle_minutes", self.chat_idle_minutes, " minutes")

@@ -48,7 +48,7 @@ from rag.grounding import offers_itself, terms, unsaid
 from rag.path import PathInfo
 from rag.prompts import (NOT_ENGLISH, check_messages, citation, prepare_question, quote, rag_messages, source_text,
                          translation_messages)
-from rag.retrieve import Retriever
+from rag.retrieve import Retriever, close_to_best
 
 _CITED = re.compile(r"\[(\d+)\]")
 _CLOCK = re.compile(r"\b\d{1,2}(?::\d{2})? ?[ap]\.?m\b")  # "9 pm": a translation keeps it, not "9 heures"
@@ -298,14 +298,14 @@ class RagPath:
         """(what was searched, the fast path's curated FAQ or None, the best passages): the message
         as it is, or, for a follow-up that belongs to the chat's topic, after that topic when that
         fits it better; one that refers back reads both searches' passages (rag.followup)."""
-        k = self.settings.answers.top_k
+        k, margin = self.settings.answers.top_k, self.settings.answers.passage_margin
         faq, hits = self.retriever.faq_candidate(q), self.retriever.search(q, k)
         topic = followup.with_topic(q, history)
         if not topic:
-            return q, faq, hits
+            return q, faq, close_to_best(hits, margin)
         leaned = self.retriever.search(topic, k)
         if not leaned or not followup.belongs(q, [source_text(h.chunk)[0] for h in leaned]):
-            return q, faq, hits
+            return q, faq, close_to_best(hits, margin)
         # A message that refers back ("how much is it?") reads both searches' passages in turn, the
         # better fitting first (the same best passage: the topic's), since no distance between
         # texts tells what "it" is and the writer, who reads the chat, can; and it gets no curated
@@ -317,7 +317,8 @@ class RagPath:
             searched, faq, better, other = topic, self.retriever.faq_candidate(topic), leaned, hits
         else:
             searched, faq, better, other = q, None if back else faq, hits, leaned
-        return searched, faq, followup.interleave(better, other, k) if back else better
+        # Two searches' cosines are not measured against one question: both lists are read whole.
+        return searched, faq, followup.interleave(better, other, k) if back else close_to_best(better, margin)
 
 
 def checks_answers(settings: Settings) -> bool:

@@ -180,7 +180,9 @@ class LlamaEngine:
             else:
                 llm.reset()
                 keep = 0
+            start = time.perf_counter()
             llm.eval(tokens[keep:])
+            self.last = {"prompt_tokens": len(tokens), "cached_tokens": keep, "first_token_s": time.perf_counter() - start}
             logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(llm.n_vocab(),))
             return _yes_share(logits, self._answer_tokens())
 

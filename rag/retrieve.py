@@ -80,6 +80,20 @@ class Hit:
     lexical: float | None  # raw BM25 score; 0.0 when no query word is in the passage
 
 
+def close_to_best(hits: list[Hit], margin: float, keep: int = 2) -> list[Hit]:
+    """The hits worth the writer's reading: the first `keep`, and any other whose cosine is within
+    `margin` of the first one's (AnswerSettings.passage_margin).
+
+    >>> hits = [Hit(None, s, s, 0.0) for s in (0.71, 0.66, 0.60, 0.52, None)]
+    >>> [h.dense for h in close_to_best(hits, 0.15)]
+    [0.71, 0.66, 0.6]
+    """
+    if not hits or hits[0].dense is None:
+        return hits
+    floor = hits[0].dense - margin
+    return [h for i, h in enumerate(hits) if i < keep or (h.dense is not None and h.dense >= floor)]
+
+
 def fuse(dense: float, bm25: float, bm25_max: float, weight: float = LEXICAL_WEIGHT, numbers_share: float = 0.0) -> float:
     """Cosine plus a bounded BM25 bonus (at most `weight`) and a bounded bonus for the question's
     numbers in the passage (at most NUMBER_WEIGHT, none when `weight` is 0), so exact words and

@@ -83,6 +83,27 @@ def test_a_non_faq_answer_is_grounded_and_cites_real_passages(sample_kb, generat
     assert a.confidence >= rag.retriever.refusal_threshold and a.retrieval_ms > 0 and a.generation_ms > 0
 
 
+def test_passages_far_below_the_best_are_not_read_and_the_fact_is_still_found(sample_kb, generator):
+    """passage_margin: the writer reads the best passages and those close to them, not all top_k,
+    so it has less to read before it answers; set to 1 it reads them all."""
+    from rag.retrieve import close_to_best
+
+    question = "What is the largest piece your kilns can fire?"
+    store = Store(sample_kb)
+    read: dict[float, tuple[int, Answer]] = {}
+    for margin in (1.0, 0.05):
+        path = RagPath(store, Settings(rag_writer="model", passage_margin=margin), generator=generator)
+        a = path.answer(question)
+        read[margin] = (generator.engine.last["prompt_tokens"], a)
+    hits = path.retriever.search(question, path.settings.answers.top_k)
+    near = close_to_best(hits, 0.05)
+    assert 2 <= len(near) < len(hits)  # on the sample some of the five are far below the best
+    assert read[0.05][0] < read[1.0][0]  # fewer passages, a shorter prompt
+    for tokens, a in read.values():
+        assert a.method == "generated" and "18 inches" in a.text, a
+    assert max(c.n for c in read[0.05][1].citations) <= len(near)
+
+
 def test_out_of_scope_questions_get_the_owners_fallback_message(sample_kb, generator):
     settings = Settings(fallback_message="I can't help with that. Call us on (555) 314-2760.")
     path = RagPath(Store(sample_kb), settings, generator=generator)

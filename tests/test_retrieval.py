@@ -284,3 +284,27 @@ def test_only_quoted_values_count_as_numbers_to_look_up():
     assert lookup_values("Is it $1,200 or less?") == {"1200"}
     # small counts describe the customer: every passage with a 9 or a 3 is not therefore about them
     assert lookup_values("My 9 year old wants to join; can she miss week 3?") == set()
+
+
+def test_fast_search_embeds_in_bfloat16_only_where_the_cpu_has_it_and_ranks_as_float32(embedder, shared_retriever):
+    """The fast_search setting (on by default) runs the search model in bfloat16 on a CPU with
+    bfloat16 instructions: the vectors stay within a hair of float32's, so the same passages win.
+    Off, or on a CPU without them, the vectors are float32's exactly."""
+    from rag.embed import BATCH_SIZE, cpu_has_bf16
+
+    texts = [c.text for c in shared_retriever.store.chunks()]
+    questions = ["How much is the beginner wheel-throwing course?", "Do you sell gift cards?",
+                 "When can I pick up my fired pieces?", "Can I bring my own clay?"]
+    exact = Embedder(Settings(fast_search=False))
+    fast = Embedder(Settings(fast_search=True))
+    assert not exact.bf16 and fast.bf16 == cpu_has_bf16()
+    p32, q32 = exact.embed(texts), exact.embed(questions)
+    assert np.array_equal(p32, embedder.model.encode(texts, batch_size=BATCH_SIZE, normalize_embeddings=True,
+                                                                convert_to_numpy=True))
+    p16, q16 = fast.embed(texts), fast.embed(questions)
+    assert np.array_equal(p16, p32) != fast.bf16  # bfloat16 did run where the CPU has it
+    assert p16.dtype == np.float32 and p16.shape == p32.shape
+    assert np.allclose(np.linalg.norm(p16, axis=1), 1.0, atol=1e-3)
+    assert np.abs(q16 @ p16.T - q32 @ p32.T).max() < 0.02
+    assert list((q16 @ p16.T).argmax(1)) == list((q32 @ p32.T).argmax(1))
+
