@@ -317,7 +317,8 @@ class RagPath:
             searched, faq, better, other = topic, self.retriever.faq_candidate(topic), leaned, hits
         else:
             searched, faq, better, other = q, None if back else faq, hits, leaned
-        # Two searches' cosines are not measured against one question: both lists are read whole.
+        # A message that refers back reads both searches' passages whole: their cosines are to two
+        # different texts, so no one margin applies.
         return searched, faq, followup.interleave(better, other, k) if back else close_to_best(better, margin)
 
 
