@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from retrieval import eval_rows, sample_store  # noqa: E402
 
+from compare.metrics import percentile  # noqa: E402
 from kb.settings import Settings  # noqa: E402
 from rag import facts  # noqa: E402
 from rag.answer import RagPath  # noqa: E402
@@ -72,7 +73,7 @@ class Stages:
     the first words the path shows."""
 
     def __init__(self, generator):
-        self.generator, self.rows, self.now = generator, [], {}
+        self.rows, self.now = [], {}
         ask, write = generator.yes_probability, generator.stream_counted
 
         def yes_probability(messages):
@@ -117,28 +118,23 @@ class Stages:
         rows = self.rows
         if not rows:
             return
-        q = lambda key, f: pick([r.get(key, 0.0) for r in rows], f)  # noqa: E731
+        q = lambda key, at: percentile([r.get(key, 0.0) for r in rows], at)  # noqa: E731
         total = sum(r["total_s"] for r in rows)
         print(f"\nwhere a written answer's time goes ({len(rows)} written answers)     p50 s   p95 s   share of all")
         for key, label in (("search_s", "search"),
-                           ("check_s", f"check: reading the prompt ({q('check_read', .5):.0f} tokens at p50)"),
-                           ("prompt_s", f"writer: the rest of the prompt ({q('write_read', .5):.0f} tokens)"),
-                           ("decode_s", f"writer: decoding ({q('tokens', .5):.0f} tokens at p50)"),
+                           ("check_s", f"check: reading the prompt ({q('check_read', 50):.0f} tokens at p50)"),
+                           ("prompt_s", f"writer: the rest of the prompt ({q('write_read', 50):.0f} tokens)"),
+                           ("decode_s", f"writer: decoding ({q('tokens', 50):.0f} tokens at p50)"),
                            ("after_s", "after the model ended (citations, translation)"),
                            ("first_s", "first words shown"),
                            ("total_s", "whole answer")):
             share = f"{sum(r.get(key, 0.0) for r in rows) / total:6.0%}" if key not in ("first_s", "total_s") else ""
-            print(f"  {label:58} {q(key, .5):5.2f}   {q(key, .95):5.2f}   {share}")
+            print(f"  {label:58} {q(key, 50):5.2f}   {q(key, 95):5.2f}   {share}")
         read = sum(r.get("check_read", 0) + r.get("write_read", 0) for r in rows)
         reading = sum(r.get("check_s", 0) + r.get("prompt_s", 0) for r in rows)
         decoded = sum(r.get("tokens", 0) for r in rows)
         print(f"  prompt reading {read / max(reading, 1e-9):.0f} tokens/s, decoding "
               f"{decoded / max(sum(r.get('decode_s', 0) for r in rows), 1e-9):.1f} tokens/s")
-
-
-def pick(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] if values else 0.0
 
 
 def main() -> None:
@@ -240,7 +236,7 @@ def main() -> None:
     print(f"{'fast path precision':28} {fast_right / max(fast_given, 1):.3f}  (target 0.98; {fast_given} of {len(rows)} "
           f"questions answered word for word)")
     ms = sorted(all_ms)
-    print(f"{'answer time, all questions':28} p50 {statistics.median(ms) / 1000:.1f} s, p95 {ms[min(len(ms) - 1, int(0.95 * len(ms)))] / 1000:.1f} s")
+    print(f"{'answer time, all questions':28} p50 {statistics.median(ms) / 1000:.1f} s, p95 {percentile(ms, 95) / 1000:.1f} s")
     c = path.retriever.calibration()
     print(f"calibrated on the knowledge base: faq_threshold {c.faq_threshold}, refusal_threshold {c.refusal_threshold} "
           f"({c.figures})")
@@ -248,7 +244,7 @@ def main() -> None:
     print("\nhow answers were made       n    right   p50 ms   p95 ms")
     for method, results in sorted(by_method.items()):
         ms = sorted(t for _, t in results)
-        p95 = ms[min(len(ms) - 1, int(0.95 * len(ms)))]
+        p95 = percentile(ms, 95)
         print(f"{method:26} {len(results):4}   {sum(ok for ok, _ in results) / len(results):.3f}  {statistics.median(ms):7.0f}  {p95:7.0f}")
     if gen_s:
         print(f"\nmodel speed while answering: {tokens / gen_s:.1f} tokens/s (checks and quoting included)")
