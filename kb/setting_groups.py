@@ -42,7 +42,7 @@ PROFILES = {
     "small": ("", ""),
 }
 AUTO = "auto"  # how settings.toml and the interfaces spell a threshold left to calibration (None here)
-TYPE_WORDS = {int: "whole number", float: "number", str: "text", bool: "true or false", tuple: "list of texts"}
+TYPE_WORDS = {int: "a whole number", float: "a number", str: "text", bool: "true or false", tuple: "a list of texts"}
 
 
 def _opt(default, help: str, *, auto: bool = False):
@@ -71,7 +71,7 @@ class Group:
                 value = float(value)
                 setattr(self, f.name, value)
             if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
-                kind = "auto or a number between 0 and 1" if f.metadata["auto"] else f"a {TYPE_WORDS[want]}"
+                kind = "auto or a number between 0 and 1" if f.metadata["auto"] else TYPE_WORDS[want]
                 raise BadInput(f"Setting '{f.name}' must be {kind}, not {value!r}.")
             if f.metadata["auto"] and not 0 <= value <= 1:
                 raise BadInput(f"Setting '{f.name}' must be auto or a number between 0 and 1, not {value!r}.")

@@ -234,7 +234,7 @@ def _parse(f: dataclasses.Field, text: str):
             raise ValueError
         return want(text)
     except ValueError:
-        kind = "auto or a number between 0 and 1" if f.metadata["auto"] else f"a {TYPE_WORDS[want]}"
+        kind = "auto or a number between 0 and 1" if f.metadata["auto"] else TYPE_WORDS[want]
         raise BadInput(f"Setting '{name}' must be {kind}, not {text!r}.") from None
 
 
