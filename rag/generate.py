@@ -266,8 +266,10 @@ class TransformersEngine:
         tokenizer = self.loaded.tokenizer
         if not hasattr(self, "_yes_no"):
             self._yes_no = answer_tokens(lambda word: tokenizer.encode(word, add_special_tokens=False))
+        ids, start = self.prompt_ids(messages), time.perf_counter()
         with torch.inference_mode():
-            logits = self.loaded.model(input_ids=self.prompt_ids(messages)).logits[0, -1]
+            logits = self.loaded.model(input_ids=ids).logits[0, -1]
+        self.last = {"prompt_tokens": int(ids.shape[1]), "cached_tokens": 0, "first_token_s": time.perf_counter() - start}
         return _yes_share(logits.float().cpu().numpy(), self._yes_no)
 
 

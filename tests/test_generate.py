@@ -85,6 +85,17 @@ def test_stream_yields_the_same_text_as_the_whole_answer(engine_generator):
     assert "".join(pieces).strip() == engine_generator.complete(LONG, max_new_tokens=40).text
 
 
+def test_the_check_reads_the_prompt_once_and_says_what_it_read(engine_generator):
+    """yes_probability (the answerability check) on either engine: a probability, and the engine's
+    `last` figures (what bench/answers.py reports) name the whole prompt it read and how long it took."""
+    p = engine_generator.yes_probability(MESSAGES)
+    engine = engine_generator.engine
+    last = engine.last
+    n = len(engine.prompt_tokens(MESSAGES)) if hasattr(engine, "prompt_tokens") else engine.prompt_ids(MESSAGES).shape[1]
+    assert 0.0 <= p <= 1.0 and last["prompt_tokens"] == n and last["first_token_s"] > 0
+    assert 0 <= last["cached_tokens"] < n  # the last token is always read again, for its logits
+
+
 def test_token_limit_is_checked(engine_generator):
     with pytest.raises(BadInput, match="max_new_tokens must be at least 1, not 0"):
         engine_generator.complete(MESSAGES, max_new_tokens=0)
