@@ -95,22 +95,29 @@ def save(store, calibration: Calibration) -> None:
         pass  # a read-only folder: the figures hold for this process anyway
 
 
-def measure(retriever) -> Calibration:
+def owner_rewordings(faqs) -> list[tuple[str, str]]:
+    """(question, the curated question it asks): each curated question reworded by kb.reword's rules,
+    REWORDINGS times, never as the evaluation asks it (kb.reword.evaluation_rewording) nor as
+    another curated question."""
     from kb.reword import evaluation_rewording, reword
+
+    curated = {question_key(f.question) for f in faqs}
+    out: list[tuple[str, str]] = []
+    for f in faqs:
+        asked_by_evaluation = question_key(evaluation_rewording(f.question, curated) or "")
+        fresh = [q for q in reword(f.question, REWORDINGS + 1)
+                 if question_key(q) not in curated and question_key(q) != asked_by_evaluation]
+        out += [(q, question_key(f.question)) for q in fresh[:REWORDINGS]]
+    return out
+
+
+def measure(retriever) -> Calibration:
     from rag.questions import CALIBRATION_OUT_OF_SCOPE, document_questions
 
     store = retriever.store
     chunks = store.chunks()
     faqs = [c.faq for c in chunks if c.faq]
-    curated = {question_key(f.question) for f in faqs}
-    # (question, the curated question it asks): each curated question as written, and reworded
-    # (never the rewording the evaluation asks: kb.reword.evaluation_rewording).
-    rewordings: list[tuple[str, str]] = [(f.question, question_key(f.question)) for f in faqs]
-    for f in faqs:
-        asked_by_evaluation = question_key(evaluation_rewording(f.question, curated) or "")
-        fresh = [q for q in reword(f.question, REWORDINGS + 1)
-                 if question_key(q) not in curated and question_key(q) != asked_by_evaluation]
-        rewordings += [(q, question_key(f.question)) for q in fresh[:REWORDINGS]]
+    rewordings = [(f.question, question_key(f.question)) for f in faqs] + owner_rewordings(faqs)
     document = [q.question for q in document_questions([c for c in chunks if not c.faq], part="calibration")]
     outside_probes = list(CALIBRATION_OUT_OF_SCOPE)
     asked = [q for q, _ in rewordings] + outside_probes + document
