@@ -4,6 +4,7 @@
     .venv/bin/python bench/generate.py --model qwen         # Qwen2.5-Coder-1.5B on llama.cpp
     .venv/bin/python bench/generate.py --model qwen --transformers   # ... and on transformers (bf16; slow)
     .venv/bin/python bench/generate.py --questions 8 --threads 1,2
+    .venv/bin/python bench/generate.py --model qwen --threads 0,2 --busy 1   # beside 1 core of other work
 
 For N in-scope questions of sample_data/eval_questions.jsonl (spread over the file), the top-3
 passages of the sample knowledge base go into the rag prompt (rag.prompts.rag_messages). Every
@@ -45,16 +46,20 @@ def prompts(n: int) -> list[list[dict]]:
         return [rag_messages(r["question"], [source_text(h.chunk)[0] for h in retriever.search(r["question"], 3)]) for r in rows]
 
 
+def counted(t: int) -> str:
+    return "threads fitted to the free cores (0)" if t == 0 else f"{t} thread{'s' * (t > 1)}"
+
+
 def engines(model: str, threads: list[int], with_transformers: bool) -> list[tuple[str, dict]]:
     """(label, Generator arguments), the reference first."""
     if model == "small":
         found = [("transformers fp32", dict(backend="transformers", fast=False)),
                  ("transformers fp16 linears (before)", dict(backend="transformers", fast=True))]
         for t in threads:
-            found.append((f"llama.cpp f16, {t} thread{'s' * (t > 1)}", dict(backend="llama.cpp", threads=t)))
-            found.append((f"llama.cpp Q4_1 (packaged), {t} thread{'s' * (t > 1)}", dict(backend="llama.cpp", threads=t, raw=True)))
+            found.append((f"llama.cpp f16, {counted(t)}", dict(backend="llama.cpp", threads=t)))
+            found.append((f"llama.cpp Q4_1 (packaged), {counted(t)}", dict(backend="llama.cpp", threads=t, raw=True)))
         return found
-    found = [(f"llama.cpp Q4_K_M, {t} thread{'s' * (t > 1)}", dict(path="qwen2.5-coder-1.5b-instruct", backend="llama.cpp", threads=t))
+    found = [(f"llama.cpp Q4_K_M, {counted(t)}", dict(path="qwen2.5-coder-1.5b-instruct", backend="llama.cpp", threads=t))
              for t in threads]
     if with_transformers:
         found.insert(0, ("transformers bf16", dict(path="qwen2.5-coder-1.5b-instruct", backend="transformers", dtype="bf16")))
@@ -100,7 +105,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", choices=("small", "qwen"), default="small")
     parser.add_argument("--questions", type=int, default=6)
-    parser.add_argument("--threads", default="1,2", help="llama.cpp thread counts to measure, comma-separated")
+    parser.add_argument("--threads", default="1,2", help="llama.cpp thread counts to measure, comma-separated; 0: fitted to the free cores before each answer")
+    parser.add_argument("--busy", type=int, default=0, metavar="N",
+                        help="run beside N busy loops, as on a machine where other programs keep N cores busy")
     parser.add_argument("--transformers", action="store_true", help="qwen: also measure transformers in bf16 (minutes to load)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: JSON spec of one engine, run in a child process
     parser.add_argument("--prompts", help=argparse.SUPPRESS)
@@ -113,6 +120,18 @@ def main() -> None:
         print(json.dumps(run_one(json.loads(args.one), messages, max_new)))
         return
     threads = [int(t) for t in args.threads.split(",") if t.strip()]
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+    try:
+        results = measure(args, threads)
+    finally:
+        for loop in loops:
+            loop.kill()
+    if results:
+        report(args, results)
+
+
+def measure(args, threads: list[int]) -> dict:
+    """{engine label: its answers and figures}, each engine in its own process."""
     with tempfile.TemporaryDirectory() as tmp:
         prompt_file = Path(tmp) / "prompts.json"
         prompt_file.write_text(json.dumps(prompts(args.questions)))
@@ -126,10 +145,16 @@ def main() -> None:
                 continue
             results[label] = json.loads(done.stdout.strip().splitlines()[-1])
             print(f"  ({label}: {time.perf_counter() - start:.0f} s)", file=sys.stderr)
-    if not results:
-        return
+    return results
+
+
+def report(args, results: dict) -> None:
+    from kb.settings import Settings
+
+    max_new = Settings().answers.max_new_tokens
+    busy = f", beside {args.busy} busy loop{'s' * (args.busy > 1)}" if args.busy else ""
     reference = next(iter(results.values()))["rows"]
-    print(f"{len(reference)} rag prompts of sample_data, up to {max_new} new tokens, greedy; reference: {next(iter(results))}")
+    print(f"{len(reference)} rag prompts of sample_data, up to {max_new} new tokens, greedy{busy}; reference: {next(iter(results))}")
     print(f"{'engine':<40} {'answer p50':>10} {'p95':>7} {'1st token':>9} {'prompt t/s':>10} {'decode t/s':>10} {'peak RAM':>9} {'same':>5}")
     summary = {}
     for label, r in results.items():
@@ -147,6 +172,12 @@ def main() -> None:
             best = min(llama_runs, key=lambda k: llama_runs[k][0])
             print(f"ratio {best} / before: whole answer {before / llama_runs[best][0]:.2f}x faster (goal >= 1.5x), "
                   f"first token {before_first / llama_runs[best][1]:.2f}x (goal >= 1.0x)")
+    fitted = [k for k in summary if k.endswith("(0)")]
+    for label in fitted:
+        for other in summary:
+            if other != label and other.split(", ")[0] == label.split(", ")[0]:
+                print(f"ratio {label} / {other.split(', ')[-1]}: whole answer {summary[other][0] / summary[label][0]:.2f}x faster, "
+                      f"first token {summary[other][1] / summary[label][1]:.2f}x")
     if args.model == "qwen":
         for label, (whole, first) in summary.items():
             print(f"{label}: whole answer p50 {whole:.1f} s = {whole / 15:.2f}x the 15 s goal, first token {first:.1f} s = {first / 8:.2f}x the 8 s goal")

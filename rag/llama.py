@@ -16,7 +16,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import io
-import os
 import threading
 import time
 import weakref
@@ -25,6 +24,11 @@ from pathlib import Path
 from typing import Iterator
 
 from kb.errors import BadInput, ModelMissing
+from rag import cores
+
+# The free cores are looked at again for a prompt that comes after the model was idle this long (a
+# new answer: its check and its writing, read back to back, share one look), and at least this often.
+IDLE_S, LOOK_EVERY_S = 0.5, 15.0
 
 
 class FairLock:
@@ -55,8 +59,9 @@ class FairLock:
 
 
 def default_threads() -> int:
-    """Threads for llama.cpp when the `threads` setting is 0: every core this process may use."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    """The most threads llama.cpp runs when the `threads` setting is 0: every core this process may
+    use (fewer while other work keeps some busy, rag.cores)."""
+    return max(1, len(cores.allowed_cpus()))
 
 
 class LlamaEngine:
@@ -67,6 +72,11 @@ class LlamaEngine:
         from llama_cpp import Llama, llama_supports_gpu_offload
 
         self.threads = threads or default_threads()
+        # threads 0 (the default): before each prompt, as many as other work leaves cores free
+        # (rag.cores); a number fixes it. A GPU does the work itself.
+        self.fit_threads = not threads and not llama_supports_gpu_offload()
+        self._threads_now = self.threads
+        self._looked_at = self._used_until = float("-inf")
         # No flash attention: on 2 cores it read SmolLM2's prompts 19% faster but decoded 30% slower
         # (whole answers 2.1-2.6 s -> 2.7-2.9 s); Qwen2.5-Coder-1.5B was the same either way.
         self.context_tokens = context_tokens
@@ -91,6 +101,18 @@ class LlamaEngine:
         self._formatter = self._chat_formatter(model_file)
         self._eog = self._end_tokens()  # a list to index the logits with, and a set to look tokens up in
         self._ends = frozenset(self._eog)
+
+    def _fit_threads(self) -> None:
+        """With the threads setting at 0, run on the cores other work leaves free (rag.cores): looked
+        at after the model was idle for IDLE_S, and every LOOK_EVERY_S. Called with the lock held."""
+        now = time.monotonic()
+        if not self.fit_threads or (now - self._used_until < IDLE_S and now - self._looked_at < LOOK_EVERY_S):
+            return
+        n = cores.threads_for(self.threads)
+        self._looked_at = time.monotonic()
+        if n != self._threads_now:
+            self.llm._ctx.set_n_threads(n, n)
+            self._threads_now = n
 
     def _chat_formatter(self, model_file: Path):
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -132,6 +154,7 @@ class LlamaEngine:
             return scores
 
         with self.lock:
+            self._fit_threads()
             llm = self.llm
             cached = _common_prefix(llm, tokens)
             start = time.perf_counter()
@@ -142,7 +165,7 @@ class LlamaEngine:
                 for token in decoding:
                     if not out:
                         self.last = {"prompt_tokens": len(tokens), "cached_tokens": cached,
-                                     "first_token_s": time.perf_counter() - start}
+                                     "first_token_s": time.perf_counter() - start, "threads": self._threads_now}
                     if token in ends:
                         break
                     out.append(token)
@@ -157,6 +180,7 @@ class LlamaEngine:
                     yield rest, len(out)
             finally:
                 decoding.close()
+                self._used_until = time.monotonic()
 
 
     def yes_probability(self, messages: list[dict]) -> float:
@@ -173,6 +197,7 @@ class LlamaEngine:
             raise BadInput(f"The question and its passages are {len(tokens):,} tokens, more than the model's context of "
                            f"{self.context_tokens:,}. Raise the 'context_tokens' setting or lower 'top_k' or 'chunk_size'.")
         with self.lock:
+            self._fit_threads()
             llm = self.llm
             keep = min(_common_prefix(llm, tokens), len(tokens) - 1)  # the last token is read again for its logits
             if keep > 0 and llm._ctx.kv_cache_seq_rm(-1, keep, -1):
@@ -182,8 +207,10 @@ class LlamaEngine:
                 keep = 0
             start = time.perf_counter()
             llm.eval(tokens[keep:])
-            self.last = {"prompt_tokens": len(tokens), "cached_tokens": keep, "first_token_s": time.perf_counter() - start}
+            self.last = {"prompt_tokens": len(tokens), "cached_tokens": keep, "first_token_s": time.perf_counter() - start,
+                         "threads": self._threads_now}
             logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(llm.n_vocab(),))
+            self._used_until = time.monotonic()
             return _yes_share(logits, self._answer_tokens())
 
     def _answer_tokens(self) -> tuple[list[int], list[int]]:
@@ -251,7 +278,7 @@ def _close_all() -> None:
 def load(model_file: Path, lora_file: Path | None = None, threads: int = 0, context_tokens: int = 4096,
          name: str = "") -> LlamaEngine:
     """The engine for this model (and adapter), built once per process."""
-    key = (str(model_file), str(lora_file or ""), threads or default_threads(), context_tokens)
+    key = (str(model_file), str(lora_file or ""), threads, context_tokens)  # 0 (fitted to the load) is not a fixed count
     with _LOCK:
         if lora_file is None:
             if key not in _ENGINES:

@@ -4,14 +4,18 @@ and the real packaged Qwen2.5-Coder-1.5B."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 import torch
 
 from kb.errors import BadInput
 from kb.models import generator_path
-from rag import generate, llama
+from rag import cores, generate, llama
 
 MESSAGES = [
     {"role": "system", "content": "You answer customer questions for a pottery studio using only the sources."},
@@ -163,3 +167,42 @@ def test_the_stronger_packaged_writer_answers_on_llama_cpp(model_cache):
     assert isinstance(qwen.engine, llama.LlamaEngine)
     result = qwen.complete(MESSAGES, max_new_tokens=40)
     assert "9 am to 6 pm" in result.text and result.n_tokens < 40
+
+
+def _busy_loops(n: int) -> list[subprocess.Popen]:
+    """n other programs, each keeping one core busy; returned once every one of them runs."""
+    loops = [subprocess.Popen([sys.executable, "-c", "print('busy', flush=True)\nwhile True: pass"], stdout=subprocess.PIPE)
+             for _ in range(n)]
+    for loop in loops:
+        assert loop.stdout.readline().strip() == b"busy"
+    return loops
+
+
+def test_with_threads_at_0_the_model_runs_on_the_cores_other_work_leaves_free(generator):
+    most = llama.default_threads()
+    if most < 2:
+        pytest.skip("one core: there is no thread to leave out")
+    model = generator.engine.llm.model_path
+    fitted, fixed = llama.LlamaEngine(Path(model), threads=0), llama.LlamaEngine(Path(model), threads=most)
+    loops = _busy_loops(most - 1)  # one core is left free, or none if the machine is busy with more
+    try:
+        assert fitted.yes_probability(MESSAGES) > 0.0 and fitted.last["threads"] == 1
+        fixed.yes_probability(MESSAGES)
+        assert fixed.last["threads"] == most  # a number in the setting is kept whatever the load
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+    answer = "".join(piece for piece, _ in fitted.stream_counted(MESSAGES, 20))
+    assert "9" in answer and 1 <= fitted.last["threads"] <= most
+
+
+def test_busy_cores_are_read_from_the_kernels_counters():
+    # /proc/stat as Linux writes it: user nice system idle iowait irq softirq steal guest guest_nice
+    before = "cpu  300 0 100 900 0 0 0 0 0 0\ncpu0 100 0 50 400 0 0 0 0 0 0\ncpu1 200 0 50 500 0 0 0 0 0 0\nintr 1 2\n"
+    after = "cpu  500 0 100 1000 0 0 0 0 0 0\ncpu0 100 0 50 500 0 0 0 0 0 0\ncpu1 300 0 50 500 0 0 0 100 90 0\nintr 1 2\n"
+    tick = os.sysconf("SC_CLK_TCK")
+    a, b = cores.snapshot({0, 1}, before), cores.snapshot({0, 1}, after)
+    assert round((b[1] - a[1]) * tick) == 200  # cpu1's user time and the time stolen by another machine; guest is in user
+    assert cores.snapshot({0}, after)[1] == cores.snapshot({0}, before)[1]  # cpu0 was idle; other CPUs are not counted
+    assert cores.busy_elsewhere((0.0, 5.0, 1.0), (1.0, 6.5, 1.5)) == 1.0  # 1.5 s busy, 0.5 s of it this process's
