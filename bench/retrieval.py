@@ -275,20 +275,18 @@ RESCORE_WEIGHTS = (0.05, 0.1, 0.2, 0.4, 1.0)
 
 def writer_rescoring(sets: list[tuple[str, Retriever, list]]) -> None:
     """The answer writer re-scores the top passages where the first two are close: each passage's
-    P(yes) that it answers the question (one check per passage, as the answerability check asks),
-    added to the search score with a weight. hit@1 per weight beside kbchat's search, and what the
-    re-scoring costs per question re-scored."""
+    P(yes) from the answerability check's own prompt (rag.prompts.check_messages) with that passage
+    alone, added to the search score with a weight. hit@1 per weight beside kbchat's search, and
+    what the re-scoring costs per question re-scored."""
     from rag.generate import Generator
+    from rag.prompts import check_messages, source_text
 
     writer = Generator.for_settings(Settings())
     print(f"\n== The writer ({writer.model_id}) re-scores the top {RESCORE_TOP} passages when the first two are within "
           f"{RESCORE_GAP} cosine; hit@1 at weights {', '.join(map(str, RESCORE_WEIGHTS))} ==")
 
     def answers(question: str, chunk: Chunk) -> float:
-        return writer.yes_probability([
-            {"role": "system", "content": "You check whether a passage from a business's help pages answers a customer's question."},
-            {"role": "user", "content": f"Customer's question: {question}\n\nPassage:\n{chunk.text}\n\n"
-                                        "Does the passage answer the customer's question? Reply yes or no."}])
+        return writer.yes_probability(check_messages(question, [source_text(chunk)[0]]))
 
     for name, retriever, cases in sets:
         base, asked, seconds = 0, 0, []
