@@ -151,7 +151,7 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=None, help="the top_k setting: how many passages the model reads (default 5)")
     parser.add_argument("--passage-margin", type=float, default=None,
                         help="the passage_margin setting (default 0.2); 1 reads all top_k passages, as before 2026-12-04")
-    parser.add_argument("--threads", type=int, default=None, help="the threads setting: the model's CPU threads (default 0, all cores)")
+    parser.add_argument("--threads", type=int, default=None, help="the threads setting: the model's CPU threads (default 0: the cores other work leaves free)")
     args = parser.parse_args()
     from kb.models import SPLIT_MODELS
 

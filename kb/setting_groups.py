@@ -145,7 +145,7 @@ class ModelSettings(Group):
     fast_search: bool = _opt(True, "Compute search vectors in bfloat16 on processors that support it (about twice "
                                    "as fast; the ranking very rarely differs). Off: full float32 precision.")
     # llama.cpp runs .gguf models. 0: before each answer, one thread per core that other work leaves
-    # free (rag.cores): on 2 cores with one busy elsewhere, 1 thread wrote answers 1.35x faster than 2.
+    # free (rag.cores): on 2 cores with one busy elsewhere, that wrote answers 1.39x faster than 2 threads.
     threads: int = _opt(0, "CPU threads the language model uses. 0: every core other programs leave free, looked at "
                            "before each answer. A number fixes it.")
     context_tokens: int = _opt(4096, "The most tokens (question, passages and answer together) the language model reads at once.")

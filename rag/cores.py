@@ -35,7 +35,6 @@ def snapshot(cpus: set[int], stat: str | None = None) -> tuple[float, float, flo
                 stat = f.read()
         except OSError:
             return None
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     busy = 0
     for line in stat.splitlines():
         name, _, rest = line.partition(" ")
@@ -44,7 +43,7 @@ def snapshot(cpus: set[int], stat: str | None = None) -> tuple[float, float, flo
         # user nice system idle iowait irq softirq steal (guest time is inside user already)
         fields = [int(x) for x in rest.split()[:8]]
         busy += sum(fields) - fields[3] - fields[4]
-    return time.monotonic(), busy / tick, time.process_time()
+    return time.monotonic(), busy / os.sysconf("SC_CLK_TCK"), time.process_time()
 
 
 def busy_elsewhere(before: tuple[float, float, float], after: tuple[float, float, float]) -> float:
@@ -62,10 +61,12 @@ def busy_elsewhere(before: tuple[float, float, float], after: tuple[float, float
 def threads_for(most: int, window: float = WINDOW_S) -> int:
     """How many threads to run, at most `most`: one per core other work leaves free (at least one),
     watched for `window` seconds. `most` where the kernel does not say."""
+    if most <= 1:
+        return 1
     cpus = allowed_cpus()
     before = snapshot(cpus)
-    if before is None or most <= 1:
-        return max(1, most)
+    if before is None:
+        return most
     time.sleep(window)
     after = snapshot(cpus)
     busy = busy_elsewhere(before, after)

@@ -71,10 +71,11 @@ class LlamaEngine:
                  name: str = ""):
         from llama_cpp import Llama, llama_supports_gpu_offload
 
+        gpu = llama_supports_gpu_offload()
         self.threads = threads or default_threads()
         # threads 0 (the default): before each prompt, as many as other work leaves cores free
         # (rag.cores); a number fixes it. A GPU does the work itself.
-        self.fit_threads = not threads and not llama_supports_gpu_offload()
+        self.fit_threads = not threads and not gpu
         self._threads_now = self.threads
         self._looked_at = self._used_until = float("-inf")
         # No flash attention: on 2 cores it read SmolLM2's prompts 19% faster but decoded 30% slower
@@ -86,14 +87,14 @@ class LlamaEngine:
             with contextlib.redirect_stderr(io.StringIO()):
                 self.llm = Llama(
                     str(model_file), n_ctx=context_tokens, n_threads=self.threads, n_threads_batch=self.threads,
-                    n_gpu_layers=-1 if llama_supports_gpu_offload() else 0,
+                    n_gpu_layers=-1 if gpu else 0,
                     lora_path=str(lora_file) if lora_file else None, verbose=False,
                 )
         except (ValueError, RuntimeError) as e:
             raise ModelMissing(f"llama.cpp could not load the model {model_file}{' with the adapter ' + str(lora_file) if lora_file else ''} "
                                f"({e}). Check that it is a complete GGUF file, or fix the 'generator_path' setting.") from None
         _OPEN.add(self.llm)
-        self.device = "cuda" if llama_supports_gpu_offload() else "cpu"
+        self.device = "cuda" if gpu else "cpu"
         where = "GPU" if self.device == "cuda" else f"{self.threads} thread{'s' * (self.threads > 1)}"
         self.model_id = f"{name or model_file.stem} (llama.cpp, {where})"
         self.lock = FairLock()
