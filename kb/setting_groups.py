@@ -162,7 +162,7 @@ class ModelSettings(Group):
                            "model on the server (the server's /v1/models lists them).")
         _positive("model_server_timeout_s", self.model_server_timeout_s, " seconds")
         if not 0 <= self.threads <= 512:
-            raise BadInput(f"Setting 'threads' must be between 0 (all cores) and 512, not {self.threads}.")
+            raise BadInput(f"Setting 'threads' must be between 0 (the cores other programs leave free) and 512, not {self.threads}.")
         _between("context_tokens", self.context_tokens, 512, 131072)
 
     @property
