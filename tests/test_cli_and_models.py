@@ -95,6 +95,7 @@ def test_a_missing_model_package_names_the_install_command(monkeypatch):
         ({"colour": "red"}, "Unknown setting 'colour'"),
         ({"passage_margin": 1.5}, "'passage_margin' must be between 0 and 1, not 1.5"),
         ({"fast_search": "yes"}, "'fast_search' must be true or false, not 'yes'"),
+        ({"threads": -1}, r"'threads' must be between 0 \(the cores other programs leave free\) and 512, not -1"),
     ],
 )
 def test_settings_are_validated_with_the_field_named(values, message):
