@@ -99,8 +99,12 @@ demo: $(STAMP)
 	$(KBCHAT) --kb $(DEMO_KB) ingest sample_data
 	$(KBCHAT) --kb $(DEMO_KB) ui
 
+# Two test processes: while one waits on a server, a browser or a subprocess it started, the
+# other uses the core (tests/conftest.py gives each its share of the cores). TEST_WORKERS=0 runs
+# them in this one process.
+TEST_WORKERS ?= 2
 test: $(STAMP) browser services
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Part of a release: the README's screenshots made again from the product as it is (the default
 # quality profile; a quick evaluation of 20 sample questions on rag and base, about 10 min).

@@ -26,6 +26,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # of the model_profile setting.
 os.environ.setdefault("KBCHAT_MODEL_PROFILE", "small")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# `make test` runs the tests in 2 processes (pytest-xdist): while one waits on a server it started,
+# a browser or a subprocess, the other uses the core. Each gets its share of the cores for torch
+# (set before torch is imported), so two processes never run four threads on two cores; llama.cpp
+# fits its own threads to the cores left free (rag.cores).
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _cpus // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 
 from serve import free_port  # noqa: E402  (bench/serve.py; after the profile above: it imports kb.settings)
 
@@ -150,14 +157,38 @@ def kbchat_server(kb: Path, model_cache: Path, command: str, health: str, *args:
             pytest.fail(f"kbchat {command} did not end within 60 s of SIGTERM")
 
 
+@contextmanager
+def made_once(tmp_path_factory, name: str):
+    """A folder for something the whole test run makes once, and whether it still has to be made:
+    with several test processes (pytest-xdist) the first makes it while the others wait, then they
+    all use it. Yields (folder, todo) with the lock held; the folder exists."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the processes of one run
+    folder, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        folder.mkdir(exist_ok=True)
+        yield folder, not done.exists()
+        done.touch()
+
+
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory):
-    """A fresh model cache for the session, so the GGUF -> safetensors conversion is tested too."""
+    """A fresh model cache for the run: the packaged models joined, checked and converted into it
+    once (the GGUF -> safetensors -> f16 GGUF conversion of SmolLM2 is tested that way too), then
+    shared by every test process."""
+    from kb import models
     from rag import generate
 
-    folder = tmp_path_factory.mktemp("model_cache")
     mp = pytest.MonkeyPatch()
-    mp.setenv(generate.CACHE_ENV, str(folder))
+    with made_once(tmp_path_factory, "model_cache") as (folder, todo):
+        mp.setenv(generate.CACHE_ENV, str(folder))
+        if todo:
+            generate.llama_file(models.smollm2_path())
+            models.joined(models.MPNET)
+            models.joined(models.QWEN_CODER)
     yield folder
     mp.undo()
 
@@ -171,12 +202,16 @@ def tuned_kb(tmp_path_factory, model_cache):
     """A knowledge base (8 sample FAQ pairs and the price list) with an adapter trained on it, made
     once for the session. Tests must not change it: copy it (and ingest into the copy) to."""
     from kb.store import Store
+    from tuning import adapters
     from tuning.train import TuneSettings, train
 
-    kb = sample_kb(tmp_path_factory.mktemp("tuned"), 8, "price_list.md")
-    with Store(kb) as store:
-        info = train(store, TuneSettings(**TINY_TUNE))
-    return kb, info
+    with made_once(tmp_path_factory, "tuned") as (folder, todo):
+        if todo:
+            kb = sample_kb(folder, 8, "price_list.md")
+            with Store(kb) as store:
+                train(store, TuneSettings(**TINY_TUNE))
+        kb = folder / "kb"
+        return kb, adapters.get(kb)
 
 
 @pytest.fixture(scope="session")
