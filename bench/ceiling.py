@@ -74,8 +74,10 @@ ADAPT_EPOCHS = 3  # 1 epoch at 2e-5: FAQ top-1 0.778 by the mean score; 3 at 5e-
 ADAPT_LR = 5e-5
 
 
-def adapted_copy(faqs, folder: Path) -> str:
-    """A copy of the packaged MiniLM trained on this FAQ's own pairs (see the module doc)."""
+def adapted_copy(faqs, folder: Path, base: str | None = None) -> str:
+    """A copy of the search model (`base`, else the settings' one) trained on this FAQ's own pairs
+    (see the module doc): each question with its answer, and kbchat's rule rewordings of each
+    question with the FAQ entry as indexed."""
     import random
 
     import torch
@@ -84,9 +86,9 @@ def adapted_copy(faqs, folder: Path) -> str:
     from kb.reword import reword
 
     torch.manual_seed(0)
-    model = SentenceTransformer(str(Embedder(Settings()).path), device="cpu")
+    model = SentenceTransformer(base or str(Embedder(Settings()).path), device="cpu")
     encode = getattr(model, "preprocess", None) or model.tokenize
-    pairs = [(c.faq.question, c.faq.answer) for c in faqs]
+    pairs = [(c.faq.question, c.faq.answer) for c in faqs if c.faq.answer.strip()]
     pairs += [(r, c.text) for c in faqs for r in reword(c.faq.question, 6)]
     rng = random.Random(0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=ADAPT_LR)
