@@ -161,7 +161,8 @@ def kbchat_server(kb: Path, model_cache: Path, command: str, health: str, *args:
 def made_once(tmp_path_factory, name: str):
     """A folder for something the whole test run makes once, and whether it still has to be made:
     with several test processes (pytest-xdist) the first makes it while the others wait, then they
-    all use it. Yields (folder, todo) with the lock held; the folder exists."""
+    all use it. Yields (folder, todo) with the lock held; the folder exists, and is empty when todo
+    (what a process that failed half-way left is made again from the start)."""
     from filelock import FileLock
 
     root = tmp_path_factory.getbasetemp()
@@ -169,8 +170,11 @@ def made_once(tmp_path_factory, name: str):
         root = root.parent  # shared by the processes of one run
     folder, done = root / name, root / f"{name}.done"
     with FileLock(str(root / f"{name}.lock")):
+        todo = not done.exists()
+        if todo:
+            shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(exist_ok=True)
-        yield folder, not done.exists()
+        yield folder, todo
         done.touch()
 
 
@@ -200,7 +204,8 @@ TINY_TUNE = dict(epochs=2, n_rewordings=2, batch_size=4, patience=5, learning_ra
 @pytest.fixture(scope="session")
 def tuned_kb(tmp_path_factory, model_cache):
     """A knowledge base (8 sample FAQ pairs and the price list) with an adapter trained on it, made
-    once for the session. Tests must not change it: copy it (and ingest into the copy) to."""
+    once for the run and shared by its test processes. Tests must not change it: copy it (and
+    ingest into the copy) to."""
     from kb.store import Store
     from tuning import adapters
     from tuning.train import TuneSettings, train
