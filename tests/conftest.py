@@ -31,8 +31,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # (set before torch is imported), so two processes never run four threads on two cores; llama.cpp
 # fits its own threads to the cores left free (rag.cores).
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
-    _cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _cpus // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
+    from rag.cores import allowed_cpus  # noqa: E402  (imports neither torch nor the settings)
+
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(allowed_cpus()) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 
 from serve import free_port  # noqa: E402  (bench/serve.py; after the profile above: it imports kb.settings)
 
