@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 def one_side(args) -> dict:
     """Train, answer and embed on whatever device this process sees; the figures as a dict."""
-    import numpy as np
     import torch
 
+    from compare.metrics import percentile
     from kb.ingest import ingest
     from kb.models import default_device
     from kb.settings import Settings
@@ -57,9 +57,9 @@ def one_side(args) -> dict:
         answers, seconds = [], []
         for q in questions:
             start = time.perf_counter()
-            answers.append(path.answer(q).text)
+            answers.append(path.answer(q))
             seconds.append(time.perf_counter() - start)
-        out.update(answers=answers, answer_s=float(np.median(seconds)), answer_model=path.answer(questions[0]).model)
+        out.update(answers=[a.text for a in answers], answer_s=percentile(seconds, 50), answer_model=answers[0].model)
         embedder = Embedder(settings)
         texts = [p.question + " " + p.answer for p in store.faq_pairs()]
         embedder.embed(texts[:2])
@@ -80,7 +80,8 @@ def side(device: str, args) -> dict:
         for flag in ("generator", "embedder"):
             if getattr(args, flag):
                 command += [f"--{flag}", getattr(args, flag)]
-        subprocess.run(command, env=env, check=True)
+        if subprocess.run(command, env=env).returncode != 0:
+            raise SystemExit(f"The {device.upper()} side stopped (its message is above).")
         return json.loads(Path(f.name).read_text())
 
 
@@ -94,7 +95,13 @@ def main() -> int:
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one side, write its figures here
     args = parser.parse_args()
     if args.one:
-        Path(args.one).write_text(json.dumps(one_side(args)))
+        from kb.errors import KbchatError
+
+        try:
+            Path(args.one).write_text(json.dumps(one_side(args)))
+        except KbchatError as e:  # a model path that is not a model, a missing package: said plainly
+            print(e, file=sys.stderr)
+            return 2
         return 0
     import numpy as np
     import torch
