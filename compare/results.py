@@ -148,7 +148,7 @@ def profile_words(row: ProfileRow) -> str:
 
 
 def profile_models(row: ProfileRow) -> str:
-    """'qwen2.5-... (llama.cpp, 2 threads); search: all-mpnet-base-v2', or for quoted answers the
+    """'qwen2.5-... (llama.cpp, up to 2 threads); search: all-mpnet-base-v2', or for quoted answers the
     model that would write them, marked as not writing."""
     model = row.model or NOT_APPLICABLE
     if row.quoted:

@@ -95,7 +95,8 @@ class LlamaEngine:
                                f"({e}). Check that it is a complete GGUF file, or fix the 'generator_path' setting.") from None
         _OPEN.add(self.llm)
         self.device = "cuda" if gpu else "cpu"
-        where = "GPU" if self.device == "cuda" else f"{self.threads} thread{'s' * (self.threads > 1)}"
+        where = "GPU" if self.device == "cuda" else \
+            f"{'up to ' * (self.fit_threads and self.threads > 1)}{self.threads} thread{'s' * (self.threads > 1)}"
         self.model_id = f"{name or model_file.stem} (llama.cpp, {where})"
         self.lock = FairLock()
         self.last: dict = {}  # the last call's prompt_tokens, cached_tokens, first_token_s
