@@ -20,7 +20,9 @@ Prints, against the targets of the RAG issue:
   * out-of-scope questions near the trade (`near` in the file) declined, apart from the others.
 Each rate is printed with its ratio to the target. --show prints every wrong answer;
 --no-check answers without the answerability check (the answer_check setting off) for comparison;
---lexical-weight W searches with another exact-word weight (0.15 was the default until 2026-12-04).
+--lexical-weight W searches with another exact-word weight (0.15 was the default until 2026-12-04);
+--rescore W has the writer re-score the top passages where the first two are close, as
+`bench/retrieval.py --rescore` measures it for ranking (its time counts as search time).
 
 Where a written answer's time goes, p50 and p95 over the answers the model wrote: search, the
 answerability check's prompt reading, the writer's reading of the rest of its prompt (to its first
@@ -47,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from retrieval import eval_rows, sample_store  # noqa: E402
+from retrieval import RESCORE_TOP, eval_rows, rescored, sample_store  # noqa: E402
 
 from compare.metrics import percentile  # noqa: E402
 from kb.settings import Settings  # noqa: E402
@@ -137,6 +139,20 @@ class Stages:
               f"{decoded / max(sum(r.get('decode_s', 0) for r in rows), 1e-9):.1f} tokens/s")
 
 
+def rescore_search(path: RagPath, weight: float) -> None:
+    """The path's search with the writer re-scoring close top passages (bench/retrieval.rescored),
+    each question's order kept so the bench's own look at the passages sees the same."""
+    search, seen = path.retriever.search, {}
+
+    def rescoring(query: str, k: int = 5, mode: str = "hybrid"):
+        wide = max(k, RESCORE_TOP)
+        if (query, wide, mode) not in seen:
+            seen[(query, wide, mode)] = rescored(search(query, wide, mode), query, path.generator, weight)[0]
+        return seen[(query, wide, mode)][:k]
+
+    path.retriever.search = rescoring
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=0, help="a random sample of this many questions (seed 7)")
@@ -151,6 +167,8 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=None, help="the top_k setting: how many passages the model reads (default 5)")
     parser.add_argument("--passage-margin", type=float, default=None,
                         help="the passage_margin setting (default 0.2); 1 reads all top_k passages, as before 2026-12-04")
+    parser.add_argument("--rescore", type=float, default=None, metavar="W",
+                        help="the writer re-scores close top passages at this weight (bench/retrieval.py --rescore), a candidate not in kbchat")
     parser.add_argument("--threads", type=int, default=None, help="the threads setting: the model's CPU threads (default 0: the cores other work leaves free)")
     args = parser.parse_args()
     from kb.models import SPLIT_MODELS
@@ -171,6 +189,8 @@ def main() -> None:
                  **{k: v for k, v in (("lexical_weight", args.lexical_weight), ("top_k", args.top_k),
                                       ("passage_margin", args.passage_margin), ("threads", args.threads)) if v is not None}).save(store.dir)
         path = RagPath(store)
+        if args.rescore is not None:
+            rescore_search(path, args.rescore)
         path.answer("When are you open?")  # load both models before timing
         stages = Stages(path.generator)
         by_method: dict[str, list[tuple[bool, float]]] = defaultdict(list)

@@ -5,6 +5,7 @@
     .venv/bin/python bench/retrieval.py --quick --rules   # also each FAQ field rule at each exact-word weight
     .venv/bin/python bench/retrieval.py --quick --rescore # also the answer writer re-scoring close passages
     .venv/bin/python bench/retrieval.py --precision       # only: search vectors in bfloat16 against float32
+    .venv/bin/python bench/retrieval.py --expand          # only: passages also found by questions the writer wrote for them
 
 Every figure is printed with its ratio to a baseline from the same run: kbchat's hit@1 against the
 better of two plain cosine rankings, search p50 against the 20 ms goal, embedding throughput against
@@ -34,6 +35,7 @@ import argparse
 import csv
 import json
 import random
+import re
 import statistics
 import sys
 import tempfile
@@ -119,6 +121,16 @@ def rank_figures(retriever: Retriever, cases: list[tuple[str, Callable[[Chunk], 
     return sum(r == 1 for r in ranks) / n, sum(r is not None for r in ranks) / n, sum(1 / r for r in ranks if r) / n
 
 
+def read_share(retriever: Retriever, cases: list[tuple[str, Callable[[Chunk], bool]]]) -> float:
+    """The share of questions whose right passage is among those the writer reads: kbchat's top_k,
+    kept within passage_margin of the best (rag.retrieve.close_to_best), as a written answer reads them."""
+    from rag.retrieve import close_to_best
+
+    answers = retriever.settings.answers
+    return sum(any(right(h.chunk) for h in close_to_best(retriever.search(query, answers.top_k), answers.passage_margin))
+               for query, right in cases) / len(cases)
+
+
 def holds(expected: list[str]) -> Callable[[Chunk], bool]:
     return lambda c: any(e.lower() in c.text.lower() for e in expected)
 
@@ -164,6 +176,7 @@ def quality(tmp: Path, rules: bool = False, rescore: bool = False) -> None:
         figures = {rule: rank_figures(retriever, cases, rule) for rule in ("kbchat", "pair", "question")}
         best = max(figures["pair"][0], figures["question"][0]) or 1e-9
         print(f"{name}\n   kbchat {'/'.join(f'{x:.3f}' for x in figures['kbchat'])}"
+              f" (right passage among those the writer reads: {read_share(retriever, cases):.3f})"
               f" | plain cosine, FAQ as indexed (question + answer) {'/'.join(f'{x:.3f}' for x in figures['pair'])}"
               f" | plain cosine, FAQ question only {'/'.join(f'{x:.3f}' for x in figures['question'])}"
               f" | hit@1 ratio to the better plain cosine {figures['kbchat'][0] / best:.2f}")
@@ -203,6 +216,64 @@ def adapted(tmp: Path) -> None:
         print(f"{name}\n   packaged {'/'.join(f'{x:.3f}' for x in packaged)} | trained {'/'.join(f'{x:.3f}' for x in trained)}"
               f" ({seconds:.0f} s to train) | hit@1 ratio to the better plain cosine: packaged {packaged[0] / plain:.2f},"
               f" trained {trained[0] / plain:.2f}")
+
+
+EXPAND_PROMPT = ("You help a small business's website chat find the right passage. Given a passage from the business's "
+                 "documents, write 4 short questions that different customers might type in a chat which this passage "
+                 "answers. Word them as customers would, in everyday words, not copying the passage's words. One question "
+                 "per line, nothing else.")
+EXPAND_RULES = {  # a passage's score from its cosine ("passage", FAQ entries as indexed) and its questions' best one
+    "questions only": lambda passage, asked: asked,
+    "max of the two": np.maximum,
+    "mean of the two": lambda passage, asked: (passage + asked) / 2,
+    "0.7 passage + 0.3 questions": lambda passage, asked: 0.7 * passage + 0.3 * asked,
+}
+
+
+def expanded(tmp: Path) -> None:
+    """Passages found also by the questions customers might ask of them ("doc2query"): the writer
+    writes 4 for each passage (EXPAND_PROMPT), they are embedded, and a passage is scored from its
+    own cosine and its best question's (EXPAND_RULES), with kbchat's exact-word and number boosts.
+    hit@1 per set beside kbchat's search, and what writing the questions costs per passage."""
+    from rag.facts import facts
+    from rag.generate import Generator
+    from rag.retrieve import fuse, lookup_values
+
+    writer = Generator.for_settings(Settings())
+    sets = ranking_sets(tmp)
+    written: dict[str, list[str]] = {}  # passage id -> its questions, once per knowledge base
+    seconds = []
+    for _, retriever, _ in sets:
+        for c in retriever.store.chunks():
+            if c.id in written:
+                continue
+            text = f"Question: {c.faq.question}\nAnswer: {c.faq.answer}" if c.faq else c.text
+            start = time.perf_counter()
+            reply = writer.complete([{"role": "system", "content": EXPAND_PROMPT},
+                                     {"role": "user", "content": "Passage:\n" + text}], max_new_tokens=90).text
+            seconds.append(time.perf_counter() - start)
+            lines = [re.sub(r"^\s*(\d+[.)]|[-*])\s*", "", line).strip() for line in reply.splitlines()]
+            written[c.id] = list(dict.fromkeys(q for q in lines if len(q) > 8))[:4]
+    print(f"\n== Passages also found by questions the writer ({writer.model_id}) wrote for them: hit@1, "
+          f"{len(written)} passages, {statistics.median(seconds):.1f} s each at p50 on this machine ==")
+    for name, retriever, cases in sets:
+        chunks = retriever.store.chunks()
+        ids = [c.id for c in chunks]
+        embedded = [retriever.embedder.embed(written[i]) if written[i] else None for i in ids]
+        hits = {rule: 0 for rule in ["kbchat", *EXPAND_RULES]}
+        for query, right in cases:
+            qvec = retriever.query_vector(query)
+            passage = np.array([x if x is not None else -1.0 for x in retriever.passages.scores(qvec, ids)])
+            asked = np.array([float((v @ qvec).max()) if v is not None else p for v, p in zip(embedded, passage)])
+            bm25 = retriever.lexical.scores(query)
+            bm = np.array([bm25[retriever.lexical.row[i]] if i in retriever.lexical.row else 0.0 for i in ids])
+            wanted = lookup_values(query)
+            share = np.array([len(wanted.intersection(facts(c.text))) / len(wanted) if wanted else 0.0 for c in chunks])
+            hits["kbchat"] += right(retriever.search(query, 1)[0].chunk)
+            for rule, score in EXPAND_RULES.items():
+                fused = fuse(score(passage, asked), bm, float(bm.max(initial=0.0)), retriever.lexical_weight, share)
+                hits[rule] += right(chunks[int(np.argmax(fused))])
+        print(f"{name}\n   " + " | ".join(f"{rule} {n / len(cases):.3f}" for rule, n in hits.items()))
 
 
 def precision(tmp: Path) -> None:
@@ -304,20 +375,35 @@ RESCORE_TOP = 3  # passages the writer reads, one at a time
 RESCORE_WEIGHTS = (0.05, 0.1, 0.2, 0.4, 1.0)
 
 
-def writer_rescoring(sets: list[tuple[str, Retriever, list]]) -> None:
-    """The answer writer re-scores the top passages where the first two are close: each passage's
-    P(yes) from the answerability check's own prompt (rag.prompts.check_messages) with that passage
-    alone, added to the search score with a weight. hit@1 per weight beside kbchat's search, and
-    what the re-scoring costs per question re-scored."""
-    from rag.generate import Generator
+def writer_yes(writer, question: str, chunk: Chunk) -> float:
+    """The writer's P(yes) that this passage alone answers the question: the answerability check's
+    own prompt (rag.prompts.check_messages) with one passage."""
     from rag.prompts import check_messages, source_text
+
+    return writer.yes_probability(check_messages(question, [source_text(chunk)[0]]))
+
+
+def rescored(hits: list, question: str, writer, weight: float) -> tuple[list, bool]:
+    """The hits re-ordered by the writer where the first two are within RESCORE_GAP cosine: the top
+    RESCORE_TOP by search score + weight * P(yes) (writer_yes), the rest after them as they were;
+    and whether the writer was asked."""
+    top = hits[:RESCORE_TOP]
+    if len(top) < 2 or top[0].dense is None or top[1].dense is None or top[0].dense - top[1].dense >= RESCORE_GAP:
+        return hits, False
+    yes = [writer_yes(writer, question, h.chunk) for h in top]
+    order = sorted(range(len(top)), key=lambda i: -(top[i].score + weight * yes[i]))
+    return [top[i] for i in order] + hits[RESCORE_TOP:], True
+
+
+def writer_rescoring(sets: list[tuple[str, Retriever, list]]) -> None:
+    """The answer writer re-scores the top passages where the first two are close (`rescored`), at
+    each weight: hit@1 beside kbchat's search, and what the re-scoring costs per question re-scored.
+    bench/answers.py --rescore W measures what it changes in whole answers."""
+    from rag.generate import Generator
 
     writer = Generator.for_settings(Settings())
     print(f"\n== The writer ({writer.model_id}) re-scores the top {RESCORE_TOP} passages when the first two are within "
           f"{RESCORE_GAP} cosine; hit@1 at weights {', '.join(map(str, RESCORE_WEIGHTS))} ==")
-
-    def answers(question: str, chunk: Chunk) -> float:
-        return writer.yes_probability(check_messages(question, [source_text(chunk)[0]]))
 
     for name, retriever, cases in sets:
         base, asked, seconds = 0, 0, []
@@ -331,7 +417,7 @@ def writer_rescoring(sets: list[tuple[str, Retriever, list]]) -> None:
                     new[w] += right(hits[0].chunk)
                 continue
             start = time.perf_counter()
-            yes = [answers(query, h.chunk) for h in top]
+            yes = [writer_yes(writer, query, h.chunk) for h in top]
             seconds.append(time.perf_counter() - start)
             asked += 1
             for w in RESCORE_WEIGHTS:
@@ -471,7 +557,13 @@ def main() -> None:
                         help="only the search model in bfloat16 (fast_search) against float32: time and ranking per set")
     parser.add_argument("--adapt", action="store_true",
                         help="only: the search model trained on each knowledge base's own FAQ against the packaged one (slow: minutes per set)")
+    parser.add_argument("--expand", action="store_true",
+                        help="only: passages also found by questions the writer wrote for them (slow: ~10 min)")
     args = parser.parse_args()
+    if args.expand:
+        with tempfile.TemporaryDirectory() as tmp:
+            expanded(Path(tmp))
+        return
     if args.adapt:
         with tempfile.TemporaryDirectory() as tmp:
             adapted(Path(tmp))
