@@ -244,9 +244,8 @@ def expanded(tmp: Path) -> None:
     writes 4 for each passage (EXPAND_PROMPT), they are embedded, and a passage is scored from its
     own cosine and its best question's (EXPAND_RULES), with kbchat's exact-word and number boosts.
     hit@1 per set beside kbchat's search, and what writing the questions costs per passage."""
-    from rag.facts import facts
     from rag.generate import Generator
-    from rag.retrieve import fuse, lookup_values
+    from rag.retrieve import fuse
 
     writer = Generator.for_settings(Settings())
     sets = ranking_sets(tmp)
@@ -274,10 +273,7 @@ def expanded(tmp: Path) -> None:
             qvec = retriever.query_vector(query)
             passage = np.array([x if x is not None else -1.0 for x in retriever.passages.scores(qvec, ids)])
             asked = np.array([float((v @ qvec).max()) if v is not None else p for v, p in zip(embedded, passage)])
-            bm25 = retriever.lexical.scores(query)
-            bm = np.array([bm25[retriever.lexical.row[i]] if i in retriever.lexical.row else 0.0 for i in ids])
-            wanted = lookup_values(query)
-            share = np.array([len(wanted.intersection(facts(c.text))) / len(wanted) if wanted else 0.0 for c in chunks])
+            bm, share = boosts(retriever, query, chunks)
             hits["kbchat"] += right(retriever.search(query, 1)[0].chunk)
             for rule, score in EXPAND_RULES.items():
                 fused = fuse(score(passage, asked), bm, float(bm.max(initial=0.0)), retriever.lexical_weight, share)
@@ -328,17 +324,28 @@ FIELD_RULES = {
 RULE_WEIGHTS = (0.0, 0.03, 0.05, 0.1, 0.15)
 
 
+def boosts(retriever: Retriever, query: str, chunks: list[Chunk]) -> tuple[np.ndarray, np.ndarray]:
+    """For each passage, what kbchat's fusion (rag.retrieve.fuse) adds to its cosine from: its BM25
+    score, and the share of the question's exact values it holds."""
+    from rag.facts import facts
+    from rag.retrieve import lookup_values
+
+    lexical, wanted = retriever.lexical, lookup_values(query)
+    bm25 = lexical.scores(query)
+    bm = np.array([bm25[lexical.row[c.id]] if c.id in lexical.row else 0.0 for c in chunks])
+    share = np.array([len(wanted.intersection(facts(c.text))) / len(wanted) if wanted else 0.0 for c in chunks])
+    return bm, share
+
+
 def field_rules(sets: list[tuple[str, Retriever, list[tuple[str, Callable[[Chunk], bool]]]]]) -> None:
     """hit@1 per set for each FAQ field rule at each exact-word weight, with the number boost as
     kbchat adds it (rag.retrieve.fuse): which rule to keep is the one that adds on every set."""
-    from rag.facts import facts
-    from rag.retrieve import fuse, lookup_values
+    from rag.retrieve import fuse
 
     print("\n== FAQ field rules x exact-word weight: hit@1 (weights " + ", ".join(map(str, RULE_WEIGHTS)) + ") ==")
     for name, retriever, cases in sets:
         chunks = retriever.store.chunks()
         ids = [c.id for c in chunks]
-        lexical = retriever.lexical
         hits = {(rule, w): 0 for rule in FIELD_RULES for w in RULE_WEIGHTS}
         for query, right in cases:
             qvec = retriever.query_vector(query)
@@ -348,10 +355,7 @@ def field_rules(sets: list[tuple[str, Retriever, list[tuple[str, Callable[[Chunk
             is_faq = ~np.isnan(question)
             question = np.where(is_faq, question, pair)
             answer = np.where(np.isnan(answer), question, answer)
-            bm25 = lexical.scores(query)
-            bm = np.array([bm25[lexical.row[i]] if i in lexical.row else 0.0 for i in ids])
-            wanted = lookup_values(query)
-            share = np.array([len(wanted.intersection(facts(c.text))) / len(wanted) if wanted else 0.0 for c in chunks])
+            bm, share = boosts(retriever, query, chunks)
             rights = [right(c) for c in chunks]
             for rule, score in FIELD_RULES.items():
                 dense = np.where(is_faq, score(pair, question, answer), pair)
