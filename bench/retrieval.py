@@ -110,11 +110,9 @@ def ranked(retriever: Retriever, query: str, rule: str, k: int = 5) -> list[Chun
         faq = [i for i, c in enumerate(chunks) if c.faq]
         for i, s in zip(faq, retriever.faqs.scores(qvec, [chunks[i].id for i in faq])):
             scores[i] = s
-    if rule == "faq mean":  # the FAQ entries alone, each by the mean of its three cosines
+    if rule == "faq mean":  # the FAQ entries alone, each by the fast path's match score
         chunks = [c for c in chunks if c.faq]
-        ids = [c.id for c in chunks]
-        columns = [index.scores(qvec, ids) for index in (retriever.faqs, retriever.faq_answers, retriever.passages)]
-        scores = [float(np.mean([x for x in cos if x is not None])) for cos in zip(*columns)]
+        scores = retriever.faq_scores(qvec, [c.id for c in chunks])
     order = sorted(range(len(chunks)), key=lambda i: -(scores[i] if scores[i] is not None else -9))
     return [chunks[i] for i in order[:k]]
 

@@ -274,15 +274,8 @@ class Retriever:
         wins."""
         candidates = dict.fromkeys(cid for index in (self.faqs, self.faq_answers)
                                    for cid, _ in index.search(qvec, FAQ_CANDIDATES))
-        if not candidates:
-            return None
         ids = list(candidates)
-        columns = [index.scores(qvec, ids) for index in (self.faqs, self.faq_answers, self.passages)]
-        scored = []
-        for cid, cosines in zip(ids, zip(*columns)):
-            present = [c for c in cosines if c is not None]
-            if cosines[0] is not None:  # a curated question: every FAQ has one
-                scored.append((sum(present) / len(present), cid))
+        scored = [(score, cid) for cid, score in zip(ids, self.faq_scores(qvec, ids)) if score is not None]
         if not scored:
             return None
         best = max(score for score, _ in scored)
@@ -292,6 +285,17 @@ class Retriever:
             return None
         owner = [c for c in chunks if Path(c.source).name == corrections.FILE]
         return (owner or chunks)[0], best
+
+    def faq_scores(self, qvec, chunk_ids: list[str]) -> list[float | None]:
+        """Each passage's FAQ match score (see `_match_faq`): the mean of the question's cosines to
+        its curated question, its answer and the pair as indexed; None for a passage that is not a
+        curated FAQ entry."""
+        columns = [index.scores(qvec, chunk_ids) for index in (self.faqs, self.faq_answers, self.passages)]
+        out: list[float | None] = []
+        for cosines in zip(*columns):
+            present = [c for c in cosines if c is not None]
+            out.append(sum(present) / len(present) if cosines[0] is not None else None)  # every FAQ has a question
+        return out
 
     def faq_answer(self, query: str) -> tuple[Chunk, float] | None:
         """The fast path's decision: `faq_candidate`, kept when its match reaches `faq_threshold`."""
