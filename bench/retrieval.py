@@ -262,15 +262,18 @@ def expanded(tmp: Path) -> None:
             written[c.id] = list(dict.fromkeys(q for q in lines if len(q) > 8))[:4]
     print(f"\n== Passages also found by questions the writer ({writer.model_id}) wrote for them: hit@1, "
           f"{len(written)} passages, {statistics.median(seconds):.1f} s each at p50 on this machine ==")
+    vectors: dict[str, list[np.ndarray]] = {}  # each passage's questions' vectors, once per knowledge base
     for name, retriever, cases in sets:
         chunks = retriever.store.chunks()
         ids = [c.id for c in chunks]
-        embedded = [retriever.embedder.embed(written[i]) if written[i] else None for i in ids]
+        new = [(i, q) for i in ids if i not in vectors for q in written[i]]
+        for (i, _), v in zip(new, retriever.embedder.embed([q for _, q in new]) if new else []):
+            vectors.setdefault(i, []).append(v)
         hits = {rule: 0 for rule in ["kbchat", *EXPAND_RULES]}
         for query, right in cases:
             qvec = retriever.query_vector(query)
             passage = np.array([x if x is not None else -1.0 for x in retriever.passages.scores(qvec, ids)])
-            asked = np.array([float((v @ qvec).max()) if v is not None else p for v, p in zip(embedded, passage)])
+            asked = np.array([max(float(v @ qvec) for v in vectors[i]) if i in vectors else p for i, p in zip(ids, passage)])
             bm, share = boosts(retriever, query, chunks)
             hits["kbchat"] += right(retriever.search(query, 1)[0].chunk)
             for rule, score in EXPAND_RULES.items():
