@@ -175,6 +175,8 @@ def main() -> None:
 
     if args.embedder and args.embedder not in SPLIT_MODELS and not Path(args.embedder).is_dir():
         parser.error(f"--embedder {args.embedder}: no such folder (a sentence-transformers model folder) or packaged model")
+    if args.rescore is not None and args.rescore < 0:
+        parser.error(f"--rescore {args.rescore}: the weight of the writer's P(yes) must be 0 or more (0.2 was measured)")
     if args.generator and args.generator not in SPLIT_MODELS and not Path(args.generator).exists():
         parser.error(f"--generator {args.generator}: no such file or folder, nor a packaged model")
     rows = eval_rows()

@@ -397,13 +397,18 @@ def writer_yes(writer, question: str, chunk: Chunk) -> float:
     return writer.yes_probability(check_messages(question, [source_text(chunk)[0]]))
 
 
+def close_at_top(hits: list) -> bool:
+    """Whether the writer would re-score these hits: the first two are within RESCORE_GAP cosine."""
+    return len(hits) >= 2 and None not in (hits[0].dense, hits[1].dense) and hits[0].dense - hits[1].dense < RESCORE_GAP
+
+
 def rescored(hits: list, question: str, writer, weight: float) -> tuple[list, bool]:
-    """The hits re-ordered by the writer where the first two are within RESCORE_GAP cosine: the top
+    """The hits re-ordered by the writer where the first two are close (close_at_top): the top
     RESCORE_TOP by search score + weight * P(yes) (writer_yes), the rest after them as they were;
     and whether the writer was asked."""
-    top = hits[:RESCORE_TOP]
-    if len(top) < 2 or top[0].dense is None or top[1].dense is None or top[0].dense - top[1].dense >= RESCORE_GAP:
+    if not close_at_top(hits):
         return hits, False
+    top = hits[:RESCORE_TOP]
     yes = [writer_yes(writer, question, h.chunk) for h in top]
     order = sorted(range(len(top)), key=lambda i: -(top[i].score + weight * yes[i]))
     return [top[i] for i in order] + hits[RESCORE_TOP:], True
@@ -426,7 +431,7 @@ def writer_rescoring(sets: list[tuple[str, Retriever, list]]) -> None:
             hits = retriever.search(query, 5)
             base += right(hits[0].chunk)
             top = hits[:RESCORE_TOP]
-            if len(top) < 2 or hits[0].dense - hits[1].dense >= RESCORE_GAP:
+            if not close_at_top(hits):
                 for w in RESCORE_WEIGHTS:
                     new[w] += right(hits[0].chunk)
                 continue
